@@ -1,0 +1,82 @@
+"""Scored items: the unit every evaluation in the companion works on.
+
+An item is a prompt and a list of candidate continuations. Its score is the log-likelihood of each
+continuation after the prompt (the lm-evaluation-harness convention: encode prompt and prompt + choice with the
+model's tokenizer and default special tokens; the continuation is the tokens past the encoded prompt's length);
+the highest-scoring choice is the model's answer. Items are plain data so anyone can rescore them with plain
+transformers from the JSONL that `cla items` writes.
+
+- `task == "transfer"`: a universal fact asked in `language`; `gold` is the correct answer.
+- `task == "localization"`: a culture question asked in `language` with no country named; `gold` is the local
+  answer, `us_choice` the answer an English-centric (US) model would give.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+TASKS = ("transfer", "localization")
+SPLITS = ("extract", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Item:
+    task: str
+    language: str
+    prompt: str
+    choices: tuple[str, ...]
+    gold: int
+    us_choice: int | None = None
+    id: str = ""
+    split: str = "test"
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"item {self.id!r}: task must be one of {TASKS}, not {self.task!r}")
+        if not 0 <= self.gold < len(self.choices):
+            raise ValueError(f"item {self.id!r}: gold index {self.gold} outside {len(self.choices)} choices")
+        if self.us_choice is not None and not 0 <= self.us_choice < len(self.choices):
+            raise ValueError(f"item {self.id!r}: us_choice {self.us_choice} outside the choices")
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError(f"item {self.id!r}: choices repeat: {self.choices}")
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["choices"] = list(self.choices)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Item":
+        record = dict(record)
+        record["choices"] = tuple(record["choices"])
+        return cls(**record)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_items(items: Iterable[Item], path: str | Path) -> None:
+    """Write items as JSONL, one object a line, atomically."""
+    write_atomic(path, "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items))
+
+
+def read_items(path: str | Path) -> list[Item]:
+    with open(path, encoding="utf-8") as handle:
+        return [Item.from_json(json.loads(line)) for line in handle if line.strip()]
