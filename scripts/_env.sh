@@ -66,7 +66,10 @@ cla_setup_env() {
         echo "==> installing pinned dependencies and cla-lib (editable) into $VENV"
         rm -f "$STAMP"
         # --no-input: CI has no stdin. Pins come only from pyproject.toml.
-        "$VENV/bin/python" -m pip install --no-input --quiet -e "$ROOT"
+        # The grep drops pip's warnings about this machine's local index folders (one a package); pipefail keeps
+        # pip's exit status.
+        "$VENV/bin/python" -m pip install --no-input --quiet -e "$ROOT" 2>&1 \
+            | { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
         # Notebooks name the kernel `python3`; this one runs the venv's interpreter. Its env restores inline
         # figures: ipykernel keeps an inherited MPLBACKEND=Agg, which would silently drop every figure from the book.
         "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 \
