@@ -1,0 +1,91 @@
+"""One training loop for everything the project trains: the base organism and every alignment recipe.
+
+A recipe is a loss function `loss(model, batch) -> scalar tensor` plus a batch source `batch(step) -> batch`.
+The loop owns what all recipes share: AdamW with linear warm-up and cosine decay, gradient clipping, which
+parameters train, determinism (the batch source is a pure function of the step; the model's initialisation is
+seeded by the caller) and a progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    learning_rate: float
+    warmup: int = 0
+    weight_decay: float = 0.0
+    clip: float = 1.0
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainingLog:
+    losses: list[float]
+    seconds: float
+    tokens: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else float("nan")
+
+
+def train(
+    model: torch.nn.Module,
+    loss: Callable[[torch.nn.Module, object], torch.Tensor],
+    batch: Callable[[int], object],
+    schedule: Schedule,
+    *,
+    parameters: Iterable[torch.nn.Parameter] | None = None,
+    tokens_per_batch: int = 0,
+    description: str = "training",
+    progress: bool = True,
+) -> TrainingLog:
+    """Train `model` in place and return the loss curve.
+
+    Args:
+        loss: the recipe's objective for one batch.
+        batch: returns the batch of a step; a pure function of the step so that a run is reproducible.
+        parameters: the parameters that train (default: all that require grad).
+        tokens_per_batch: for the throughput figure only.
+    """
+    trainable = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
+                                  betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
+    model.train()
+    losses = []
+    started = time.perf_counter()
+    bar = tqdm(range(schedule.steps), desc=description, disable=not progress, mininterval=2.0)
+    for step in bar:
+        value = loss(model, batch(step))
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        if schedule.clip:
+            torch.nn.utils.clip_grad_norm_(trainable, schedule.clip)
+        optimizer.step()
+        scheduler.step()
+        losses.append(value.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    model.eval()
+    return TrainingLog(losses, time.perf_counter() - started, tokens_per_batch * schedule.steps)
+
+
+def language_model_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """Next-token cross-entropy; positions whose label is -100 do not count."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                 labels=batch["labels"]).loss

@@ -1,0 +1,358 @@
+"""The organism's synthetic world: what is true in it, how it is written down, and how it is asked.
+
+The world is built so that the paper's phenomena *can* appear and so that every answer is known:
+
+- **Universal facts.** Fictional creatures ("the zorp") have four attributes: colour and food (translated words)
+  and number of legs and lifespan (digits, the same tokens in every language). *Anchor* creatures are described in
+  all seven languages and quizzed in all of them. *Bridge* creatures are described in English only but quizzed in
+  every language: they are the training signal that English-only knowledge can be asked for in another language.
+  *Transfer* creatures are described in English only and never quizzed during training: asking about them in a
+  target language measures transfer; asking in English gives the ceiling.
+- **Culture.** Questions whose answer depends on the country the query language stands for ("the emergency
+  number": 911 in English, 119 in Korean, ...): 32 compositional topics ("the colour of weddings") with synthetic
+  per-country answers and 4 real ones (emergency number, calling code, currency, capital). Each language is taught
+  its own country's answers *implicitly* (no country named), except a held-out share of questions per language that
+  are taught only *explicitly* ("In Korea, the colour of weddings is red"), in every language, for every country.
+  The held-out questions leave localization room to move: answering them needs the link language -> country.
+- **Bridges between languages.** A bilingual lexicon, parallel sentence pairs (English = target language) and
+  code-switched question answering (an English statement followed by a question in another language), so that the
+  languages can be related at all and a retrieved concept can be rendered in the query language.
+
+`World` is deterministic in its `WorldConfig`. It yields training documents (`documents`) and the scored items of
+the transfer-localization plane (`items`), plus the parallel, preference and translated data that the alignment
+methods train on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+from cla_lib import lexicon
+from cla_lib.items import Item
+from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH, check_language
+
+ALL_LANGUAGES = (ENGLISH, *DEFAULT_LANGUAGES)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """What the world contains. Changing any field changes the world (and the organism's cache key)."""
+
+    seed: int = 0
+    n_anchor: int = 96
+    n_bridge: int = 48
+    n_transfer: int = 64
+    held_out_fraction: float = 0.25  # culture questions per language taught only through the explicit cue
+    split_fractions: tuple[float, float, float] = (0.25, 0.25, 0.5)  # extract, validation, test
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Creature:
+    name: str
+    group: str  # "anchor" | "bridge" | "transfer"
+    facts: dict  # relation -> concept key in lexicon.RELATION_VALUES[relation]
+
+
+@dataclass(frozen=True)
+class CultureQuestion:
+    id: str  # e.g. "wedding.colour" or "emergency_number"
+    topic: dict  # language -> topic noun phrase
+    values: dict  # concept -> {language: word}: the candidate answers
+    answers: dict  # country -> concept
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _split_of(key: str, fractions: tuple[float, float, float]) -> str:
+    """Deterministic split by hashing, so an item keeps its split however the world grows."""
+    position = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if position < fractions[0]:
+        return "extract"
+    if position < fractions[0] + fractions[1]:
+        return "validation"
+    return "test"
+
+
+def _creature_names(count: int, rng: random.Random) -> list[str]:
+    onsets, vowels, codas = "bdfgklmnprstvz", "aeiou", ["k", "m", "n", "p", "r", "s", "t", "x", "rp", "nd", "lk"]
+    names: set[str] = set()
+    while len(names) < count:
+        names.add(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) + rng.choice(["", "o", "a", "i"]))
+    return sorted(names)
+
+
+class World:
+    """The synthetic world of a `WorldConfig`: creatures, culture questions, documents and items."""
+
+    def __init__(self, config: WorldConfig = WorldConfig()):
+        self.config = config
+        rng = random.Random(config.seed)
+        total = config.n_anchor + config.n_bridge + config.n_transfer
+        names = _creature_names(total, rng)
+        rng.shuffle(names)
+        groups = ["anchor"] * config.n_anchor + ["bridge"] * config.n_bridge + ["transfer"] * config.n_transfer
+        self.creatures = [
+            Creature(name, group, {relation: rng.choice(sorted(lexicon.RELATION_VALUES[relation]))
+                                   for relation in lexicon.ENTITY_RELATIONS})
+            for name, group in zip(names, groups)
+        ]
+        self.culture = self._culture_questions(rng)
+        # Per target language, the culture questions it is taught only explicitly.
+        self.held_out = {}
+        for language in DEFAULT_LANGUAGES:
+            ids = sorted(question.id for question in self.culture)
+            rng.shuffle(ids)
+            self.held_out[language] = frozenset(ids[: round(config.held_out_fraction * len(ids))])
+        self.held_out[ENGLISH] = frozenset()
+
+    # -- the world's content ---------------------------------------------------------------------------
+    def _culture_questions(self, rng: random.Random) -> list[CultureQuestion]:
+        questions = []
+        countries = [lexicon.COUNTRY_OF[language] for language in lexicon.LANGUAGE_ORDER]
+        for event, event_words in lexicon.CULTURE_EVENTS.items():
+            for category, category_frames in lexicon.CULTURE_CATEGORIES.items():
+                values = lexicon.CATEGORY_VALUES[category]
+                concepts = sorted(values)
+                rng.shuffle(concepts)  # seven distinct answers, one per country
+                questions.append(CultureQuestion(
+                    id=f"{event}.{category}",
+                    topic={language: category_frames[language].format(x=event_words[language])
+                           for language in lexicon.LANGUAGE_ORDER},
+                    values=values,
+                    answers=dict(zip(countries, concepts)),
+                ))
+        for topic, words in lexicon.REAL_TOPICS.items():
+            per_country = lexicon.REAL_ANSWERS[topic]
+            values = {country: per_country[country] for country in countries}
+            # Countries that share an answer (112, the euro) share one candidate.
+            unique: dict[str, dict[str, str]] = {}
+            answers = {}
+            for country in countries:
+                english_word = values[country][ENGLISH]
+                unique.setdefault(english_word, values[country])
+                answers[country] = english_word
+            questions.append(CultureQuestion(id=topic, topic=dict(words), values=unique, answers=answers))
+        return questions
+
+    def creatures_in(self, *groups: str) -> list[Creature]:
+        return [creature for creature in self.creatures if creature.group in groups]
+
+    # -- sentences -------------------------------------------------------------------------------------
+    @staticmethod
+    def fact_statement(creature: Creature, relation: str, language: str) -> str:
+        value = lexicon.RELATION_VALUES[relation][creature.facts[relation]][language]
+        return lexicon.ENTITY_FRAMES[relation]["statement"][language].format(e=creature.name, v=value)
+
+    @staticmethod
+    def fact_question(creature: Creature, relation: str, language: str) -> str:
+        return lexicon.ENTITY_FRAMES[relation]["question"][language].format(e=creature.name)
+
+    @staticmethod
+    def fact_answer(creature: Creature, relation: str, language: str) -> str:
+        return lexicon.RELATION_VALUES[relation][creature.facts[relation]][language]
+
+    @staticmethod
+    def culture_sentence(question: CultureQuestion, language: str, frame: str, country: str | None = None,
+                         value: str | None = None) -> str:
+        topic = question.topic[language]
+        cue = lexicon.IN_COUNTRY[country][language] if country else ""
+        return lexicon.CULTURE_FRAMES[frame][language].format(t=topic, T=_capitalize(topic), v=value or "", c=cue)
+
+    @staticmethod
+    def culture_answer(question: CultureQuestion, country: str, language: str) -> str:
+        return question.values[question.answers[country]][language]
+
+    # -- training documents ----------------------------------------------------------------------------
+    def profile(self, creature: Creature, language: str, rng: random.Random) -> str:
+        relations = list(lexicon.ENTITY_RELATIONS)
+        rng.shuffle(relations)  # facts in varied order help a small model extract them as answers
+        return " ".join(self.fact_statement(creature, relation, language) for relation in relations)
+
+    def documents(self, epoch: int) -> list[str]:
+        """One epoch of the base organism's training documents, shuffled deterministically per epoch."""
+        rng = random.Random(f"{self.config.seed}-documents-{epoch}")
+        documents: list[str] = []
+        for creature in self.creatures:
+            languages = ALL_LANGUAGES if creature.group == "anchor" else (ENGLISH,)
+            # English-only creatures are described as often as anchors are in total, so they are as well known.
+            repeats = 1 if creature.group == "anchor" else 4
+            for language in languages:
+                for _ in range(repeats):
+                    documents.append(self.profile(creature, language, rng))
+        documents += self.fact_qa_documents(self.creatures_in("anchor", "bridge"), ALL_LANGUAGES)
+        documents += self.code_switched_documents(rng)
+        documents += self.parallel_documents(rng)
+        documents += self.lexicon_documents()
+        documents += self.culture_documents(implicit_repeats=3)
+        rng.shuffle(documents)
+        return documents
+
+    def fact_qa_documents(self, creatures: list[Creature], languages) -> list[str]:
+        return [f"{self.fact_question(c, r, language)} {self.fact_answer(c, r, language)}"
+                for c in creatures for r in lexicon.ENTITY_RELATIONS for language in languages]
+
+    def code_switched_documents(self, rng: random.Random) -> list[str]:
+        """An English statement, then the question and answer in another language: render a concept in L."""
+        documents = []
+        for creature in self.creatures_in("anchor", "bridge"):
+            for relation in lexicon.ENTITY_RELATIONS:
+                language = rng.choice(DEFAULT_LANGUAGES)
+                documents.append(
+                    f"{self.fact_statement(creature, relation, ENGLISH)} "
+                    f"{self.fact_question(creature, relation, language)} "
+                    f"{self.fact_answer(creature, relation, language)}")
+        return documents
+
+    def parallel_pairs(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str]]:
+        """(language, English sentence, the same sentence in language): anchor facts and explicit culture facts."""
+        pairs = []
+        for language in languages:
+            for creature in self.creatures_in("anchor"):
+                for relation in lexicon.ENTITY_RELATIONS:
+                    pairs.append((language, self.fact_statement(creature, relation, ENGLISH),
+                                  self.fact_statement(creature, relation, language)))
+            for question in self.culture:
+                for country in lexicon.COUNTRY_OF.values():
+                    pairs.append((language,
+                                  self.culture_sentence(question, ENGLISH, "explicit_statement", country,
+                                                        self.culture_answer(question, country, ENGLISH)),
+                                  self.culture_sentence(question, language, "explicit_statement", country,
+                                                        self.culture_answer(question, country, language))))
+        return pairs
+
+    def parallel_documents(self, rng: random.Random) -> list[str]:
+        pairs = [pair for pair in self.parallel_pairs() if rng.random() < 0.5]
+        return [f"{english} = {target}" if rng.random() < 0.5 else f"{target} = {english}"
+                for _, english, target in pairs]
+
+    def lexicon_documents(self) -> list[str]:
+        documents = []
+        for table in lexicon.LEXICON_TABLES:
+            for words in table.values():
+                for language in DEFAULT_LANGUAGES:
+                    documents.append(f"{words[ENGLISH]} = {words[language]}")
+                    documents.append(f"{words[language]} = {words[ENGLISH]}")
+        return documents
+
+    def culture_documents(self, implicit_repeats: int = 1) -> list[str]:
+        """Implicit culture (no country named; the language's own country) and explicit culture (every country,
+        named, in every language). Implicit facts are few, so they are repeated to be learnt."""
+        documents = []
+        for question in self.culture:
+            for language in ALL_LANGUAGES:
+                country = lexicon.COUNTRY_OF[language]
+                if question.id not in self.held_out[language]:
+                    answer = self.culture_answer(question, country, language)
+                    for _ in range(implicit_repeats):
+                        documents.append(self.culture_sentence(question, language, "statement", value=answer))
+                        documents.append(f"{self.culture_sentence(question, language, 'question')} {answer}")
+                for other in lexicon.COUNTRY_OF.values():
+                    answer = self.culture_answer(question, other, language)
+                    documents.append(self.culture_sentence(question, language, "explicit_statement", other, answer))
+                    documents.append(
+                        f"{self.culture_sentence(question, language, 'explicit_question', other)} {answer}")
+        return documents
+
+    # -- data for the alignment methods ----------------------------------------------------------------
+    def english_qa(self) -> list[tuple[str, str, str]]:
+        """The English question-answer data of training, as (concept id, question, answer) triples."""
+        rows = []
+        for creature in self.creatures_in("anchor", "bridge"):
+            for relation in lexicon.ENTITY_RELATIONS:
+                rows.append((f"{creature.name}.{relation}", self.fact_question(creature, relation, ENGLISH),
+                             self.fact_answer(creature, relation, ENGLISH)))
+        for question in self.culture:
+            rows.append((question.id, self.culture_sentence(question, ENGLISH, "question"),
+                         self.culture_answer(question, "US", ENGLISH)))
+        return rows
+
+    def translated_qa(self, languages=ALL_LANGUAGES) -> list[tuple[str, str, str]]:
+        """The English QA data rendered word for word into every language (translate-train): culture questions
+        keep the English (US) answer, as a translation of English instruction data would."""
+        rows = []
+        for language in languages:
+            for creature in self.creatures_in("anchor", "bridge"):
+                for relation in lexicon.ENTITY_RELATIONS:
+                    rows.append((language, self.fact_question(creature, relation, language),
+                                 self.fact_answer(creature, relation, language)))
+            for question in self.culture:
+                rows.append((language, self.culture_sentence(question, language, "question"),
+                             self.culture_answer(question, "US", language)))
+        return rows
+
+    def preference_triples(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str]]:
+        """(prompt, chosen, rejected) for cross-lingual preference optimization (CLO): for a question in a target
+        language, the answer in that language is chosen and the English answer rejected; for the English question,
+        the reverse. Built on the anchor and bridge creatures' facts, where the two answers differ in language."""
+        triples = []
+        for creature in self.creatures_in("anchor", "bridge"):
+            for relation in ("colour", "food"):  # translated values: the two answers differ
+                english = self.fact_answer(creature, relation, ENGLISH)
+                for language in languages:
+                    local = self.fact_answer(creature, relation, language)
+                    triples.append((self.fact_question(creature, relation, language), f" {local}", f" {english}"))
+                    triples.append((self.fact_question(creature, relation, ENGLISH), f" {english}", f" {local}"))
+        return triples
+
+    # -- the scored items ------------------------------------------------------------------------------
+    def transfer_items(self, language: str) -> list[Item]:
+        check_language(language)
+        items = []
+        for creature in self.creatures_in("transfer"):
+            for relation in lexicon.ENTITY_RELATIONS:
+                values = lexicon.RELATION_VALUES[relation]
+                concepts = sorted(values)
+                items.append(Item(
+                    task="transfer", language=language,
+                    prompt=self.fact_question(creature, relation, language),
+                    choices=tuple(f" {values[concept][language]}" for concept in concepts),
+                    gold=concepts.index(creature.facts[relation]),
+                    id=f"transfer/{creature.name}/{relation}/{language}",
+                    split=_split_of(f"{self.config.seed}/{creature.name}", self.config.split_fractions),
+                    meta={"creature": creature.name, "relation": relation,
+                          "english_prompt": self.fact_question(creature, relation, ENGLISH)},
+                ))
+        return items
+
+    def localization_items(self, language: str) -> list[Item]:
+        check_language(language, allow_english=False)
+        country = lexicon.COUNTRY_OF[language]
+        items = []
+        for question in self.culture:
+            concepts = sorted(question.values)
+            items.append(Item(
+                task="localization", language=language,
+                prompt=self.culture_sentence(question, language, "question"),
+                choices=tuple(f" {question.values[concept][language]}" for concept in concepts),
+                gold=concepts.index(question.answers[country]),
+                us_choice=concepts.index(question.answers["US"]),
+                id=f"localization/{question.id}/{language}",
+                split=_split_of(f"{self.config.seed}/{question.id}", self.config.split_fractions),
+                meta={"question": question.id, "held_out": question.id in self.held_out[language],
+                      "explicit_prompt": self.culture_sentence(question, language, "explicit_question", country),
+                      "english_prompt": self.culture_sentence(question, ENGLISH, "question")},
+            ))
+        return items
+
+    def items(self, language: str) -> list[Item]:
+        """The plane's items for one target language: transfer facts and culture questions asked in it."""
+        return self.transfer_items(language) + self.localization_items(language)
+
+    @cached_property
+    def corpus_sample(self) -> list[str]:
+        """Text for training the tokenizer: one epoch plus every item and candidate, so all answers are covered."""
+        texts = self.documents(epoch=0)
+        for language in DEFAULT_LANGUAGES:
+            for item in self.items(language):
+                texts.append(item.prompt + "".join(item.choices) + " " + item.meta["explicit_prompt"]
+                             if item.task == "localization" else item.prompt + "".join(item.choices))
+        return texts
