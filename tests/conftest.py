@@ -25,8 +25,9 @@ TRAINING_SENTENCES = (
     "한국의 수도는 서울입니다. 대표 음식은 김치입니다.",
     "中国的首都是北京。最长的河流是长江。",
     "پایتخت ایران تهران است. غذای محلی چلوکباب است.",
-    "Answer: A. Answer: B. Answer: C. Answer: D.",
 )
+# Weighted up so that the answer letters " A" ... " D" each become one token, as in real tokenizers.
+LETTER_SENTENCE = "Answer: A. Answer: B. Answer: C. Answer: D."
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
 ARCHITECTURES = ("llama", "qwen2", "gemma3")
 HIDDEN_SIZE = 32
@@ -46,8 +47,7 @@ def build_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    # Repeated so that frequent pairs (" A", "Answer") become single tokens within the small vocabulary.
-    tokenizer.train_from_iterator(list(TRAINING_SENTENCES) * 3, trainer)
+    tokenizer.train_from_iterator(list(TRAINING_SENTENCES) * 3 + [LETTER_SENTENCE] * 10, trainer)
     bos_id = tokenizer.token_to_id(SPECIAL_TOKENS["bos_token"])
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos_id)]

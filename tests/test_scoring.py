@@ -1,0 +1,166 @@
+"""Tests for cla_lib.scoring: choice log-likelihoods against a plain-transformers reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cla_lib.items import Item
+from cla_lib.models import decoder_layers
+from cla_lib.scoring import (
+    check_single_token_choices,
+    choice_logprobs,
+    encode_choice,
+    predictions,
+)
+
+# Prompts and choices of different lengths in each script; several run past the Gemma 3 model's sliding window.
+ITEMS = [
+    Item("transfer", "en", "The capital of France is", (" Paris", " Madrid", " Jakarta"), 0, id="en-capital"),
+    Item("transfer", "ko", "한국의 수도는", (" 서울입니다", " 북경"), 0, id="ko-capital"),
+    Item("transfer", "zh", "中国的首都是", ("北京", "上海市"), 0, id="zh-capital"),
+    Item("transfer", "el", "Η πρωτεύουσα της Ελλάδας είναι η", (" Αθήνα", " Θεσσαλονίκη"), 0, id="el-capital"),
+    Item("transfer", "fa", "پایتخت ایران", (" تهران است", " اصفهان"), 0, id="fa-capital"),
+    Item(
+        "localization", "es", "El río más largo es el", (" Amazonas", " Nilo", " Tajo"), 2, us_choice=1, id="es-river"
+    ),
+    Item("localization", "id", "Makanan khas adalah", (" nasi goreng", " hamburger"), 0, us_choice=1, id="id-food"),
+]
+
+
+def reference_logprobs(plain_model, tokenizer, items, hook=None) -> list[list[float]]:
+    """Score each (prompt, choice) with its own unbatched forward: the straightforward lm-eval computation."""
+    handle = decoder_layers(plain_model)[hook[0]].register_forward_hook(hook[1]) if hook else None
+    scores = []
+    try:
+        for item in items:
+            item_scores = []
+            for choice in item.choices:
+                context = tokenizer(item.prompt)["input_ids"]
+                whole = tokenizer(item.prompt + choice)["input_ids"]
+                continuation = whole[len(context) :]
+                with torch.no_grad():
+                    logits = plain_model(input_ids=torch.tensor([whole])).logits[0]
+                logprobs = torch.log_softmax(logits, dim=-1)
+                item_scores.append(
+                    sum(float(logprobs[len(context) - 1 + i, token]) for i, token in enumerate(continuation))
+                )
+            scores.append(item_scores)
+    finally:
+        if handle is not None:
+            handle.remove()
+    return scores
+
+
+def assert_scores_close(actual, expected, tolerance=1e-5):
+    """Equal to float32 rounding: sums of around -20 differ by a few 1e-6 between batch shapes."""
+    assert [len(row) for row in actual] == [len(row) for row in expected]
+    for actual_row, expected_row in zip(actual, expected):
+        for actual_score, expected_score in zip(actual_row, expected_row):
+            assert math.isclose(actual_score, expected_score, rel_tol=1e-6, abs_tol=tolerance), (actual_row, expected_row)
+
+
+def test_choice_logprobs_equals_unbatched_plain_transformers(tiny_model, plain_model):
+    scores = choice_logprobs(tiny_model, ITEMS)
+    expected = reference_logprobs(plain_model, tiny_model.tokenizer, ITEMS)
+    assert_scores_close(scores, expected)
+    # Random weights still give distinct, negative scores: the comparison is not vacuous.
+    assert all(score < 0 for row in scores for score in row)
+    assert len({round(score, 4) for row in scores for score in row}) > len(ITEMS)
+
+
+def test_choice_logprobs_is_the_same_for_any_batch_size(tiny_model):
+    one_at_a_time = choice_logprobs(tiny_model, ITEMS, batch_size=1)
+    all_at_once = choice_logprobs(tiny_model, ITEMS, batch_size=64)
+    three = choice_logprobs(tiny_model, ITEMS, batch_size=3)
+    assert_scores_close(all_at_once, one_at_a_time)
+    assert_scores_close(three, one_at_a_time)
+
+
+def test_choice_logprobs_runs_one_forward_per_batch(tiny_model):
+    n_sequences = sum(len(item.choices) for item in ITEMS)
+    forwards = []
+    handle = tiny_model._module.register_forward_pre_hook(lambda module, args, kwargs: forwards.append(
+        kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        choice_logprobs(tiny_model, ITEMS, batch_size=4)
+    finally:
+        handle.remove()
+    assert len(forwards) == math.ceil(n_sequences / 4)
+    assert sum(forwards) == n_sequences
+
+
+def test_choice_logprobs_with_edit_equals_plain_forward_hook(tiny_model, plain_model):
+    delta = torch.randn(tiny_model.config.hidden_size, generator=torch.Generator().manual_seed(3)) * 4
+    steered = choice_logprobs(tiny_model, ITEMS, edits=[(0, delta)])
+    expected = reference_logprobs(plain_model, tiny_model.tokenizer, ITEMS, hook=(0, lambda m, a, output: output + delta))
+    assert_scores_close(steered, expected)
+    assert_scores_close(steered, choice_logprobs(tiny_model, ITEMS, edits=[(0, delta)], batch_size=1))
+    unsteered = choice_logprobs(tiny_model, ITEMS)
+    assert max(abs(s - u) for srow, urow in zip(steered, unsteered) for s, u in zip(srow, urow)) > 1e-3
+
+
+def test_edits_on_one_layer_add_up_and_may_come_in_any_order(tiny_model):
+    generator = torch.Generator().manual_seed(5)
+    first, second, third = (torch.randn(tiny_model.config.hidden_size, generator=generator) for _ in range(3))
+    separate = choice_logprobs(tiny_model, ITEMS, edits=[(1, third), (0, first), (0, second)])
+    combined = choice_logprobs(tiny_model, ITEMS, edits=[(0, first + second), (1, third)])
+    assert separate == combined
+
+
+def test_edits_leave_later_scores_unchanged(tiny_model):
+    before = choice_logprobs(tiny_model, ITEMS)
+    choice_logprobs(tiny_model, ITEMS, edits=[(0, torch.ones(tiny_model.config.hidden_size) * 10)])
+    assert choice_logprobs(tiny_model, ITEMS) == before
+
+
+def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
+    from cla_lib.models import load_model
+
+    model = load_model(str(tiny_llama_dir))
+    assert choice_logprobs(model, ITEMS[:2], batch_size=2, progress=True) == choice_logprobs(model, ITEMS[:2])
+    assert "scoring" in capsys.readouterr().err
+
+
+def test_empty_choice_scores_zero_like_the_harness(tiny_llama_dir):
+    from cla_lib.models import load_model
+
+    model = load_model(str(tiny_llama_dir))
+    item = Item("transfer", "en", "The capital of France is", ("", " Paris"), 1)
+    assert choice_logprobs(model, [item])[0][0] == 0.0
+
+
+def test_batch_size_below_one_raises(tiny_llama_dir):
+    from cla_lib.models import load_model
+
+    with pytest.raises(ValueError, match="batch_size"):
+        choice_logprobs(load_model(str(tiny_llama_dir)), ITEMS, batch_size=0)
+
+
+def test_encode_choice_cuts_continuation_from_encoding_of_prompt_and_choice(tiny_tokenizer):
+    context, continuation = encode_choice(tiny_tokenizer, "The capital of France is", " Paris")
+    assert context == tiny_tokenizer("The capital of France is")["input_ids"]
+    assert context[0] == tiny_tokenizer.bos_token_id
+    assert context + continuation == tiny_tokenizer("The capital of France is Paris")["input_ids"]
+
+
+def test_predictions_take_argmax_with_ties_to_lowest_index():
+    assert predictions([[-3.0, -1.0, -2.0], [-1.0, -1.0], [-0.5]]) == [1, 0, 0]
+
+
+def test_check_single_token_choices_passes_for_letters(tiny_tokenizer):
+    check_single_token_choices(tiny_tokenizer, [" A", " B", " C", " D"])
+
+
+def test_check_single_token_choices_names_tokenizer_and_offending_choice(tiny_tokenizer, tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    with pytest.raises(ValueError) as raised:
+        check_single_token_choices(tokenizer, [" A", " Paris"])
+    assert "' Paris'" in str(raised.value)
+    assert str(tiny_llama_dir) in str(raised.value)
+    with pytest.raises(ValueError, match="PreTrainedTokenizerFast|TokenizersBackend"):
+        check_single_token_choices(tiny_tokenizer, [""])
