@@ -85,23 +85,32 @@ def test_decoder_layers_of_gpt2_style_model():
     assert n_layers(model) == 3
 
 
-def test_decoder_layers_of_multimodal_gemma3_is_language_model_layers():
+def test_multimodal_gemma3_loads_and_reads_residual_from_its_language_model(tmp_path, tiny_tokenizer):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     config = Gemma3Config(
         text_config=dict(
-            vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-            num_key_value_heads=1, head_dim=8, sliding_window=8,
+            vocab_size=len(tiny_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=8, pad_token_id=0,
         ),
         vision_config=dict(
             hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
             patch_size=14,
         ),
         mm_tokens_per_image=4,
+        image_token_index=len(tiny_tokenizer) - 1,
     )
-    model = Gemma3ForConditionalGeneration(config)
-    assert decoder_layers(model) is model.model.language_model.layers
+    torch.manual_seed(0)
+    plain = Gemma3ForConditionalGeneration(config).eval()
+    assert decoder_layers(plain) is plain.model.language_model.layers
+    plain.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+
+    model = load_model(str(tmp_path))
     assert n_layers(model) == 3
+    with model.trace(input_ids=INPUT_IDS[:1]):
+        hidden = residual(model, 0).save()
+    assert torch.equal(hidden, plain(input_ids=INPUT_IDS[:1], output_hidden_states=True).hidden_states[1])
 
 
 def test_decoder_layers_of_unknown_architecture_names_the_class():
@@ -199,3 +208,53 @@ def test_add_to_residual_in_generate_loop_matches_forward_hook(tiny_model, plain
     finally:
         handle.remove()
     assert torch.equal(generated, expected)
+
+
+class TupleBlock(torch.nn.Module):
+    """A decoder block that returns (hidden_states, extra), as decoder layers did before transformers 5."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden_states):
+        return hidden_states + torch.tanh(self.linear(hidden_states)), hidden_states.sum()
+
+
+class TupleDecoder(torch.nn.Module):
+    """A minimal stack of tuple-returning blocks at `model.layers`, the Llama-style path."""
+
+    def __init__(self, hidden_size: int = 8, layers: int = 3):
+        super().__init__()
+        self.model = torch.nn.Module()
+        self.model.layers = torch.nn.ModuleList(TupleBlock(hidden_size) for _ in range(layers))
+
+    def forward(self, hidden_states):
+        for layer in self.model.layers:
+            hidden_states, _ = layer(hidden_states)
+        return hidden_states
+
+
+def test_residual_and_add_to_residual_handle_tuple_layer_outputs():
+    torch.manual_seed(0)
+    module = TupleDecoder()
+    inputs = torch.randn(2, 4, 8)
+    delta = torch.randn(8)
+    model = nnsight.NNsight(module)
+    with model.trace(inputs):
+        before = residual(model, 1).save()
+        add_to_residual(model, 1, delta)
+        output = model.output.save()
+
+    captured = []
+    handles = [
+        decoder_layers(module)[1].register_forward_hook(lambda m, args, out: captured.append(out[0])),
+        decoder_layers(module)[1].register_forward_hook(lambda m, args, out: (out[0] + delta, *out[1:])),
+    ]
+    try:
+        expected = module(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert torch.equal(before, captured[0])
+    assert torch.equal(output, expected)
