@@ -229,3 +229,14 @@ def _save(path: Path, model, tokenizer, config: OrganismConfig, log: TrainingLog
 def training_record(path: str | Path) -> dict:
     """What a cached organism's training recorded (config, loss curve, throughput)."""
     return json.loads((Path(path) / "training.json").read_text())
+
+
+def world_of(path: str | Path) -> World:
+    """The world an organism directory was trained on (its items are the organism's benchmark)."""
+    world = training_record(path)["config"]["world"]
+    world["split_fractions"] = tuple(world["split_fractions"])
+    return World(WorldConfig(**world))
+
+
+def is_organism_directory(path: str | Path) -> bool:
+    return (Path(path) / "training.json").exists()

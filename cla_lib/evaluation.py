@@ -1,0 +1,149 @@
+"""The transfer-localization plane: where a model stands, per query language.
+
+For a target language L (this companion's definitions; the paper's exact ones are not public):
+
+- **transfer** = accuracy on the transfer set asked in L: universal facts the model could only have learnt in
+  English (for the organism: creatures described only in English; for a real model: Global-MMLU's culturally
+  agnostic questions). The same items asked in English give the **English ceiling**.
+- **localization** = the share of culture questions asked in L, with no country named, whose *local* answer (the
+  answer of the country L stands for) scores highest among the candidates.
+- **English bias** = the share of those culture questions whose US answer scores highest.
+
+Every item is scored by the log-likelihood of its candidate continuations (`cla_lib.scoring`); the highest-scoring
+candidate is the model's answer. Intervals are 95% Wilson score intervals over items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from cla_lib.items import Item
+from cla_lib.scoring import choice_logprobs, predictions
+
+
+@dataclass(frozen=True)
+class PlanePoint:
+    model: str
+    language: str
+    transfer: float
+    localization: float
+    english_bias: float
+    n_transfer: int
+    n_localization: int
+    transfer_interval: tuple[float, float]
+    localization_interval: tuple[float, float]
+    english_transfer: float | None  # the ceiling: the same transfer items asked in English
+    n_english_transfer: int
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["transfer_interval"] = list(self.transfer_interval)
+        record["localization_interval"] = list(self.localization_interval)
+        return record
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion (sound near 0 and 1, unlike the normal approximation)."""
+    if total == 0:
+        return (math.nan, math.nan)
+    proportion = successes / total
+    denominator = 1 + z * z / total
+    centre = (proportion + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(proportion * (1 - proportion) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _share(hits: Sequence[bool]) -> float:
+    return sum(hits) / len(hits) if hits else math.nan
+
+
+def answers(model, items: Sequence[Item], *, edits: Sequence[tuple[int, torch.Tensor]] = (),
+            batch_size: int = 64) -> list[int]:
+    """The model's chosen candidate for each item."""
+    return predictions(choice_logprobs(model, items, batch_size=batch_size, edits=edits))
+
+
+def plane_from_answers(model_name: str, items: Sequence[Item], chosen: Sequence[int]) -> list[PlanePoint]:
+    """Aggregate per-item answers into one plane point per target language (English rows are the ceiling)."""
+    transfer_hits: dict[str, list[bool]] = defaultdict(list)
+    local_hits: dict[str, list[bool]] = defaultdict(list)
+    us_hits: dict[str, list[bool]] = defaultdict(list)
+    for item, answer in zip(items, chosen, strict=True):
+        if item.task == "transfer":
+            transfer_hits[item.language].append(answer == item.gold)
+        else:
+            local_hits[item.language].append(answer == item.gold)
+            us_hits[item.language].append(item.us_choice is not None and answer == item.us_choice)
+    ceiling = transfer_hits.get("en", [])
+    languages = [language for language in dict.fromkeys(item.language for item in items) if language != "en"]
+    points = []
+    for language in languages:
+        transfer, local = transfer_hits[language], local_hits[language]
+        points.append(PlanePoint(
+            model=model_name, language=language,
+            transfer=_share(transfer), localization=_share(local), english_bias=_share(us_hits[language]),
+            n_transfer=len(transfer), n_localization=len(local),
+            transfer_interval=wilson_interval(sum(transfer), len(transfer)),
+            localization_interval=wilson_interval(sum(local), len(local)),
+            english_transfer=_share(ceiling) if ceiling else None, n_english_transfer=len(ceiling),
+        ))
+    return points
+
+
+def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tuple[int, torch.Tensor]] = (),
+          batch_size: int = 64) -> list[PlanePoint]:
+    """Score `items` (all languages at once, in batched passes) and place the model on the plane per language.
+
+    Args:
+        model: an nnsight `TransformersModel` (see `cla_lib.models.load_model`).
+        items: transfer and localization items of one or more target languages, plus English transfer items
+            for the ceiling.
+        edits: (layer, vector) pairs added to the residual stream after that layer (steering).
+    Returns:
+        One `PlanePoint` per target language, in the order the languages first appear in `items`.
+    """
+    return plane_from_answers(model_name, items, answers(model, items, edits=edits, batch_size=batch_size))
+
+
+def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str | None = None,
+                localization_data: str | None = None, size: str | None = None,
+                splits: Sequence[str] | None = None) -> list[Item]:
+    """The items that place `model_name` on the plane for `languages`, English transfer items (ceiling) first.
+
+    An organism (by name or directory) is scored on its own world. Any other model is scored on real data:
+    Global-MMLU's culturally agnostic items for transfer and BLEnD for localization (`cla_lib.data`); pass a hub
+    id or a local file/folder in those layouts.
+    """
+    from pathlib import Path
+
+    from cla_lib import organism
+    from cla_lib.languages import resolve_languages
+
+    languages = resolve_languages(list(languages))
+    is_organism = model_name.startswith("organism") and not Path(model_name).exists()
+    if is_organism or organism.is_organism_directory(model_name):
+        if transfer_data or localization_data:
+            raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
+                             "real models")
+        path = organism.organism_path(model_name, size=size) if is_organism else Path(model_name)
+        world = organism.world_of(path)
+        items = world.transfer_items("en")
+        for language in languages:
+            items += world.items(language)
+    else:
+        from cla_lib import data
+
+        transfer_source = transfer_data or data.GLOBAL_MMLU
+        localization_source = localization_data or data.BLEND
+        items = data.transfer_items(transfer_source, "en")
+        for language in languages:
+            items += data.transfer_items(transfer_source, language)
+            items += data.localization_items(localization_source, language)[0]
+    if splits is not None:
+        items = [item for item in items if item.split in splits]
+    return items
