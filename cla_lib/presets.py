@@ -1,0 +1,170 @@
+"""Model presets: the models this companion runs, described as data.
+
+The paper studies one model, Gemma 3 12B (instruction-tuned, 48 decoder layers, hidden size 3840); its
+reviewers asked for more families, so each chapter also runs Llama 3.1 and Qwen 2.5. A preset records what the
+rest of the library needs to know about a model without loading it: where its weights live, how deep and wide its
+residual stream is (to choose layers as fractions of depth and to size steering vectors), its dtype, whether
+prompts go through its chat template, whether NDIF serves it remotely, and the quirks that cost someone an
+afternoon. One table, not a function per model: adding a model is adding a row.
+
+The numbers come from each checkpoint's `config.json` (for Gemma 3, its `text_config`).
+
+Prompts of instruction-tuned models go through the chat template (`format_prompt`): the question becomes the
+user turn, the template's generation prompt opens the model turn, and the item's trailing "Answer:" follows, so
+the scored continuation (" A", " kimchi") still comes right after "Answer:" as in the lm-evaluation-harness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ANSWER_CUE = "Answer:"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str  # the short name used on the command line and in the book
+    hub_id: str
+    n_layers: int  # decoder layers of the text model
+    hidden_size: int  # width of the residual stream
+    dtype: str  # the dtype to load the weights in (a torch dtype name)
+    chat_template: bool  # whether prompts go through the tokenizer's chat template
+    text_model_note: str  # where the decoder layers sit in the loaded module tree, and how to load it
+    remote: bool  # served on NDIF (nnsight `remote=True`)
+    quirks: str
+
+
+PRESETS: dict[str, ModelPreset] = {
+    preset.name: preset
+    for preset in (
+        ModelPreset(
+            name="gemma-3-12b-it",
+            hub_id="google/gemma-3-12b-it",
+            n_layers=48,
+            hidden_size=3840,
+            dtype="bfloat16",
+            chat_template=True,
+            text_model_note=(
+                "A multimodal checkpoint: AutoModelForCausalLM (and nnsight's LanguageModel) load "
+                "Gemma3ForConditionalGeneration, vision tower included; the text decoder layers are "
+                "model.model.language_model.layers[0..47], the final norm model.model.language_model.norm."
+            ),
+            remote=False,
+            quirks=(
+                "The paper's model. Run in bfloat16: Gemma's residual stream overflows float16. The chat template "
+                "starts with <bos> and the tokenizer adds <bos> too, so format_prompt drops the template's copy. "
+                "Layers alternate five sliding-window (1024 tokens) and one global attention layer."
+            ),
+        ),
+        ModelPreset(
+            name="gemma-3-4b-it",
+            hub_id="google/gemma-3-4b-it",
+            n_layers=34,
+            hidden_size=2560,
+            dtype="bfloat16",
+            chat_template=True,
+            text_model_note=(
+                "Multimodal like the 12B: Gemma3ForConditionalGeneration, decoder layers at "
+                "model.model.language_model.layers[0..33]."
+            ),
+            remote=False,
+            quirks="A small Gemma 3 for quick runs on one GPU; same template and dtype caveats as gemma-3-12b-it.",
+        ),
+        ModelPreset(
+            name="llama-3.1-8b-instruct",
+            hub_id="meta-llama/Llama-3.1-8B-Instruct",
+            n_layers=32,
+            hidden_size=4096,
+            dtype="bfloat16",
+            chat_template=True,
+            text_model_note="LlamaForCausalLM: decoder layers at model.model.layers[0..31].",
+            remote=True,
+            quirks=(
+                "Gated on the hub (accept the licence first). Served on NDIF; which models NDIF hosts changes, so "
+                "check its status page. No pad token: set pad_token to eos for batching. The chat template adds a "
+                "system header with 'Cutting Knowledge Date' and 'Today Date' lines."
+            ),
+        ),
+        ModelPreset(
+            name="llama-3.1-70b-instruct",
+            hub_id="meta-llama/Llama-3.1-70B-Instruct",
+            n_layers=80,
+            hidden_size=8192,
+            dtype="bfloat16",
+            chat_template=True,
+            text_model_note="LlamaForCausalLM: decoder layers at model.model.layers[0..79].",
+            remote=True,
+            quirks="Remote only in practice (about 140 GB in bfloat16); gated; same template as the 8B.",
+        ),
+        ModelPreset(
+            name="qwen2.5-7b-instruct",
+            hub_id="Qwen/Qwen2.5-7B-Instruct",
+            n_layers=28,
+            hidden_size=3584,
+            dtype="bfloat16",
+            chat_template=True,
+            text_model_note="Qwen2ForCausalLM: decoder layers at model.model.layers[0..27].",
+            remote=False,
+            quirks=(
+                "The chat template inserts a default system prompt ('You are Qwen, created by Alibaba Cloud...') "
+                "when none is given. No BOS token is added."
+            ),
+        ),
+    )
+}
+
+
+def resolve_preset(name: str) -> ModelPreset | None:
+    """The preset called `name` (or whose hub id is `name`), or None when `name` is no preset.
+
+    Example:
+        >>> resolve_preset("gemma-3-12b-it").n_layers
+        48
+        >>> resolve_preset("some/other-model") is None
+        True
+    """
+    if name in PRESETS:
+        return PRESETS[name]
+    lowered = name.lower()
+    return next(
+        (preset for preset in PRESETS.values() if lowered in (preset.name.lower(), preset.hub_id.lower())), None
+    )
+
+
+def format_prompt(preset: ModelPreset | None, tokenizer, prompt: str) -> str:
+    """The text to score for `prompt`: through the chat template when the preset wants one, else unchanged.
+
+    The prompt minus its trailing "Answer:" becomes the user turn; the template's generation prompt follows, then
+    "Answer:" again, so continuations are scored right after it. When the template writes the BOS token and the
+    tokenizer adds one on encoding anyway, the template's copy is dropped: encoding the result with the tokenizer's
+    default special tokens (as `cla_lib.items` prescribes) then gives exactly one BOS.
+
+    Args:
+        preset: a model preset, or None for a model without one (the prompt is returned unchanged).
+        tokenizer: the model's tokenizer (a transformers tokenizer with a chat template).
+        prompt: an item's prompt, normally ending in "Answer:".
+
+    Example:
+        >>> format_prompt(None, tokenizer, "2+2?\\nAnswer:")  # doctest: +SKIP
+        '2+2?\\nAnswer:'
+    """
+    if preset is None or not preset.chat_template:
+        return prompt
+    body, cue = prompt, ""
+    if prompt.rstrip().endswith(ANSWER_CUE):
+        body, cue = prompt.rstrip()[: -len(ANSWER_CUE)].rstrip(), ANSWER_CUE
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True
+    )
+    bos = tokenizer.bos_token
+    if bos and rendered.startswith(bos) and _adds_bos(tokenizer):
+        rendered = rendered[len(bos):]
+    return rendered + cue
+
+
+def _adds_bos(tokenizer) -> bool:
+    """Whether encoding text with default special tokens puts the BOS token first."""
+    if tokenizer.bos_token_id is None:
+        return False
+    input_ids = tokenizer("a")["input_ids"]
+    return bool(input_ids) and input_ids[0] == tokenizer.bos_token_id
