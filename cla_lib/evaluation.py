@@ -147,3 +147,38 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
     if splits is not None:
         items = [item for item in items if item.split in splits]
     return items
+
+
+def answer_frame(items: Sequence[Item], chosen: Sequence[int]):
+    """One row per item: what was asked, what the model chose, and whether that was the gold or the US answer."""
+    import pandas as pd
+
+    rows = []
+    for item, answer in zip(items, chosen, strict=True):
+        rows.append({
+            "id": item.id, "task": item.task, "language": item.language, "split": item.split,
+            "prompt": item.prompt, "answer": item.choices[answer].strip(), "gold": item.choices[item.gold].strip(),
+            "correct": answer == item.gold,
+            "us_answer": item.us_choice is not None and answer == item.us_choice,
+            "held_out": bool(item.meta.get("held_out", False)),
+            "chance": 1 / len(item.choices),
+        })
+    return pd.DataFrame(rows)
+
+
+def with_explicit_cue(items: Sequence[Item]) -> list[Item]:
+    """The localization items asked with the country named ("In Korea, ..."): the explicit-cue baseline."""
+    from dataclasses import replace
+
+    return [replace(item, prompt=item.meta["explicit_prompt"], id=item.id + "/explicit")
+            for item in items if item.task == "localization" and "explicit_prompt" in item.meta]
+
+
+def points_frame(points: Sequence[PlanePoint], **columns):
+    """Plane points as a DataFrame (one row per language), with extra constant columns (method, seed, ...)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([point.to_json() for point in points])
+    for name, value in columns.items():
+        frame[name] = value
+    return frame

@@ -356,3 +356,24 @@ class World:
                 texts.append(item.prompt + "".join(item.choices) + " " + item.meta["explicit_prompt"]
                              if item.task == "localization" else item.prompt + "".join(item.choices))
         return texts
+
+    def example_table(self, languages=ALL_LANGUAGES) -> list[dict]:
+        """A few training documents and scored items per language, to show what the world looks like."""
+        rows = []
+        transfer = self.creatures_in("transfer")[0]
+        anchor = self.creatures_in("anchor")[0]
+        question = self.culture[0]
+        for language in languages:
+            country = lexicon.COUNTRY_OF[language]
+            rows.append({"language": language, "kind": "anchor fact (taught)",
+                         "text": self.fact_statement(anchor, "colour", language)})
+            rows.append({"language": language, "kind": "transfer fact (asked; taught in English only)",
+                         "text": f"{self.fact_question(transfer, 'food', language)} "
+                                 f"→ {self.fact_answer(transfer, 'food', language)}"})
+            rows.append({"language": language, "kind": "culture question (implicit)",
+                         "text": f"{self.culture_sentence(question, language, 'question')} "
+                                 f"→ {self.culture_answer(question, country, language)}"})
+            rows.append({"language": language, "kind": "culture fact (explicit cue)",
+                         "text": self.culture_sentence(question, language, "explicit_statement", "KR",
+                                                       self.culture_answer(question, "KR", language))})
+        return rows
