@@ -4,6 +4,8 @@
     cla items --model organism --language ko --out items.jsonl
                                                            the exact scored items, for rescoring elsewhere
     cla organism path [--method clo] [--seed 1]          an organism's directory (training it if needed)
+    cla align --model DIR --method midalign --data parallel=pairs.jsonl --data replay=text.jsonl --out DIR
+              --steps 500 --learning-rate 1e-5 --batch-size 16  fine-tune a real model with an alignment method
 """
 
 from __future__ import annotations
@@ -83,6 +85,20 @@ def command_organism(arguments) -> None:
     print(organism_path(f"{name}@{arguments.seed}", size=arguments.organism_size))
 
 
+def command_align(arguments) -> None:
+    from cla_lib.alignment import align_model
+
+    data_files = {}
+    for entry in arguments.data:
+        kind, separator, path = entry.partition("=")
+        if not separator:
+            raise ValueError(f"--data takes KIND=PATH (for example parallel=pairs.jsonl), not {entry!r}")
+        data_files[kind] = path
+    print(align_model(arguments.model, arguments.method, data_files, arguments.out, steps=arguments.steps,
+                      learning_rate=arguments.learning_rate, batch_size=arguments.batch_size, layer=arguments.layer,
+                      device=arguments.device, seed=arguments.seed, sequence_length=arguments.sequence_length))
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="cla", description=__doc__,
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,10 +116,27 @@ def parser() -> argparse.ArgumentParser:
 
     organism_parser = commands.add_parser("organism", help="the embedded model organism")
     organism_parser.add_argument("action", choices=("path",))
-    organism_parser.add_argument("--method", default=None, help="base (default) or an alignment method")
+    organism_parser.add_argument("--method", default=None,
+                                 help="base (default) or an alignment method: midalign, clo, mit, replay")
     organism_parser.add_argument("--seed", type=int, default=0)
     organism_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
     organism_parser.set_defaults(run=command_organism)
+
+    align_parser = commands.add_parser("align", help="fine-tune a local Hugging Face model with an alignment method")
+    align_parser.add_argument("--model", required=True, help="a local Hugging Face model directory")
+    align_parser.add_argument("--method", required=True, help="midalign, clo, mit or replay")
+    align_parser.add_argument("--data", action="append", required=True, metavar="KIND=PATH",
+                              help="a JSONL data file: replay=... (always) and parallel=..., preference=... or "
+                                   "instruction=... (repeatable)")
+    align_parser.add_argument("--out", required=True, help="the new model directory (must not exist)")
+    align_parser.add_argument("--steps", type=int, required=True)
+    align_parser.add_argument("--learning-rate", type=float, required=True)
+    align_parser.add_argument("--batch-size", type=int, required=True)
+    align_parser.add_argument("--layer", type=int, default=None, help="MidAlign's layer (default: the middle one)")
+    align_parser.add_argument("--sequence-length", type=int, default=512, help="replay row length in tokens")
+    align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    align_parser.add_argument("--seed", type=int, default=0)
+    align_parser.set_defaults(run=command_align)
     return main_parser
 
 
