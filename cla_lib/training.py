@@ -69,7 +69,8 @@ def train(
     model.train()
     losses = []
     started = time.perf_counter()
-    bar = tqdm(range(schedule.steps), desc=description, disable=not progress, mininterval=2.0)
+    # Only `progress=False` is passed on, so that TQDM_DISABLE=1 in the environment (the book build) still applies.
+    bar = tqdm(range(schedule.steps), desc=description, mininterval=2.0, **({} if progress else {"disable": True}))
     for step in bar:
         value = loss(model, batch(step))
         optimizer.zero_grad(set_to_none=True)

@@ -25,6 +25,8 @@ strict=(-W --keep-going)
 [[ "${BOOK_STRICT:-1}" == 0 ]] && strict=()
 
 # --all: Sphinx re-reads (so re-executes) only changed pages otherwise; a change in cla_lib/ must re-run every chapter.
+# Progress bars belong in a terminal, not in the rendered pages (every tqdm bar reads TQDM_DISABLE).
+export TQDM_DISABLE=1
 echo "==> jupyter-book build . --builder html --all ${strict[*]} $*"
 jupyter-book build . --builder html --all "${strict[@]}" "$@"
 
