@@ -64,8 +64,9 @@ def _print_points(points, as_json: bool) -> None:
 def command_plane(arguments) -> None:
     from cla_lib.evaluation import plane
 
-    items = _items(arguments)
+    resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     model = _model(arguments)
+    items = _items(arguments)
     _print_points(plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size),
                   arguments.json)
 
@@ -144,11 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
         arguments.run(arguments)
-    except (ValueError, FileNotFoundError, NotImplementedError, PermissionError) as error:
-        # Bad input (an unknown language, model, method or file) is the user's to fix: say what, not where.
+    except Exception as error:
+        # Bad input (an unknown language, model, method or file, a missing key or data set) is the user's to fix:
+        # say what, not where.
+        if not isinstance(error, _user_errors()):
+            raise
         print(f"cla: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    # Imported only when a command failed: these modules import torch, which `cla --help` should not wait for.
+    from cla_lib.data import DatasetUnavailableError
+    from cla_lib.models import MissingAPIKeyError
+
+    return (ValueError, FileNotFoundError, NotImplementedError, PermissionError, DatasetUnavailableError,
+            MissingAPIKeyError)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from cla_lib.training import Schedule, TrainingLog, language_model_loss, train
 from cla_lib.world import World, WorldConfig
 
 # Bump when the world's text or the training code changes in a way the configs do not capture.
-FORMAT_VERSION = "organism-v1"
+FORMAT_VERSION = "organism-v2"  # v2: creature names are never words of the lexicon
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -82,11 +83,31 @@ def _split_of(key: str, fractions: tuple[float, float, float]) -> str:
     return "test"
 
 
+def _lexicon_words() -> frozenset[str]:
+    """Every word, lower-cased, that the lexicon's tables and frames can put into the world's text."""
+    words: set[str] = set()
+    stack = [value for name, value in vars(lexicon).items() if name.isupper()]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (tuple, list)):
+            stack.extend(value)
+        elif isinstance(value, str):
+            words.update(re.findall(r"\w+", value.lower()))
+    return frozenset(words)
+
+
 def _creature_names(count: int, rng: random.Random) -> list[str]:
     onsets, vowels, codas = "bdfgklmnprstvz", "aeiou", ["k", "m", "n", "p", "r", "s", "t", "x", "rp", "nd", "lk"]
+    # A name that is also a word ("roti", Indonesian for bread) would be taught in that language by every
+    # sentence using the word, and its questions would be ambiguous.
+    taken = _lexicon_words()
     names: set[str] = set()
     while len(names) < count:
-        names.add(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) + rng.choice(["", "o", "a", "i"]))
+        name = rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) + rng.choice(["", "o", "a", "i"])
+        if name not in taken:
+            names.add(name)
     return sorted(names)
 
 

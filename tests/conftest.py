@@ -157,3 +157,64 @@ def plain_model(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+# -- the model organism ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_organism_cache(tmp_path_factory) -> Path:
+    """A session cache (a `CLA_CACHE` directory) holding the tiny base organism, trained once (5-40 s).
+
+    The environment is set only while training; tests that call `organism_path`, the CLI or a chapter against this
+    cache use `tiny_organism_environment`."""
+    from cla_lib.organism import organism_path
+
+    root = tmp_path_factory.mktemp("cla_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLA_CACHE", str(root))
+        organism_path("organism", size="tiny", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_organism_dir(tiny_organism_cache) -> Path:
+    """The tiny base organism's Hugging Face directory (seed 0)."""
+    (directory,) = (tiny_organism_cache / "organisms").glob("base-*")
+    return directory
+
+
+@pytest.fixture
+def tiny_organism_environment(tiny_organism_cache, monkeypatch) -> Path:
+    """For one test: `CLA_CACHE` is the session cache with the tiny organism and `CLA_ORGANISM_SIZE` is tiny."""
+    monkeypatch.setenv("CLA_CACHE", str(tiny_organism_cache))
+    monkeypatch.setenv("CLA_ORGANISM_SIZE", "tiny")
+    return tiny_organism_cache
+
+
+@pytest.fixture(scope="session")
+def rescore_with_transformers():
+    """Answers from plain transformers, the lm-evaluation-harness way, sharing no code with `cla_lib.scoring`.
+
+    `rescore(directory, items)` loads the directory with AutoModelForCausalLM and AutoTokenizer; a choice's score
+    is the sum of the log-probabilities of the tokens of `tokenizer(prompt + choice)` past `len(tokenizer(prompt))`,
+    each from its own unbatched forward; the answer is the highest-scoring choice."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def rescore(directory, items) -> list[int]:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+        chosen = []
+        for item in items:
+            context = tokenizer(item.prompt)["input_ids"]
+            scores = []
+            for choice in item.choices:
+                whole = tokenizer(item.prompt + choice)["input_ids"]
+                with torch.no_grad():
+                    logprobs = torch.log_softmax(model(input_ids=torch.tensor([whole])).logits[0].float(), dim=-1)
+                scores.append(sum(float(logprobs[len(context) - 1 + offset, token])
+                                  for offset, token in enumerate(whole[len(context):])))
+            chosen.append(max(range(len(scores)), key=scores.__getitem__))
+        return chosen
+
+    return rescore

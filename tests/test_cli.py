@@ -1,0 +1,127 @@
+"""Tests for cla_lib.cli: `cla plane`, `cla items` and `cla organism path` on the tiny organism.
+
+The acceptance check: rescoring the JSONL that `cla items` writes with plain transformers, on the directory that
+`cla organism path` prints, gives exactly the numbers that `cla plane` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cla_lib.cli import main
+from cla_lib.evaluation import plane_from_answers
+from cla_lib.items import read_items
+from cla_lib.languages import DEFAULT_LANGUAGES
+
+TINY = ["--organism-size", "tiny"]
+PLANE_KEYS = {"model", "language", "transfer", "localization", "english_bias", "n_transfer", "n_localization"}
+
+
+def run(capsys, *arguments: str) -> tuple[int, str, str]:
+    code = main(list(arguments))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_plane_json_prints_one_object_for_the_language(tiny_organism_environment, capsys):
+    code, out, _ = run(capsys, "plane", "--model", "organism", "--language", "ko", "--json", *TINY)
+    assert code == 0
+    (point,) = json_lines(out)
+    assert PLANE_KEYS <= set(point)
+    assert (point["model"], point["language"]) == ("organism", "ko")
+    assert 0 <= point["transfer"] <= 1 and 0 <= point["localization"] <= 1 and 0 <= point["english_bias"] <= 1
+    assert point["n_transfer"] == 32 and point["n_localization"] == 36
+
+
+def test_plane_for_all_languages_prints_six_objects_in_order(tiny_organism_environment, capsys):
+    code, out, _ = run(capsys, "plane", "--model", "organism", "--language", "all", "--json", *TINY)
+    assert code == 0
+    assert [point["language"] for point in json_lines(out)] == list(DEFAULT_LANGUAGES)
+
+
+def test_plane_without_json_prints_one_readable_line_per_language(tiny_organism_environment, capsys):
+    code, out, _ = run(capsys, "plane", "--model", "organism", "--language", "ko,el", *TINY)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("organism  ko: transfer ") and "English ceiling" in lines[1]
+
+
+def test_items_writes_the_scored_items_as_jsonl(tiny_organism_environment, tmp_path, capsys):
+    out_file = tmp_path / "f.jsonl"
+    code, _, err = run(capsys, "items", "--model", "organism", "--language", "ko", "--out", str(out_file), *TINY)
+    assert code == 0
+    records = json_lines(out_file.read_text(encoding="utf-8"))
+    assert f"wrote {len(records)} items to {out_file}" in err
+    assert all({"task", "language", "prompt", "choices", "gold", "us_choice"} <= set(record) for record in records)
+    assert {record["language"] for record in records} == {"en", "ko"}  # English: the ceiling
+    assert {record["task"] for record in records if record["language"] == "ko"} == {"transfer", "localization"}
+
+
+def test_rescoring_the_items_with_plain_transformers_gives_exactly_the_plane(tiny_organism_environment, tmp_path,
+                                                                             capsys, rescore_with_transformers):
+    code, out, _ = run(capsys, "organism", "path", *TINY)
+    assert code == 0
+    directory = Path(out.strip())
+    out_file = tmp_path / "items.jsonl"
+    assert run(capsys, "items", "--model", "organism", "--language", "ko,fa", "--out", str(out_file), *TINY)[0] == 0
+    code, out, _ = run(capsys, "plane", "--model", "organism", "--language", "ko,fa", "--json", *TINY)
+    assert code == 0
+    printed = json_lines(out)
+
+    items = read_items(out_file)
+    rescored = plane_from_answers("organism", items, rescore_with_transformers(directory, items))
+    assert printed == [point.to_json() for point in rescored]
+
+
+def test_organism_path_prints_an_existing_organism_directory(tiny_organism_environment, tiny_organism_dir, capsys):
+    code, out, _ = run(capsys, "organism", "path", *TINY)
+    assert code == 0
+    path = Path(out.strip())
+    assert path == tiny_organism_dir and (path / "model.safetensors").is_file()
+
+
+def assert_clear_error(code: int, err: str, *phrases: str) -> None:
+    assert code == 2
+    assert err.startswith("cla: error: ") and "Traceback" not in err
+    assert all(phrase in err for phrase in phrases), err
+
+
+def test_an_unknown_language_exits_2_naming_the_known_languages(tiny_organism_environment, capsys):
+    code, out, err = run(capsys, "plane", "--model", "organism", "--language", "xx", *TINY)
+    assert out == ""
+    assert_clear_error(code, err, "unknown language 'xx'", "es, zh, ko, id, el, fa")
+
+
+def test_a_bad_organism_name_exits_2_with_the_name_syntax(tiny_organism_environment, capsys):
+    code, out, err = run(capsys, "plane", "--model", "organismx", "--language", "ko", *TINY)
+    assert out == ""
+    assert_clear_error(code, err, "'organismx'", "organism[:method][@seed]")
+
+
+def test_a_model_that_cannot_exist_exits_2_naming_it_before_any_data_is_fetched(tiny_organism_environment, capsys):
+    # Not a directory, not a hub id: the model is refused at once, before Global-MMLU or BLEnD would be loaded.
+    code, out, err = run(capsys, "plane", "--model", "no such model", "--language", "ko")
+    assert out == ""
+    assert_clear_error(code, err, "cannot load a model from 'no such model'")
+
+
+def test_remote_without_an_api_key_exits_2_saying_where_the_key_comes_from(tiny_organism_environment, monkeypatch,
+                                                                          capsys):
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    code, out, err = run(capsys, "plane", "--model", "organism", "--language", "ko", "--remote", *TINY)
+    assert out == ""
+    assert_clear_error(code, err, "NDIF_API_KEY")
+
+
+def test_the_installed_cla_command_exists_and_lists_its_commands():
+    executable = Path(sys.executable).parent / "cla"
+    result = subprocess.run([str(executable), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert all(command in result.stdout for command in ("plane", "items", "organism"))

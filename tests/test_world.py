@@ -1,0 +1,232 @@
+"""Tests for cla_lib.world: the organism's synthetic world, its training documents and its scored items.
+
+The worlds under test are the tiny one the tests' organism learns, the book's default one, and the default one with
+another seed. Building a world and one epoch of its documents takes well under a second.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pytest
+
+from cla_lib import lexicon
+from cla_lib.items import SPLITS
+from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
+from cla_lib.organism import config_for
+from cla_lib.world import ALL_LANGUAGES, World
+
+WORLDS = {"tiny seed 0": ("tiny", 0), "default seed 0": ("default", 0), "default seed 1": ("default", 1)}
+
+
+def words_of(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text))
+
+
+@pytest.fixture(scope="module", params=list(WORLDS))
+def world(request) -> World:
+    size, seed = WORLDS[request.param]
+    return World(config_for(size, seed).world)
+
+
+@pytest.fixture(scope="module")
+def documents(world) -> list[str]:
+    return world.documents(0) + world.documents(1)
+
+
+@pytest.fixture(scope="module")
+def documents_by_word(documents) -> dict[str, list[str]]:
+    index = defaultdict(list)
+    for document in documents:
+        for word in words_of(document):
+            index[word].append(document)
+    return index
+
+
+def all_items(world: World) -> list:
+    return world.transfer_items(ENGLISH) + [item for language in DEFAULT_LANGUAGES for item in world.items(language)]
+
+
+# -- determinism -------------------------------------------------------------------------------------------------
+
+
+def test_the_same_config_gives_identical_documents_and_items(world):
+    again = World(world.config)
+    assert again.documents(0) == world.documents(0)
+    assert [item.to_json() for item in all_items(again)] == [item.to_json() for item in all_items(world)]
+
+
+def test_another_seed_gives_other_documents_and_items(world):
+    from dataclasses import replace
+
+    other = World(replace(world.config, seed=world.config.seed + 7))
+    assert other.documents(0) != world.documents(0)
+    assert [item.to_json() for item in all_items(other)] != [item.to_json() for item in all_items(world)]
+    assert {c.name for c in other.creatures} != {c.name for c in world.creatures}
+
+
+def test_each_epoch_is_a_new_order_of_the_documents(world):
+    assert world.documents(1) != world.documents(0)
+    assert world.documents(1) == World(world.config).documents(1)
+
+
+# -- items -------------------------------------------------------------------------------------------------------
+
+
+def test_every_item_is_well_formed(world):
+    for item in all_items(world):
+        assert item.prompt.strip(), item.id
+        assert 0 <= item.gold < len(item.choices), item.id
+        assert len(set(item.choices)) == len(item.choices) >= 2, item.id
+        # A leading space keeps a candidate's tokens apart from the prompt's last word in every script.
+        assert all(choice.startswith(" ") and choice.strip() for choice in item.choices), item.id
+
+
+def test_localization_items_have_the_local_gold_a_different_us_answer_and_an_explicit_prompt(world):
+    for language in DEFAULT_LANGUAGES:
+        country = lexicon.COUNTRY_OF[language]
+        items = world.localization_items(language)
+        assert len(items) == len(world.culture)
+        for item, question in zip(items, world.culture, strict=True):
+            assert item.us_choice is not None and item.us_choice != item.gold, item.id
+            assert item.choices[item.gold] == " " + world.culture_answer(question, country, language)
+            assert item.choices[item.us_choice] == " " + world.culture_answer(question, "US", language)
+            explicit = item.meta["explicit_prompt"]
+            assert lexicon.IN_COUNTRY[country][language] in explicit and explicit != item.prompt
+            assert not any(lexicon.IN_COUNTRY[c][language] in item.prompt for c in lexicon.IN_COUNTRY), item.id
+            assert item.meta["held_out"] == (question.id in world.held_out[language])
+
+
+def test_transfer_items_ask_every_transfer_creature_in_every_language(world):
+    transfer = world.creatures_in("transfer")
+    for language in ALL_LANGUAGES:
+        items = world.transfer_items(language)
+        assert len(items) == len(transfer) * len(lexicon.ENTITY_RELATIONS)
+        assert {item.meta["creature"] for item in items} == {creature.name for creature in transfer}
+
+
+def test_there_are_at_least_30_culture_questions_and_200_localization_items():
+    world = World(config_for("tiny").world)
+    assert len(world.culture) >= 30
+    assert sum(len(world.localization_items(language)) for language in DEFAULT_LANGUAGES) >= 200
+
+
+def test_splits_are_deterministic_all_three_appear_and_a_creature_keeps_one_split(world):
+    items = all_items(world)
+    assert [item.split for item in items] == [item.split for item in all_items(World(world.config))]
+    assert {item.split for item in items} == set(SPLITS)
+    splits_by_key = defaultdict(set)
+    for item in items:
+        splits_by_key[item.meta.get("creature") or item.meta["question"]].add(item.split)
+    # One creature's (one question's) items share a split in every language, so no split leaks into another.
+    assert all(len(splits) == 1 for splits in splits_by_key.values())
+
+
+# -- what the training documents contain ------------------------------------------------------------------------
+
+
+def test_creature_names_are_never_words_of_the_world_text():
+    # A creature named "roti" (Indonesian for bread) would be taught in Indonesian by every "... makan roti.".
+    vocabulary = set()
+    for name in dir(lexicon):
+        table = getattr(lexicon, name)
+        if name.isupper() and isinstance(table, dict):
+            stack = [table]
+            while stack:
+                value = stack.pop()
+                if isinstance(value, dict):
+                    stack.extend(value.values())
+                elif isinstance(value, str):
+                    vocabulary |= {word.lower() for word in words_of(value)}
+    for size in ("tiny", "default"):
+        for seed in range(4):
+            names = {creature.name for creature in World(config_for(size, seed).world).creatures}
+            assert not names & vocabulary, (size, seed)
+
+
+def test_transfer_creatures_appear_only_in_their_english_profiles(world, documents_by_word):
+    for creature in world.creatures_in("transfer"):
+        statements = {world.fact_statement(creature, relation, ENGLISH) for relation in lexicon.ENTITY_RELATIONS}
+        mentioning = documents_by_word[creature.name]
+        assert mentioning, creature.name
+        for document in mentioning:
+            # Exactly the four English statements, in some order: no question, no other language, no answer after.
+            assert sorted(re.split(r"(?<=\.) ", document)) == sorted(statements), document
+
+
+def test_anchors_are_described_and_quizzed_in_all_seven_languages(world, documents_by_word):
+    for creature in world.creatures_in("anchor"):
+        mentioning = documents_by_word[creature.name]
+        for language in ALL_LANGUAGES:
+            statements = [world.fact_statement(creature, r, language) for r in lexicon.ENTITY_RELATIONS]
+            assert any(all(s in document for s in statements) for document in mentioning), (creature.name, language)
+            question = world.fact_question(creature, "colour", language)
+            answer = world.fact_answer(creature, "colour", language)
+            assert f"{question} {answer}" in mentioning, (creature.name, language)
+
+
+def test_bridge_creatures_are_described_in_english_only_but_quizzed_in_every_language(world, documents_by_word):
+    for creature in world.creatures_in("bridge"):
+        mentioning = documents_by_word[creature.name]
+        for language in DEFAULT_LANGUAGES:
+            assert not any(world.fact_statement(creature, "food", language) in d for d in mentioning)
+            question = world.fact_question(creature, "food", language)
+            assert f"{question} {world.fact_answer(creature, 'food', language)}" in mentioning
+
+
+def test_held_out_culture_questions_are_taught_only_with_the_country_named(world, documents):
+    for language in DEFAULT_LANGUAGES:
+        country = lexicon.COUNTRY_OF[language]
+        assert world.held_out[language]
+        for question in world.culture:
+            answer = world.culture_answer(question, country, language)
+            implicit = [world.culture_sentence(question, language, "question"),
+                        world.culture_sentence(question, language, "statement", value=answer)]
+            explicit = [world.culture_sentence(question, language, "explicit_statement", other,
+                                               world.culture_answer(question, other, language))
+                        for other in lexicon.COUNTRY_OF.values()]
+            explicit += [world.culture_sentence(question, language, "explicit_question", other)
+                         for other in lexicon.COUNTRY_OF.values()]
+            implicit_documents = [implicit[1], f"{implicit[0]} {answer}"]
+            if question.id in world.held_out[language]:
+                for document in documents:
+                    if any(text in document for text in implicit):
+                        for text in explicit:  # an implicit frame may only occur inside an explicit one
+                            document = document.replace(text, "")
+                        assert not any(text in document for text in implicit), (question.id, language, document)
+                own = world.culture_sentence(question, language, "explicit_statement", country, answer)
+                assert own in documents, (question.id, language)
+                assert f"{world.culture_sentence(question, language, 'explicit_question', country)} {answer}" \
+                    in documents
+            else:
+                assert set(implicit_documents) <= set(documents), (question.id, language)
+
+
+# -- the lexicon -------------------------------------------------------------------------------------------------
+
+VALUE_TABLES = {
+    "COLOURS": lexicon.COLOURS, "FOODS": lexicon.FOODS, "ANIMALS": lexicon.ANIMALS, "CAPITALS": lexicon.CAPITALS,
+    "CURRENCIES": lexicon.CURRENCIES, "IN_COUNTRY": lexicon.IN_COUNTRY, "CULTURE_EVENTS": lexicon.CULTURE_EVENTS,
+    "CULTURE_CATEGORIES": lexicon.CULTURE_CATEGORIES, "REAL_TOPICS": lexicon.REAL_TOPICS,
+}
+
+
+@pytest.mark.parametrize("name", list(VALUE_TABLES))
+def test_lexicon_tables_have_all_seven_languages_and_distinct_words_per_language(name):
+    table = VALUE_TABLES[name]
+    assert all(set(words) == set(ALL_LANGUAGES) and all(words.values()) for words in table.values())
+    for language in ALL_LANGUAGES:
+        words = [entry[language] for entry in table.values()]
+        assert len(set(words)) == len(words), (name, language)
+
+
+def test_every_culture_question_has_distinct_candidates_and_an_answer_for_every_country():
+    world = World(config_for("tiny").world)
+    for question in world.culture:
+        assert set(question.answers) == set(lexicon.COUNTRY_OF.values())
+        assert set(question.answers.values()) <= set(question.values)
+        for language in ALL_LANGUAGES:
+            words = [value[language] for value in question.values.values()]
+            assert len(set(words)) == len(words), (question.id, language)
+        assert len({question.topic[language] for language in ALL_LANGUAGES}) == len(ALL_LANGUAGES)
