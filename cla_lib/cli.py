@@ -6,6 +6,9 @@
     cla organism path [--method clo] [--seed 1]          an organism's directory (training it if needed)
     cla align --model DIR --method midalign --data parallel=pairs.jsonl --data replay=text.jsonl --out DIR
               --steps 500 --learning-rate 1e-5 --batch-size 16  fine-tune a real model with an alignment method
+    cla vectors --model organism --out vectors.safetensors   EN and LOC steering vectors, every language and layer
+    cla steer --model organism --language ko --vectors vectors.safetensors --add 'en.ko.3@3*4' --json
+                                                           the plane under steering
 """
 
 from __future__ import annotations
@@ -100,6 +103,134 @@ def command_align(arguments) -> None:
                       device=arguments.device, seed=arguments.seed, sequence_length=arguments.sequence_length))
 
 
+def _vector_kinds_help() -> str:
+    from cla_lib.steering import VECTOR_KINDS
+
+    lines = ["Vector keys are <kind>.<language>.<layer> (for example en.ko.3), float32, one [hidden] vector each. Kinds:"]
+    lines += [f"  {kind.name:8} {kind.definition}" for kind in VECTOR_KINDS.values()]
+    lines.append("Vectors are extracted on the extract split only: choose layers on validation, report on test.")
+    return "\n".join(lines)
+
+
+def command_vectors(arguments) -> None:
+    from cla_lib.steering import extract_vectors, save_vectors
+
+    if arguments.split not in (None, ["extract"]):
+        raise ValueError("steering vectors are extracted on the extract split only (evaluation uses validation "
+                         "and test); drop --split")
+    unknown = sorted(set(arguments.kind or ()) - set(_all_kinds()))
+    if unknown:
+        raise ValueError(f"unknown vector kind(s) {', '.join(unknown)}; kinds: {', '.join(_all_kinds())}")
+    arguments.split = ["extract"]
+    resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
+    model = _model(arguments)
+    items = _items(arguments)
+    vectors = extract_vectors(model, items, kinds=arguments.kind or _all_kinds(),
+                              languages=resolve_languages(arguments.language), batch_size=arguments.batch_size,
+                              remote=arguments.remote, model_name=arguments.model)
+    save_vectors(vectors, arguments.out)
+    layers = len(next(iter(vectors.values())).layers)
+    print(f"wrote {len(vectors)} vectors x {layers} layers ({', '.join(vectors)}) to {arguments.out}",
+          file=sys.stderr)
+
+
+def _all_kinds() -> list[str]:
+    from cla_lib.steering import VECTOR_KINDS
+
+    return list(VECTOR_KINDS)
+
+
+def _explain_kinds_in_help(subparser: argparse.ArgumentParser, epilog: str = "") -> None:
+    """Append the vector kinds to `subparser`'s help when it is shown: they live in cla_lib.steering, whose import
+    (torch, nnsight) would otherwise slow down every `cla` command."""
+    format_help = subparser.format_help
+
+    def format_help_with_kinds() -> str:
+        subparser.epilog = epilog + _vector_kinds_help()
+        return format_help()
+
+    subparser.format_help = format_help_with_kinds
+
+
+# --add KEY@LAYER*ALPHA: KEY a vector key (en.ko.3, or en.{language}.3 for each language's own vector), LAYER where
+# to add it (default: the key's own layer), ALPHA its strength (default 1).
+ADD_PATTERN = r"^(?P<key>[^@*\s]+?)(?:@(?P<layer>-?\d+))?(?:\*(?P<alpha>[^*@\s]+))?$"
+ADD_SYNTAX = "KEY@LAYER*ALPHA, for example en.ko.3@3*4 (or en.{language}.3@3*4 for each language's own vector)"
+
+
+def parse_add(text: str) -> tuple[str, int, float]:
+    """'en.ko.3@5*4' -> ('en.ko.3', 5, 4.0); the layer defaults to the key's own, alpha to 1."""
+    import re
+
+    match = re.match(ADD_PATTERN, text)
+    if not match:
+        raise ValueError(f"--add {text!r} is not {ADD_SYNTAX}")
+    key, layer, alpha = match.group("key"), match.group("layer"), match.group("alpha")
+    if layer is None:
+        own = key.rpartition(".")[2]
+        if not own.isdigit():
+            raise ValueError(f"--add {text!r}: name the layer to add at ({ADD_SYNTAX})")
+        layer = own
+    try:
+        strength = float(alpha) if alpha is not None else 1.0
+    except ValueError:
+        raise ValueError(f"--add {text!r}: the strength {alpha!r} is not a number ({ADD_SYNTAX})") from None
+    return key, int(layer), strength
+
+
+def _resolve_terms(terms, tensors: dict, languages: list[str], source: str) -> dict:
+    """{language: [(layer, alpha, vector)]} for the parsed --add terms, `{language}` in a key filled in."""
+    resolved = {language: [] for language in languages}
+    for key, layer, alpha in terms:
+        for language in languages:
+            name = key.replace("{language}", language)
+            if name not in tensors:
+                kinds = sorted({k.rpartition(".")[0] for k in tensors})
+                raise ValueError(f"no vector {name!r} in {source}; it holds {', '.join(kinds)}, keyed "
+                                 "<kind>.<language>.<layer>")
+            resolved[language].append((layer, alpha, tensors[name]))
+    return resolved
+
+
+def _check_terms_fit(resolved: dict, model, source: str) -> None:
+    from cla_lib.models import n_layers
+
+    layer_count = n_layers(model)
+    hidden_size = model._module.config.get_text_config().hidden_size
+    for terms in resolved.values():
+        for layer, _, vector in terms:
+            if not 0 <= layer < layer_count:
+                raise ValueError(f"--add ...@{layer}: the model has decoder layers 0..{layer_count - 1}")
+            if tuple(vector.shape) != (hidden_size,):
+                raise ValueError(f"the vectors in {source} have size {tuple(vector.shape)}, but the model's hidden "
+                                 f"size is {hidden_size}: they come from another model")
+
+
+def command_steer(arguments) -> None:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from cla_lib.steering import steered_plane
+
+    terms = [parse_add(text) for text in arguments.add]
+    splits = arguments.split or ["test"]
+    if "extract" in splits:
+        raise ValueError("steering is evaluated on validation or test items: the vectors come from the extract split")
+    arguments.split = splits
+    if not Path(arguments.vectors).is_file():
+        raise FileNotFoundError(f"no vectors file {arguments.vectors!r}; write one with `cla vectors`")
+    resolved = _resolve_terms(terms, load_file(arguments.vectors), resolve_languages(arguments.language),
+                              arguments.vectors)
+    model = _model(arguments)
+    _check_terms_fit(resolved, model, arguments.vectors)
+    items = _items(arguments)
+    edits = {language: [(layer, alpha * vector) for layer, alpha, vector in language_terms]
+             for language, language_terms in resolved.items()}
+    _print_points(steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
+                                remote=arguments.remote), arguments.json)
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="cla", description=__doc__,
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,6 +269,31 @@ def parser() -> argparse.ArgumentParser:
     align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     align_parser.add_argument("--seed", type=int, default=0)
     align_parser.set_defaults(run=command_align)
+
+    vectors_parser = commands.add_parser(
+        "vectors", help="EN and LOC steering vectors for every language and layer, as safetensors",
+        description="Extract steering vectors (difference of mean last-token residuals) on the extract split.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _explain_kinds_in_help(vectors_parser)
+    _add_model_arguments(vectors_parser)
+    vectors_parser.add_argument("--kind", action="append",
+                                help="only this kind of vector (repeatable; default: all kinds, listed below)")
+    vectors_parser.add_argument("--out", required=True, help="the safetensors file to write")
+    vectors_parser.set_defaults(run=command_vectors)
+
+    steer_parser = commands.add_parser(
+        "steer", help="the plane under steering vectors added to the residual stream",
+        description="Score the plane's items with vectors added after decoder layers (the English ceiling is "
+                    "scored unsteered). Default split: test.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _explain_kinds_in_help(steer_parser, f"--add takes {ADD_SYNTAX}; quote it in the shell. Several --add apply "
+                                         "at once.\n")
+    _add_model_arguments(steer_parser)
+    steer_parser.add_argument("--vectors", required=True, help="a file written by `cla vectors`")
+    steer_parser.add_argument("--add", action="append", required=True, metavar="KEY@LAYER*ALPHA",
+                              help="add ALPHA times vector KEY after decoder layer LAYER (repeatable)")
+    steer_parser.add_argument("--json", action="store_true", help="one JSON object per language")
+    steer_parser.set_defaults(run=command_steer)
     return main_parser
 
 
