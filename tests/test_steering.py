@@ -465,19 +465,6 @@ def test_language_probe_reads_the_language_off_the_residual(tiny_llama_dir):
 # -- the command line ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    """A temporary cache with the tiny base organism (trained once per module)."""
-    from cla_lib.organism import organism_path
-
-    with pytest.MonkeyPatch.context() as patch:
-        root = tmp_path_factory.mktemp("cla_cache")
-        patch.setenv("CLA_CACHE", str(root))
-        patch.setenv("CLA_ORGANISM_SIZE", "tiny")
-        organism_path("organism", progress=False)
-        yield root
-
-
 def plain_scores(plain_model, tokenizer, item) -> list[float]:
     """The lm-evaluation-harness log-likelihood of each choice, one unbatched forward each."""
     scores = []
@@ -490,7 +477,7 @@ def plain_scores(plain_model, tokenizer, item) -> list[float]:
     return scores
 
 
-def test_cla_steer_prints_what_plain_transformers_with_a_hook_computes(tiny_cache, tmp_path, capsys):
+def test_cla_steer_prints_what_plain_transformers_with_a_hook_computes(tiny_organism_environment, tmp_path, capsys):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -544,7 +531,7 @@ def test_cla_steer_prints_what_plain_transformers_with_a_hook_computes(tiny_cach
     assert unsteered != {key: value for key, value in chosen.items() if key in unsteered}
 
 
-def test_cla_steer_explains_bad_additions(tiny_cache, tmp_path, capsys):
+def test_cla_steer_explains_bad_additions(tiny_organism_environment, tmp_path, capsys):
     from cla_lib.cli import main, parse_add
 
     assert parse_add("en.ko.3@5*-2.5") == ("en.ko.3", 5, -2.5)
