@@ -85,8 +85,20 @@ def command_items(arguments) -> None:
 def command_organism(arguments) -> None:
     from cla_lib.organism import organism_path
 
-    name = "organism" if arguments.method in (None, "base") else f"organism:{arguments.method}"
-    print(organism_path(f"{name}@{arguments.seed}", size=arguments.organism_size))
+    if arguments.action == "path":
+        name = "organism" if arguments.method in (None, "base") else f"organism:{arguments.method}"
+        print(organism_path(f"{name}@{arguments.seed}", size=arguments.organism_size))
+        return
+    # prepare: train (or find cached) every organism the book needs, so the chapters only load them.
+    from cla_lib.alignment import METHODS
+
+    methods = ["base", *METHODS] if arguments.methods == "all" else arguments.methods.split(",")
+    seeds = [int(seed) for seed in arguments.seeds.split(",")]
+    for seed in seeds:
+        for method in methods:
+            name = "organism" if method == "base" else f"organism:{method}"
+            path = organism_path(f"{name}@{seed}", size=arguments.organism_size)
+            print(f"{name}@{seed}: {path}", flush=True)
 
 
 def command_align(arguments) -> None:
@@ -247,10 +259,14 @@ def parser() -> argparse.ArgumentParser:
     items_parser.set_defaults(run=command_items)
 
     organism_parser = commands.add_parser("organism", help="the embedded model organism")
-    organism_parser.add_argument("action", choices=("path",))
+    organism_parser.add_argument("action", choices=("path", "prepare"),
+                                 help="path: print one organism's directory; prepare: train every organism the "
+                                      "book needs (--methods, --seeds) that is not cached yet")
     organism_parser.add_argument("--method", default=None,
                                  help="base (default) or an alignment method: midalign, clo, mit, replay")
     organism_parser.add_argument("--seed", type=int, default=0)
+    organism_parser.add_argument("--seeds", default="0,1,2", help="prepare: comma-separated seeds")
+    organism_parser.add_argument("--methods", default="all", help="prepare: comma-separated methods, or all")
     organism_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
     organism_parser.set_defaults(run=command_organism)
 
