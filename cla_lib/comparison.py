@@ -1,0 +1,386 @@
+"""Comparing models on the transfer-localization plane: base against aligned, over seeds, with a verdict.
+
+The paper's second claim (*baseline erasure*) is a comparison: every cross-lingual alignment method, applied to a
+base model, raises transfer and lowers localization, in every language. Testing it needs the same measurement on
+several models and seeds, differences against the base of the same seed, a spread across seeds, and a rule that
+turns the numbers into a verdict. This module holds those steps, as functions of tidy DataFrames:
+
+- `erasure_runs`: which models to compare (a *run* is one method at one seed: ``base``, an alignment method, or
+  the ``replay`` control), as organism names or as directories of real models aligned with `cla align`;
+- `evaluate`: every run on the plane, one row per (method, seed, language), plus one row per item answered;
+- `deltas`: each run minus its reference (the base, or the replay control) of the same seed and language;
+- `summarize`: mean, spread and 95% interval of the deltas across seeds, and in how many seeds each sign held;
+- `claims`: the verdict on "every method improves transfer and costs localization in every language".
+
+**The verdict rule.** A method *improves transfer* in a language when its transfer minus the base's transfer (same
+seed, same language) is above zero in every seed; it *costs localization* when its localization minus the base's is
+below zero in every seed. A difference of exactly zero counts against the claim. The claim *holds* when every
+(method, language) pair does both, *fails* when none does, and *partly holds* otherwise. Sign agreement across
+seeds is a deliberately simple rule: with three seeds a method with no effect passes one half of it by chance one
+time in eight. The intervals in `summarize` (Student's t over seeds) say how large each effect is; they do not
+enter the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from cla_lib.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
+from cla_lib.scoring import choice_logprobs, predictions
+
+METRICS = ("transfer", "localization", "english_bias")
+BASE, CONTROL = "base", "replay"
+
+# Student's t quantile t(0.975, df) for df = 1 .. 30; beyond that the normal 1.96 is within 2%.
+_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile(degrees_of_freedom: int) -> float:
+    """The two-sided 95% Student's t critical value (NaN for no degrees of freedom)."""
+    if degrees_of_freedom < 1:
+        return math.nan
+    return _T_975[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T_975) else 1.96
+
+
+@contextmanager
+def _quiet_loading(quiet: bool):
+    """Without transformers' per-checkpoint progress bars (one per model loaded, noise in a chapter's output)."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    if quiet:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and enabled:
+            transformers_logging.enable_progress_bar()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which models
+
+
+@dataclass(frozen=True)
+class Run:
+    """One model of a comparison: `method` (``base``, an alignment method or ``replay``) at `seed`, loaded from
+    `source` (an organism directory, a local Hugging Face directory or a hub id)."""
+
+    method: str
+    seed: int
+    source: str
+
+
+def parse_list(text: str) -> list[str]:
+    """``"midalign, clo"`` -> ``["midalign", "clo"]`` (empty entries dropped)."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def parse_seeds(text: str | int) -> list[int]:
+    """``"0,1,2"`` (or one integer) -> ``[0, 1, 2]``."""
+    return [int(part) for part in parse_list(str(text))]
+
+
+def parse_aligned_models(text: str) -> dict[tuple[str, int], str]:
+    """Aligned real models from ``"method=path,method@seed=path"`` pairs -> ``{(method, seed): path}``; the seed is
+    0 when omitted."""
+    models = {}
+    for pair in parse_list(text):
+        if "=" not in pair:
+            raise ValueError(f"aligned model {pair!r} is not a method=path pair")
+        name, path = (part.strip() for part in pair.split("=", 1))
+        method, _, seed = name.partition("@")
+        models[(method, int(seed) if seed else 0)] = path
+    return models
+
+
+def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None = None, *,
+                 include_replay: bool = True,
+                 size: str | None = None, aligned_models: str | dict = "", progress: bool = True) -> list[Run]:
+    """The runs of a baseline-erasure comparison: the base and each method (and the replay control) per seed.
+
+    Args:
+        model: ``"organism"`` for the model organism (each run is trained on first use and cached), or the base
+            real model (a local directory or hub id).
+        methods: alignment method names (`cla_lib.alignment.METHODS`), without ``replay``.
+        seeds: organism seeds (default: 0). For a real model, the seeds of its aligned checkpoints (default: every
+            seed named in `aligned_models`); its base is the same model in every seed.
+        include_replay: add the ``replay`` control.
+        size: the organism size (``"tiny"`` for quick runs).
+        progress: show progress bars while organisms train.
+        aligned_models: real models only: the aligned checkpoints, trained beforehand with `cla align` or
+            `cla_lib.alignment.align_model`, as ``"method[@seed]=path,..."`` (see `parse_aligned_models`) or a dict.
+
+    Returns:
+        The runs, seed by seed, base first.
+
+    Example:
+        >>> erasure_runs("organism", ["midalign", "clo"], [0, 1, 2], size="tiny")
+    """
+    methods = [method for method in methods if method not in (BASE, CONTROL)]
+    compared = methods + ([CONTROL] if include_replay else [])
+    runs = []
+    if model.startswith("organism"):
+        from cla_lib.organism import organism_path
+
+        with _quiet_loading(not progress):
+            for seed in seeds if seeds is not None else [0]:
+                for method in [BASE] + compared:
+                    name = f"organism@{seed}" if method == BASE else f"organism:{method}@{seed}"
+                    runs.append(Run(method, seed, str(organism_path(name, size=size, progress=progress))))
+        return runs
+    aligned = parse_aligned_models(aligned_models) if isinstance(aligned_models, str) else dict(aligned_models)
+    seeds = seeds if seeds is not None else sorted({seed for _, seed in aligned}) or [0]
+    missing = [f"{method}@{seed}" for seed in seeds for method in compared if (method, seed) not in aligned]
+    if missing:
+        raise ValueError(
+            f"no aligned checkpoint for {', '.join(missing)}: a real model's aligned versions are trained beforehand "
+            "(cla align --model DIR --method METHOD ... --out DIR) and passed as aligned_models='method=DIR,...' "
+            "(method@seed=DIR for more seeds); or leave those methods (or the replay control) out")
+    for seed in seeds:
+        runs.append(Run(BASE, seed, model))
+        runs += [Run(method, seed, aligned[(method, seed)]) for method in compared]
+    return runs
+
+
+def training_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """What each run's training recorded (organisms and `align_model` outputs): steps, seconds, final loss."""
+    import json
+
+    rows = []
+    for run in runs:
+        record_path = Path(run.source) / "training.json"
+        if not record_path.exists():
+            continue
+        record = json.loads(record_path.read_text())
+        steps = record.get("method_config", {}).get("steps", record.get("config", {}).get("steps"))
+        rows.append({"method": run.method, "seed": run.seed, "steps": steps,
+                     "trainable parameters": record.get("trainable_parameters", record.get("parameters")),
+                     "training time (s)": record.get("train_seconds"), "final loss": record.get("final_loss")})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _items_key(source: str) -> str:
+    """Runs that share this key are scored on the same items (an organism's world; real data otherwise)."""
+    import json
+
+    record_path = Path(source) / "training.json"
+    if record_path.exists():
+        config = json.loads(record_path.read_text()).get("config")
+        if config is not None:
+            return json.dumps(config["world"], sort_keys=True)
+    return "real data"
+
+
+def evaluate(runs: Sequence[Run], languages: Sequence[str], *, transfer_data: str | None = None,
+             localization_data: str | None = None, batch_size: int = 64, remote: bool = False,
+             progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Place every run on the plane for `languages`, on all items.
+
+    Models are loaded one at a time; a source that appears in several runs (a real base model in every seed) is
+    scored once. Each item's answer is its highest-scoring choice (`cla_lib.scoring`), as in
+    `cla_lib.evaluation.answers`; `progress` shows the loading and scoring progress bars.
+
+    Returns:
+        ``(plane, answered)``: `plane` has one row per (method, seed, language) with the columns of
+        `cla_lib.evaluation.points_frame` plus ``method`` and ``seed``; `answered` has one row per item and run
+        (`cla_lib.evaluation.answer_frame` plus ``method`` and ``seed``), English ceiling items included.
+    """
+    from cla_lib.models import load_model
+
+    items_by_key: dict[str, list] = {}
+    chosen_by_source: dict[str, list[int]] = {}
+    planes, answered = [], []
+    for run in runs:
+        key = _items_key(run.source)
+        if key not in items_by_key:
+            items_by_key[key] = plane_items(run.source, languages, transfer_data=transfer_data,
+                                            localization_data=localization_data)
+        items = items_by_key[key]
+        if run.source not in chosen_by_source:
+            with _quiet_loading(not progress):
+                model = load_model(run.source, remote=remote)
+            scores = choice_logprobs(model, items, batch_size=batch_size, progress=progress)
+            chosen_by_source[run.source] = predictions(scores)
+            del model
+        chosen = chosen_by_source[run.source]
+        points = plane_from_answers(f"{run.method}@{run.seed}", items, chosen)
+        planes.append(points_frame(points, method=run.method, seed=run.seed))
+        answered.append(answer_frame(items, chosen).assign(method=run.method, seed=run.seed))
+    return pd.concat(planes, ignore_index=True), pd.concat(answered, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Differences and their spread
+
+
+def deltas(plane: pd.DataFrame, reference: str = BASE, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Each run's metrics minus those of the `reference` method of the same seed and language.
+
+    Returns:
+        One row per (method, seed, language), `reference` itself left out, with one column per metric (the
+        difference) and ``reference``.
+    """
+    keys = ["seed", "language"]
+    baseline = plane.loc[plane.method == reference, keys + list(metrics)]
+    if baseline.empty:
+        raise ValueError(f"no {reference!r} rows to compare against")
+    others = plane.loc[plane.method != reference, ["method"] + keys + list(metrics)]
+    merged = others.merge(baseline, on=keys, suffixes=("", "_reference"), validate="many_to_one")
+    for metric in metrics:
+        merged[metric] = merged[metric] - merged[f"{metric}_reference"]
+    return merged[["method"] + keys + list(metrics)].assign(reference=reference).reset_index(drop=True)
+
+
+def summarize(differences: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Per (method, language): the mean difference over seeds, its standard deviation, the half-width of its 95%
+    Student's t interval (NaN with one seed), and the number of seeds where it was above and below zero.
+
+    Returns:
+        One row per (method, language), in the order they first appear, with columns ``n_seeds`` and, per metric,
+        ``<metric>`` (the mean), ``<metric>_sd``, ``<metric>_half_width``, ``<metric>_positive``,
+        ``<metric>_negative``.
+    """
+    rows = []
+    for (method, language), group in differences.groupby(["method", "language"], sort=False):
+        n = group.seed.nunique()
+        row = {"method": method, "language": language, "n_seeds": n}
+        for metric in metrics:
+            values = group[metric]
+            sd = values.std(ddof=1) if n > 1 else math.nan
+            row[metric] = values.mean()
+            row[f"{metric}_sd"] = sd
+            row[f"{metric}_half_width"] = t_quantile(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+            row[f"{metric}_positive"] = int((values > 0).sum())
+            row[f"{metric}_negative"] = int((values < 0).sum())
+        if "reference" in group:
+            row["reference"] = group.reference.iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def delta_table(summary: pd.DataFrame, metric: str, *, digits: int = 3) -> pd.DataFrame:
+    """`summary` as a method x language table of ``"+0.120 ± 0.050"`` strings (mean ± 95% half-width over seeds;
+    no ± with one seed), with a last column averaging the means over languages."""
+    def cell(row) -> str:
+        text = f"{row[metric]:+.{digits}f}"
+        half = row[f"{metric}_half_width"]
+        return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
+
+    table = summary.assign(cell=summary.apply(cell, axis=1)).pivot(index="method", columns="language",
+                                                                    values="cell")
+    table = table.loc[list(dict.fromkeys(summary.method)), list(dict.fromkeys(summary.language))]
+    table["mean"] = summary.groupby("method", sort=False)[metric].mean().map(lambda value: f"{value:+.{digits}f}")
+    return table
+
+
+def held_out_breakdown(answered: pd.DataFrame) -> pd.DataFrame:
+    """Localization per method on the culture questions each language was taught implicitly and on the held-out
+    ones (seen only with a country named), averaged over languages and seeds, with the change from the base.
+
+    Returns:
+        One row per method (base first), columns ``taught``, ``held out``, ``Δ taught``, ``Δ held out``.
+    """
+    culture = answered[answered.task == "localization"]
+    per_seed = culture.groupby(["method", "seed", "held_out"], sort=False).correct.mean().unstack("held_out")
+    per_seed = per_seed.rename(columns={False: "taught", True: "held out"})
+    means = per_seed.groupby("method", sort=False).mean()
+    base = per_seed.xs(BASE, level="method")
+    change = per_seed.sub(base, level="seed").groupby("method", sort=False).mean()
+    columns = [column for column in ("taught", "held out") if column in means]
+    return means[columns].join(change[columns].add_prefix("Δ "))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The verdict
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on the baseline-erasure claim.
+
+    `status` is ``"holds"``, ``"partly holds"`` or ``"fails"``; `text` says so in one Markdown paragraph, naming
+    the methods and languages; `cells` has one row per (method, language) with ``improves_transfer``,
+    ``costs_localization`` and ``both``.
+    """
+
+    status: str
+    text: str
+    cells: pd.DataFrame
+
+    def grid(self) -> pd.DataFrame:
+        """A method x language table: "T↑ L↓" when both held, "T↑" or "L↓" for one half, "–" for neither."""
+        def mark(row) -> str:
+            parts = (["T↑"] if row.improves_transfer else []) + (["L↓"] if row.costs_localization else [])
+            return " ".join(parts) or "–"
+
+        table = self.cells.assign(mark=self.cells.apply(mark, axis=1)).pivot(index="method", columns="language",
+                                                                              values="mark")
+        return table.loc[list(dict.fromkeys(self.cells.method)), list(dict.fromkeys(self.cells.language))]
+
+
+def _names(values: Sequence[str], labels: dict | None) -> str:
+    names = [labels.get(value, value) if labels else value for value in values]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def claims(summary: pd.DataFrame, *, method_labels: dict | None = None, language_labels: dict | None = None,
+           minimum_seeds: int = 3) -> Verdict:
+    """Judge "every method improves transfer and costs localization in every language" from `summarize` output.
+
+    The rule (this module's docstring): a method improves transfer in a language when its transfer difference
+    from the base is above zero in every seed, and costs localization when its localization difference is below
+    zero in every seed. The claim holds when every (method, language) pair does both, fails when none does, and
+    partly holds otherwise. `summary` holds differences against the base (the paper's claim), or against the
+    replay control (the same question for each method's objective alone: then the text says so); the replay
+    control and the base are never among the methods judged.
+
+    Example:
+        >>> verdict = claims(summarize(deltas(plane)))
+        >>> verdict.status
+        'partly holds'
+    """
+    reference = summary.reference.iloc[0] if "reference" in summary and len(summary) else BASE
+    judged = summary[~summary.method.isin({BASE, CONTROL, reference})]
+    if judged.empty:
+        raise ValueError("no alignment method to judge")
+    n_seeds = judged.n_seeds
+    cells = pd.DataFrame({
+        "method": judged.method, "language": judged.language, "n_seeds": n_seeds,
+        "improves_transfer": (judged.transfer_positive == n_seeds) & (n_seeds > 0),
+        "costs_localization": (judged.localization_negative == n_seeds) & (n_seeds > 0),
+    }).reset_index(drop=True)
+    cells["both"] = cells.improves_transfer & cells.costs_localization
+    total, held = len(cells), int(cells.both.sum())
+    status = "holds" if held == total else "fails" if held == 0 else "partly holds"
+
+    seeds_low, seeds_high = int(n_seeds.min()), int(n_seeds.max())
+    seeds_text = f"{seeds_low}" if seeds_low == seeds_high else f"{seeds_low}–{seeds_high}"
+    against = "" if reference == BASE else f" against the {reference} control"
+    parts = [f"**The claim {status} here{against}.** Over {seeds_text} seed{'s' if seeds_high > 1 else ''}, "
+             f"{held} of {total} method–language pairs both improve transfer and cost localization"]
+    if 0 < held < total:
+        where = []
+        for method, group in cells[cells.both].groupby("method", sort=False):
+            languages = list(group.language)
+            everywhere = len(languages) == (cells.method == method).sum()
+            where.append(f"{_names([method], method_labels)} in "
+                         + ("every language" if everywhere else _names(languages, language_labels)))
+        parts[-1] += f" ({'; '.join(where)})"
+    parts[-1] += "."
+    parts.append(f"Transfer improves in {int(cells.improves_transfer.sum())} of {total} pairs and localization "
+                 f"falls in {int(cells.costs_localization.sum())} of {total}.")
+    if seeds_low < minimum_seeds:
+        parts.append(f"With fewer than {minimum_seeds} seeds this verdict is provisional.")
+    return Verdict(status=status, text=" ".join(parts), cells=cells)

@@ -1,0 +1,221 @@
+"""Tests of cla_lib.comparison: deltas, spreads and the verdict on hand-made plane frames, the runs of a real-model
+comparison, the erasure figure, and one evaluation of the tiny organism."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+from cla_lib import comparison
+from cla_lib.comparison import Run, claims, delta_table, deltas, erasure_runs, summarize, t_quantile
+from cla_lib.plots import erasure_figure
+
+
+def plane_frame(values: dict) -> pd.DataFrame:
+    """A plane frame from {(method, seed, language): (transfer, localization, english_bias)}."""
+    return pd.DataFrame([{"method": method, "seed": seed, "language": language, "transfer": transfer,
+                          "localization": localization, "english_bias": bias}
+                         for (method, seed, language), (transfer, localization, bias) in values.items()])
+
+
+def erasure_plane(moves: dict, seeds=(0, 1, 2), languages=("es", "ko")) -> pd.DataFrame:
+    """Base at (0.3, 0.6, 0.1) in every seed and language; `moves[(method, language)]` is a list of per-seed
+    (Δtransfer, Δlocalization) pairs added to it."""
+    values = {}
+    for seed_index, seed in enumerate(seeds):
+        for language in languages:
+            values[("base", seed, language)] = (0.3, 0.6, 0.1)
+            for (method, move_language), steps in moves.items():
+                if move_language == language:
+                    transfer, localization = steps[seed_index]
+                    values[(method, seed, language)] = (0.3 + transfer, 0.6 + localization, 0.1)
+    return plane_frame(values)
+
+
+ERASES = [(0.1, -0.1), (0.2, -0.05), (0.05, -0.2)]  # every seed: transfer up, localization down
+
+
+def test_deltas_subtract_the_reference_of_the_same_seed_and_language():
+    plane = plane_frame({("base", 0, "ko"): (0.2, 0.8, 0.1), ("base", 1, "ko"): (0.4, 0.6, 0.0),
+                         ("clo", 0, "ko"): (0.5, 0.7, 0.3), ("clo", 1, "ko"): (0.4, 0.7, 0.1)})
+    result = deltas(plane).set_index("seed")
+    assert list(result.method) == ["clo", "clo"] and set(result.reference) == {"base"}
+    assert result.loc[0, "transfer"] == pytest.approx(0.3) and result.loc[1, "transfer"] == pytest.approx(0.0)
+    assert result.loc[0, "localization"] == pytest.approx(-0.1) and result.loc[1, "localization"] == pytest.approx(0.1)
+    assert result.loc[0, "english_bias"] == pytest.approx(0.2)
+
+
+def test_deltas_against_the_replay_control_and_without_a_reference():
+    plane = plane_frame({("base", 0, "ko"): (0.2, 0.8, 0.1), ("replay", 0, "ko"): (0.3, 0.7, 0.1),
+                         ("mit", 0, "ko"): (0.5, 0.5, 0.4)})
+    result = deltas(plane, reference="replay").set_index("method")
+    assert sorted(result.index) == ["base", "mit"]
+    assert result.loc["mit", "transfer"] == pytest.approx(0.2) and result.loc["mit", "localization"] == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="no 'replay' rows"):
+        deltas(plane[plane.method != "replay"], reference="replay")
+
+
+def test_t_quantile():
+    assert t_quantile(2) == pytest.approx(4.303) and t_quantile(1) == pytest.approx(12.706)
+    assert t_quantile(100) == pytest.approx(1.96) and math.isnan(t_quantile(0))
+
+
+def test_summarize_gives_mean_spread_interval_and_sign_counts():
+    plane = erasure_plane({("midalign", "es"): [(0.1, -0.1), (0.2, 0.0), (0.3, -0.2)]}, languages=("es",))
+    (row,) = summarize(deltas(plane)).to_dict("records")
+    assert row["method"] == "midalign" and row["language"] == "es" and row["n_seeds"] == 3
+    assert row["transfer"] == pytest.approx(0.2) and row["transfer_sd"] == pytest.approx(0.1)
+    assert row["transfer_half_width"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+    assert (row["transfer_positive"], row["transfer_negative"]) == (3, 0)
+    assert (row["localization_positive"], row["localization_negative"]) == (0, 2)  # the zero is neither
+    assert row["reference"] == "base"
+
+
+def test_summarize_of_one_seed_has_no_interval():
+    plane = erasure_plane({("clo", "ko"): [(0.1, -0.1)]}, seeds=(0,), languages=("ko",))
+    (row,) = summarize(deltas(plane)).to_dict("records")
+    assert row["n_seeds"] == 1 and math.isnan(row["transfer_sd"]) and math.isnan(row["transfer_half_width"])
+
+
+def test_delta_table_formats_mean_and_half_width_per_method_and_language():
+    plane = erasure_plane({("midalign", "es"): [(0.1, 0), (0.2, 0), (0.3, 0)],
+                           ("midalign", "ko"): [(0.0, 0), (0.0, 0), (0.0, 0)]})
+    table = delta_table(summarize(deltas(plane)), "transfer")
+    assert list(table.columns) == ["es", "ko", "mean"] and list(table.index) == ["midalign"]
+    assert table.loc["midalign", "es"] == f"+0.200 ± {4.303 * 0.1 / math.sqrt(3):.3f}"
+    assert table.loc["midalign", "ko"] == "+0.000 ± 0.000" and table.loc["midalign", "mean"] == "+0.100"
+    one_seed = delta_table(summarize(deltas(erasure_plane({("clo", "es"): [(0.1, 0)]}, seeds=(0,),
+                                                           languages=("es",)))), "transfer")
+    assert one_seed.loc["clo", "es"] == "+0.100"
+
+
+def test_claims_hold_when_every_method_erases_in_every_seed_and_language():
+    plane = erasure_plane({(method, language): ERASES for method in ("midalign", "clo")
+                           for language in ("es", "ko")})
+    verdict = claims(summarize(deltas(plane)))
+    assert verdict.status == "holds"
+    assert verdict.text.startswith("**The claim holds here.** Over 3 seeds, 4 of 4 method–language pairs")
+    assert "provisional" not in verdict.text
+    assert verdict.cells.both.all() and (verdict.grid() == "T↑ L↓").all().all()
+
+
+def test_claims_partly_hold_and_name_the_methods_and_languages_where_they_do():
+    moves = {("midalign", "es"): ERASES, ("midalign", "ko"): ERASES,
+             ("clo", "es"): ERASES,
+             ("clo", "ko"): [(0.1, -0.1), (-0.1, -0.1), (0.1, -0.1)]}  # transfer falls in one seed
+    verdict = claims(summarize(deltas(plane := erasure_plane(moves))),
+                     method_labels={"midalign": "MidAlign", "clo": "CLO"},
+                     language_labels={"es": "Spanish", "ko": "Korean"})
+    assert verdict.status == "partly holds"
+    assert "3 of 4 method–language pairs" in verdict.text
+    assert "(MidAlign in every language; CLO in Spanish)" in verdict.text
+    assert "Transfer improves in 3 of 4 pairs and localization falls in 4 of 4." in verdict.text
+    grid = verdict.grid()
+    assert grid.loc["clo", "ko"] == "L↓" and grid.loc["clo", "es"] == "T↑ L↓"
+    assert len(plane.seed.unique()) == 3
+
+
+def test_claims_fail_when_no_method_both_transfers_and_erases():
+    moves = {("mit", "es"): [(0.1, 0.1)] * 3,  # transfer without erasure
+             ("mit", "ko"): [(-0.1, -0.1)] * 3}  # erasure without transfer
+    verdict = claims(summarize(deltas(erasure_plane(moves))))
+    assert verdict.status == "fails" and verdict.text.startswith("**The claim fails here.**")
+    assert "0 of 2 method–language pairs" in verdict.text
+    assert verdict.grid().loc["mit", "es"] == "T↑" and verdict.grid().loc["mit", "ko"] == "L↓"
+
+
+def test_claims_count_a_zero_difference_against_the_claim():
+    moves = {("clo", "es"): [(0.1, -0.1), (0.0, -0.1), (0.1, -0.1)]}
+    verdict = claims(summarize(deltas(erasure_plane(moves, languages=("es",)))))
+    assert verdict.status == "fails" and not verdict.cells.improves_transfer.any()
+
+
+def test_claims_never_judge_the_replay_control_or_the_base():
+    moves = {("midalign", "es"): ERASES, ("replay", "es"): [(0.0, 0.0)] * 3}
+    plane = erasure_plane(moves, languages=("es",))
+    assert claims(summarize(deltas(plane))).status == "holds"
+    against_replay = claims(summarize(deltas(plane, reference="replay")))
+    assert list(against_replay.cells.method) == ["midalign"] and against_replay.status == "holds"
+    assert against_replay.text.startswith("**The claim holds here against the replay control.**")
+    with pytest.raises(ValueError, match="no alignment method"):
+        claims(summarize(deltas(plane[plane.method != "midalign"])))
+
+
+def test_claims_on_fewer_seeds_than_the_minimum_are_provisional():
+    verdict = claims(summarize(deltas(erasure_plane({("clo", "es"): ERASES[:1]}, seeds=(0,), languages=("es",)))))
+    assert verdict.status == "holds"
+    assert "Over 1 seed," in verdict.text and "With fewer than 3 seeds this verdict is provisional." in verdict.text
+
+
+def test_held_out_breakdown_averages_over_seeds_and_subtracts_the_base():
+    rows = []
+    for seed in (0, 1):
+        for method, taught, held_out in (("base", [1, 1], [1, 0]), ("mit", [1, 0], [0, 0])):
+            rows += [{"task": "localization", "method": method, "seed": seed, "held_out": False, "correct": bool(c)}
+                     for c in taught]
+            rows += [{"task": "localization", "method": method, "seed": seed, "held_out": True, "correct": bool(c)}
+                     for c in held_out]
+    rows.append({"task": "transfer", "method": "mit", "seed": 0, "held_out": False, "correct": False})
+    table = comparison.held_out_breakdown(pd.DataFrame(rows))
+    assert list(table.index) == ["base", "mit"]
+    assert list(table.columns) == ["taught", "held out", "Δ taught", "Δ held out"]
+    assert table.loc["base", "taught"] == 1.0 and table.loc["mit", "taught"] == 0.5
+    assert table.loc["mit", "Δ taught"] == -0.5 and table.loc["mit", "Δ held out"] == -0.5
+
+
+def test_parse_helpers():
+    assert comparison.parse_seeds("0, 1,2") == [0, 1, 2] and comparison.parse_seeds(3) == [3]
+    assert comparison.parse_list("midalign,, clo") == ["midalign", "clo"]
+    assert comparison.parse_aligned_models("midalign=/a, clo@1=/b") == {("midalign", 0): "/a", ("clo", 1): "/b"}
+    with pytest.raises(ValueError, match="method=path"):
+        comparison.parse_aligned_models("midalign")
+
+
+def test_real_model_runs_come_from_aligned_checkpoints_and_name_what_is_missing():
+    runs = erasure_runs("some/model", ["midalign"], [0], include_replay=True,
+                        aligned_models="midalign=/a,replay=/r")
+    assert runs == [Run("base", 0, "some/model"), Run("midalign", 0, "/a"), Run("replay", 0, "/r")]
+    two_seeds = erasure_runs("some/model", ["clo"], include_replay=False, aligned_models="clo=/a,clo@1=/b")
+    assert two_seeds == [Run("base", 0, "some/model"), Run("clo", 0, "/a"), Run("base", 1, "some/model"),
+                         Run("clo", 1, "/b")]
+    with pytest.raises(ValueError, match=r"no aligned checkpoint for clo@0, replay@0: .*cla align"):
+        erasure_runs("some/model", ["midalign", "clo"], [0], aligned_models="midalign=/a")
+
+
+def test_erasure_figure_has_a_panel_per_language_and_an_arrow_per_method():
+    moves = {(method, language): ERASES for method in ("midalign", "clo", "replay")
+             for language in ("es", "zh", "ko", "id", "el", "fa")}
+    plane = erasure_plane(moves, languages=("es", "zh", "ko", "id", "el", "fa"))
+    figure = erasure_figure(plane, title="tiny organism, seeds 0, 1, 2", chance={"transfer": 0.125})
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["Spanish (es)", "Chinese (zh)", "Korean (ko)", "Indonesian (id)",
+                                               "Greek (el)", "Persian (fa)"]
+    assert all(len(ax.texts) == 3 for ax in axes)  # the arrows are annotations
+    assert figure._suptitle.get_text() == "tiny organism, seeds 0, 1, 2"
+    assert "transfer" in axes[0].get_xlabel() and "localization" in axes[0].get_ylabel()
+    matplotlib.pyplot.close(figure)
+
+
+def test_evaluate_places_each_run_once_per_language_and_scores_a_shared_source_once(tiny_organism_dir,
+                                                                                       monkeypatch):
+    calls = []
+    original = comparison.choice_logprobs
+    monkeypatch.setattr(comparison, "choice_logprobs",
+                        lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    runs = [Run("base", 0, str(tiny_organism_dir)), Run("replay", 0, str(tiny_organism_dir))]
+    plane, answered = comparison.evaluate(runs, ["ko"], batch_size=256)
+    assert len(calls) == 1
+    assert list(plane.method) == ["base", "replay"] and list(plane.language) == ["ko", "ko"]
+    assert set(answered.language) == {"en", "ko"} and set(answered.method) == {"base", "replay"}
+    korean = answered[(answered.method == "base") & (answered.language == "ko")]
+    base = plane.iloc[0]
+    assert base.n_transfer == (korean.task == "transfer").sum()
+    assert base.transfer == pytest.approx(korean[korean.task == "transfer"].correct.mean())
+    assert base.english_bias == pytest.approx(korean[korean.task == "localization"].us_answer.mean())
+    assert deltas(plane).transfer.tolist() == [0.0]
