@@ -9,6 +9,8 @@
     cla vectors --model organism --out vectors.safetensors   EN and LOC steering vectors, every language and layer
     cla steer --model organism --language ko --vectors vectors.safetensors --add 'en.ko.3@3*4' --json
                                                            the plane under steering
+    cla rerun --model gemma-3-12b-it --language ko [--chapters 01,02] [--remote] --out runs/
+                                                           execute the chapters for one model and language
 """
 
 from __future__ import annotations
@@ -243,6 +245,51 @@ def command_steer(arguments) -> None:
                                 remote=arguments.remote), arguments.json)
 
 
+def command_rerun(arguments) -> None:
+    """Exits 0 when every chapter ran, 1 when one failed, 130 on Ctrl-C (finished chapters keep their results)."""
+    from cla_lib import rerun
+
+    book = arguments.book or rerun.BOOK
+    if arguments.device:
+        import os
+
+        from cla_lib.models import DEVICE_VARIABLE
+
+        os.environ[DEVICE_VARIABLE] = arguments.device  # the chapters' kernels inherit it: load_model reads it
+    extra = {}
+    for entry in arguments.parameter or []:
+        name, separator, value = entry.partition("=")
+        if not separator or not name.isidentifier():
+            raise ValueError(f"-p takes NAME=VALUE (for example seed=1), not {entry!r}")
+        if rerun.KEY_NAME.search(name):
+            raise ValueError(f"-p {name}: keys are never parameters (they would be written into the notebook); "
+                             "NDIF's comes from $NDIF_API_KEY")
+        extra[name] = rerun.parse_value(value)
+    for name in ("transfer_data", "localization_data", "organism_size"):
+        if getattr(arguments, name, None) is not None:
+            extra[name] = getattr(arguments, name)
+    if arguments.estimate_only:
+        for language in resolve_languages(arguments.language):
+            paths = rerun.select_chapters(arguments.chapters, book)
+            print(rerun.describe_cost(rerun.estimate(
+                arguments.model, language, paths, transfer_data=arguments.transfer_data,
+                localization_data=arguments.localization_data, batch_size=arguments.batch_size,
+                organism_size=arguments.organism_size)))
+        return
+    try:
+        records = rerun.rerun(arguments.model, resolve_languages(arguments.language), chapters_spec=arguments.chapters,
+                              remote=arguments.remote, out=arguments.out, extra=extra, book=book,
+                              batch_size=arguments.batch_size, log=lambda line: print(line, flush=True))
+    except rerun.RerunInterrupted as interrupted:
+        print(f"cla: interrupted during {interrupted}; finished chapters keep their results in {arguments.out}",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    failed = [record["chapter"] for record in records if record["status"] != "ok"]
+    if failed:
+        print(f"cla: failed: {', '.join(failed)} (tracebacks in the .failed.ipynb notebooks)", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="cla", description=__doc__,
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,6 +357,32 @@ def parser() -> argparse.ArgumentParser:
                               help="add ALPHA times vector KEY after decoder layer LAYER (repeatable)")
     steer_parser.add_argument("--json", action="store_true", help="one JSON object per language")
     steer_parser.set_defaults(run=command_steer)
+
+    rerun_parser = commands.add_parser(
+        "rerun", help="execute the book's chapters for one model and language (papermill), keeping their results",
+        description="Execute the chapters with papermill for a model and a language, writing "
+                    "OUT/<model>/<language>/<chapter>.ipynb and <chapter>.results.json (what each chapter glued). "
+                    "Prints the estimated cost first. Several languages can run at once as separate processes: "
+                    "cla rerun ... --language ko & cla rerun ... --language es &")
+    rerun_parser.add_argument("--model", required=True, help="a preset, hub id, local directory or organism name")
+    rerun_parser.add_argument("--language", required=True, help="a target language, or a comma-separated list "
+                                                                "run one after the other")
+    rerun_parser.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names "
+                                                               "(default: every chapter)")
+    rerun_parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY)")
+    rerun_parser.add_argument("--out", default="runs", help="the runs folder (default: runs)")
+    rerun_parser.add_argument("--transfer-data", default=None, help="Global-MMLU: a hub id or a local file/folder")
+    rerun_parser.add_argument("--localization-data", default=None, help="BLEnD: a hub id or a local folder")
+    rerun_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
+    rerun_parser.add_argument("--batch-size", type=int, default=64)
+    rerun_parser.add_argument("--device", default=None, help="where the chapters load the model: cuda (spread over "
+                                                             "the GPUs, the preset's dtype), cuda:1, cpu (default: "
+                                                             "$CLA_DEVICE, else the CPU)")
+    rerun_parser.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                              help="another chapter parameter, passed to the chapters that declare it (repeatable)")
+    rerun_parser.add_argument("--book", default=None, help="the folder of the chapters (default: this book's)")
+    rerun_parser.add_argument("--estimate-only", action="store_true", help="print the estimated cost and stop")
+    rerun_parser.set_defaults(run=command_rerun)
     return main_parser
 
 
@@ -330,10 +403,10 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     # Imported only when a command failed: these modules import torch, which `cla --help` should not wait for.
     from cla_lib.data import DatasetUnavailableError
-    from cla_lib.models import MissingAPIKeyError
+    from cla_lib.models import MissingAPIKeyError, RemoteNotAvailableError
 
     return (ValueError, FileNotFoundError, NotImplementedError, PermissionError, DatasetUnavailableError,
-            MissingAPIKeyError)
+            MissingAPIKeyError, RemoteNotAvailableError)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,21 @@ The choices are rendered in one language per item, chosen by `answers_in`:
 
 Every continuation is a space and the answer (" kimchi"), as the harness does after "Answer:".
 
+Parallel prompts for steering vectors
+-------------------------------------
+`cla_lib.steering` builds its EN vector from `meta["english_prompt"]` (the same question in English) and its LOC
+vector from `meta["explicit_prompt"]` (the same question with the country named). The loaders fill them in the
+items' own template (the chat template, if any, is applied later, to all three prompts alike, by
+`cla_lib.evaluation.plane_items`):
+
+- Global-MMLU: `english_prompt` is the English row with the same `sample_id` (the `en` config, the `en/` directory,
+  or the `en` rows of a single file with a `language` column), in the transfer template; omitted when the source
+  has no English rows. English items carry their own prompt.
+- BLEnD: `english_prompt` is BLEnD's `en_question` with its country mention ("in China", "in your country")
+  removed by `remove_english_country_mention`, so that it differs from the prompt only in language; omitted when
+  the removal fails. `explicit_prompt` is the original local-language question, country mention kept; omitted for
+  the questions that never named the country (their explicit and implicit prompts would be the same).
+
 Country-mention removal
 -----------------------
 `COUNTRY_MENTIONS` holds, per BLEnD country, regular-expression rules (pattern, replacement), applied in order,
@@ -306,6 +321,7 @@ def transfer_items(
     lite: bool = False,
     dataset_split: str = "test",
     split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    english_prompts: bool = True,
 ) -> list[Item]:
     """Global-MMLU's culturally agnostic questions in `language`, as multiple-choice transfer items.
 
@@ -322,6 +338,8 @@ def transfer_items(
         lite: use Global-MMLU-Lite when `source` is None.
         dataset_split: the data set's own split, "test" or "dev".
         split_fractions: the fractions of the extract, validation and test splits.
+        english_prompts: add `meta["english_prompt"]`, the English row with the same `sample_id` (for EN steering
+            vectors), where the source has English rows.
 
     Returns:
         Items with `task="transfer"`, `id="<language>:<sample_id>"`, gold = the answer letter's index.
@@ -347,7 +365,39 @@ def transfer_items(
                 continue
             seen.add(sample_id)
             items.append(_transfer_item(row, language, where, split_fractions))
+    if english_prompts:
+        english = ({item.meta["sample_id"]: item.prompt for item in items} if language == ENGLISH
+                   else _english_transfer_prompts(resolved, dataset_split))
+        for item in items:
+            if item.meta["sample_id"] in english:
+                item.meta["english_prompt"] = english[item.meta["sample_id"]]
     return _take(items, limit, seed, key=lambda item: item.meta["sample_id"])
+
+
+def _english_transfer_prompts(source: str | Path, dataset_split: str) -> dict[str, str]:
+    """{sample_id: the English row's prompt} from the source's English rows, or {} when it has none."""
+    if isinstance(source, Path) and source.is_file():
+        columns, _ = _read_table(source)
+        if "language" not in columns:
+            return {}  # a single file of one language: no English rows to pair with
+    try:
+        tables = list(_global_mmlu_tables(source, ENGLISH, dataset_split))
+    except (DatasetLayoutError, DatasetUnavailableError):
+        return {}
+    prompts = {}
+    for _, columns, rows in tables:
+        if any(column not in columns for column in ("sample_id", "question", *(f"option_{l.lower()}" for l in LETTERS))):
+            return {}
+        for row in rows:
+            prompts.setdefault(str(row["sample_id"]), _transfer_prompt(row))
+    return prompts
+
+
+def _transfer_prompt(row: dict) -> str:
+    return TRANSFER_TEMPLATE.format(
+        question=_text(row["question"]).strip(),
+        **{f"option_{letter.lower()}": _text(row[f"option_{letter.lower()}"]).strip() for letter in LETTERS},
+    )
 
 
 def _global_mmlu_tables(source: str | Path, language: str, dataset_split: str):
@@ -398,10 +448,7 @@ def _transfer_item(row: dict, language: str, where: str, split_fractions: Sequen
     letter = str(row["answer"] or "").strip().upper()
     if letter not in LETTERS:
         raise DatasetLayoutError(f"{where}: sample {sample_id!r}: answer {row['answer']!r} is not one of A, B, C, D")
-    prompt = TRANSFER_TEMPLATE.format(
-        question=_text(row["question"]).strip(),
-        **{f"option_{letter.lower()}": _text(row[f"option_{letter.lower()}"]).strip() for letter in LETTERS},
-    )
+    prompt = _transfer_prompt(row)
     meta = {"sample_id": sample_id, "subject": _text(row["subject"]), "source": where}
     return Item(
         task="transfer",
@@ -526,6 +573,43 @@ def remove_country_mention(question: str, country: str) -> str | None:
         text = re.sub(pattern, replacement, text, flags=flags)
     text = _tidy(text, question)
     if re.search(mention.residue, text, flags=flags):
+        return None
+    return text
+
+
+# BLEnD's English questions (`en_question`) name the country in English ("in China"), or say "in your country".
+# How each country is named in English, and the residue (name, demonym) that means the removal failed.
+_ENGLISH_COUNTRY_NAMES: dict[str, tuple[str, str]] = {
+    "US": (_US_NAMES, r"\b(?:USA|US|U\.S\.|United States|America|Americans?)(?![A-Za-z])"),
+    "Spain": (r"Spain", r"\bSpain\b|\bSpaniards?\b"),
+    "Mexico": (r"Mexico", r"\bMexic"),
+    "South_Korea": (r"(?:the\s+Republic\s+of\s+Korea|South\s+Korea|Korea)", r"\bKorea"),
+    "China": (r"(?:mainland\s+)?China", r"\bChina\b"),
+    "Indonesia": (r"Indonesia", r"\bIndonesia\b"),
+    "Greece": (r"Greece", r"\bGreece\b"),
+    "Iran": (r"Iran", r"\bIran\b|\bIranians?\b"),
+}
+
+
+def remove_english_country_mention(question: str, country: str) -> str | None:
+    """BLEnD's English question (`en_question`) without its country mention, or None if the country is still named.
+
+    Removes "in/across/throughout/of/from/for (the) <country>" and "in your country"; the result must no longer name
+    the country. Demonyms used as adjectives ("a popular Korean dish") are left in place and make the removal fail.
+
+    Example:
+        >>> remove_english_country_mention("What is the most popular fruit in China?", "China")
+        'What is the most popular fruit?'
+    """
+    if country not in _ENGLISH_COUNTRY_NAMES:
+        raise KeyError(f"no English country names for {country!r}; countries: {', '.join(_ENGLISH_COUNTRY_NAMES)}")
+    name, residue = _ENGLISH_COUNTRY_NAMES[country]
+    flags = 0 if country == US_COUNTRY else re.IGNORECASE  # "US" must not match the pronoun "us"
+    text = re.sub(r"\s*\b(?:in|across|throughout|of|from|for)\s+(?:the\s+)?(?:" + name + r"|your\s+country)\b",
+                  "", question, flags=flags)
+    text = re.sub(r"\bAmericans\b", "people", text) if country == US_COUNTRY else text
+    text = _tidy(text, question)
+    if re.search(residue, text, flags=flags) or re.search(r"\byour\s+country\b", text, flags=re.IGNORECASE):
         return None
     return text
 
@@ -906,6 +990,12 @@ def _localization_item(
     order = sorted(range(len(choices)), key=lambda index: _unit_hash(f"order:{seed}:{question_id}:{index}"))
     ordered = [choices[index] for index in order]
     us_choice = next((i for i, choice in enumerate(ordered) if US_COUNTRY in choice["countries"]), None)
+    parallel = {}
+    english_question = remove_english_country_mention(str(record.get("en_question") or ""), country)
+    if english_question:
+        parallel["english_prompt"] = LOCALIZATION_TEMPLATE.format(question=english_question)
+    if question != str(record["question"]).strip():
+        parallel["explicit_prompt"] = LOCALIZATION_TEMPLATE.format(question=str(record["question"]).strip())
     return Item(
         task="localization",
         language=language,
@@ -929,6 +1019,7 @@ def _localization_item(
             # every local and US answer, in both languages, for generative scoring with `matches`
             "local_answers": sorted({text for a in local for text in a.answers + a.english}),
             "us_answers": sorted({text for a in per_country.get(US_COUNTRY, [])[:1] for text in a.answers + a.english}),
+            **parallel,
         },
     )
 

@@ -112,12 +112,36 @@ def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tupl
 
 def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str | None = None,
                 localization_data: str | None = None, size: str | None = None,
-                splits: Sequence[str] | None = None) -> list[Item]:
+                splits: Sequence[str] | None = None, tokenizer=None, preset=None) -> list[Item]:
     """The items that place `model_name` on the plane for `languages`, English transfer items (ceiling) first.
 
-    An organism (by name or directory) is scored on its own world. Any other model is scored on real data:
-    Global-MMLU's culturally agnostic items for transfer and BLEnD for localization (`cla_lib.data`); pass a hub
-    id or a local file/folder in those layouts.
+    Where the items come from:
+
+    - An organism (by name or directory) is scored on its own world, and takes no data arguments.
+    - Any other model is scored on real data for each axis whose data is given: Global-MMLU's culturally agnostic
+      items for transfer (`transfer_data`) and BLEnD for localization (`localization_data`), each a hub id or a
+      local file/folder in those layouts (`cla_lib.data`).
+    - An axis without data comes from the embedded world, `World(WorldConfig(seed=0))`: a benchmark in the seven
+      languages that needs no download and does not depend on the model, so that every chapter runs offline on any
+      model directory. On a real model it is a check of the code path, not a measurement: its transfer facts are
+      about fictional creatures the model never saw (expect chance), and only four of its culture questions are
+      real (emergency number, calling code, currency, capital).
+
+    Prompts of a model whose preset sets `chat_template` go through the tokenizer's chat template
+    (`cla_lib.presets.format_prompt`): the item's prompt and its parallel prompts (`meta["english_prompt"]`,
+    `meta["explicit_prompt"]`, used to build steering vectors) alike, so that every prompt the model reads is
+    formatted the same way. The preset is `preset` when given (a name or a `ModelPreset`, e.g. for a local copy of
+    a preset's checkpoint), else the one `model_name` names; the tokenizer is `tokenizer` when given (pass
+    `model.tokenizer` to avoid loading it twice), else the preset's, loaded from the hub.
+
+    Args:
+        model_name: an organism name or directory, a preset, a hub id or a local model directory.
+        languages: target languages.
+        transfer_data, localization_data: real data for each axis (not for organisms).
+        size: the organism size.
+        splits: keep only items of these splits.
+        tokenizer: the model's tokenizer, for the chat template.
+        preset: a preset name or `ModelPreset` overriding the one `model_name` names.
     """
     from pathlib import Path
 
@@ -137,16 +161,53 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
             items += world.items(language)
     else:
         from cla_lib import data
+        from cla_lib.world import World, WorldConfig
 
-        transfer_source = transfer_data or data.GLOBAL_MMLU
-        localization_source = localization_data or data.BLEND
-        items = data.transfer_items(transfer_source, "en")
+        world = World(WorldConfig(seed=0)) if not (transfer_data and localization_data) else None
+        items = data.transfer_items(transfer_data, "en") if transfer_data else world.transfer_items("en")
         for language in languages:
-            items += data.transfer_items(transfer_source, language)
-            items += data.localization_items(localization_source, language)[0]
+            items += data.transfer_items(transfer_data, language) if transfer_data else world.transfer_items(language)
+            items += (data.localization_items(localization_data, language)[0] if localization_data
+                      else world.localization_items(language))
+        items = _through_chat_template(items, model_name, tokenizer, preset)
     if splits is not None:
         items = [item for item in items if item.split in splits]
     return items
+
+
+# The prompts of an item that a model reads: the scored prompt, and the parallel prompts of the steering vectors.
+PROMPT_META_KEYS = ("english_prompt", "explicit_prompt")
+
+
+def _through_chat_template(items: list[Item], model_name: str, tokenizer, preset) -> list[Item]:
+    """The items with every prompt rendered by the preset's chat template (unchanged without one)."""
+    from dataclasses import replace
+
+    from cla_lib import presets
+
+    if isinstance(preset, str):
+        name = preset
+        preset = presets.resolve_preset(name)
+        if preset is None:
+            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(presets.PRESETS)}")
+    preset = preset if preset is not None else presets.resolve_preset(model_name)
+    if preset is None or not preset.chat_template:
+        return items
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(preset.hub_id)
+    formatted = {}
+
+    def render(prompt: str) -> str:
+        if prompt not in formatted:
+            formatted[prompt] = presets.format_prompt(preset, tokenizer, prompt)
+        return formatted[prompt]
+
+    return [replace(item, prompt=render(item.prompt),
+                    meta={**item.meta, **{key: render(item.meta[key]) for key in PROMPT_META_KEYS
+                                          if item.meta.get(key)}})
+            for item in items]
 
 
 def answer_frame(items: Sequence[Item], chosen: Sequence[int]):

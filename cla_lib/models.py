@@ -6,8 +6,8 @@ there: alignment is measured between residual vectors of parallel sentences, and
 added to the residual after one layer. So the library needs exactly two things from a model:
 
 1. a way to load it, the same way wherever it comes from (`load_model`): the embedded model organism
-   (`"organism"`, `"organism:<variant>"`), a local Hugging Face directory or a hub id, or — once remote execution
-   lands — a model served by NDIF; and
+   (`"organism"`, `"organism:<variant>"`), a local Hugging Face directory, a hub id or a preset name
+   (`cla_lib.presets`), locally or served by NDIF (`remote=True`); and
 2. one stable name for "the residual stream after decoder layer L" (`residual`, `add_to_residual`), whatever
    each architecture calls its layers (TransformerLens's `blocks.{L}.hook_resid_post`). `decoder_layers` is the
    one small adapter from that name to each module tree.
@@ -18,6 +18,21 @@ Models are wrapped in nnsight's `TransformersModel`, so reading and editing happ
     with model.trace(input_ids=ids, attention_mask=mask):
         hidden = residual(model, 3).save()          # [batch, seq, hidden]
         add_to_residual(model, 5, steering_vector)  # changes only this forward
+
+Remote execution (NDIF)
+-----------------------
+`load_model(name, remote=True)` returns a `RemoteModel`: the model's structure built on the meta device from its
+config (no weights are downloaded), on which every `trace`, `generate` and `session` runs on NDIF unless told
+otherwise. The chapters and the library therefore run remotely unchanged: a plain `model.trace(...)` becomes one
+request, and a `model.session(...)` (how `cla_lib.steering` runs a sweep) becomes one request for all its traces.
+Before building anything it checks that NDIF is reachable and serves the model (`check_served`), with a short
+timeout, so that an offline machine or an unserved model fails in seconds with a message, never a hang.
+
+The API key comes only from the environment variable `NDIF_API_KEY`, read when `load_model` is called, and is handed
+to nnsight in memory (`nnsight.CONFIG.API.APIKEY`). It is never an argument, never printed, and never written: not
+`CONFIG.set_default_api_key`, which would persist it to nnsight's config file. `remote="local"` loads the weights
+here and runs every trace through nnsight's serialization round trip in-process (what NDIF would execute), which is
+how the remote code path is tested offline.
 
 Layer indices are 0-based: `residual(model, L)` is the output of decoder layer `L`, which Hugging Face reports as
 `output_hidden_states[L + 1]` (index 0 is the embeddings) — except after the *last* layer, where transformers 5
@@ -35,6 +50,9 @@ import torch
 from nnsight import TransformersModel
 
 NDIF_API_KEY_VARIABLE = "NDIF_API_KEY"
+# The device `load_model` uses when none is given: how a chapter run by papermill (whose cells call
+# `load_model(name)`) is put on a GPU without a parameter of its own: `CLA_DEVICE=cuda cla rerun ...`.
+DEVICE_VARIABLE = "CLA_DEVICE"
 
 # Where each supported architecture keeps its decoder layers, tried in order. Llama, Qwen2, Gemma, Gemma 2,
 # Gemma 3 text (and most Hugging Face decoders: Mistral, Phi-3, OLMo...) keep them at `model.layers`; the
@@ -60,8 +78,9 @@ class MissingAPIKeyError(RuntimeError):
     """Remote execution was asked for but the NDIF API key is not in the environment."""
 
 
-class RemoteNotAvailableError(NotImplementedError):
-    """Remote execution is part of the interface but not wired yet."""
+class RemoteNotAvailableError(RuntimeError):
+    """NDIF cannot run the model now: the service is unreachable, it does not serve the model, or the model's
+    structure cannot be built here (its config is not readable from the hub)."""
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -76,7 +95,7 @@ def is_organism_name(name: str) -> bool:
 def load_model(
     name: str,
     *,
-    remote: bool = False,
+    remote: bool | str = False,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     **kwargs: Any,
@@ -85,13 +104,17 @@ def load_model(
 
     Args:
         name: `"organism"` or `"organism:<variant>"` for the embedded model organism (trained on first use);
-            a local directory in Hugging Face format; or a hub id such as `"google/gemma-3-1b-it"`.
-        remote: Run on NDIF instead of locally. The API key is read only from the `NDIF_API_KEY` environment
-            variable, never passed as an argument.
-        device: `None` or `"cpu"` for the CPU; `"cuda"` or `"auto"` to spread the model over the available GPUs
-            (`device_map="auto"`); any other torch device string (`"cuda:1"`) to put it all there.
+            a local directory in Hugging Face format; a hub id such as `"google/gemma-3-1b-it"`; or a preset name
+            of `cla_lib.presets` (`"gemma-3-12b-it"`), which stands for its hub id and dtype.
+        remote: `False` to run here; `True` to run on NDIF (a `RemoteModel` built without weights; the API key is
+            read only from the `NDIF_API_KEY` environment variable, never passed as an argument); `"local"` to load
+            the weights here but run every trace through nnsight's remote serialization round trip (a `RemoteModel`
+            too; no key needed), to test the remote path offline.
+        device: `"cpu"` for the CPU; `"cuda"` or `"auto"` to spread the model over the available GPUs
+            (`device_map="auto"`); any other torch device string (`"cuda:1"`) to put it all there. `None`: the
+            environment variable `CLA_DEVICE` if set, else the CPU.
         dtype: A torch dtype or its name (`"bfloat16"`, `"float32"`, `"auto"` for the checkpoint's own). Defaults
-            to float32 on the CPU and bfloat16 on a GPU.
+            to the preset's dtype on a GPU, float32 on the CPU, bfloat16 on a GPU without a preset.
         **kwargs: Passed to `from_pretrained` (`revision`, `local_files_only`, `attn_implementation`, ...).
 
     Returns:
@@ -100,14 +123,24 @@ def load_model(
     Raises:
         ModelNotFoundError: `name` is not something this function can load, or a hub id could not be fetched.
         MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment.
-        RemoteNotAvailableError: `remote=True` with a key: remote execution is not wired yet.
+        RemoteNotAvailableError: `remote=True` and NDIF is unreachable, does not serve the model, or the model's
+            config cannot be read from the hub.
 
     Example:
         >>> model = load_model("organism:midalign")
         >>> n_layers(model)
     """
-    if remote:
-        return _remote_model(name)
+    if remote not in (False, True, "local"):
+        raise ValueError(f"remote must be False, True (NDIF) or 'local' (serialization round trip), not {remote!r}")
+    if any("api_key" in keyword.lower() for keyword in kwargs):
+        raise TypeError(f"load_model takes no API key: NDIF's is read only from ${NDIF_API_KEY_VARIABLE}, so that it is "
+                        "never written into a notebook, a log or a results file")
+    if remote is True:
+        return _remote_model(name, **kwargs)
+    from cla_lib.presets import resolve_preset
+
+    device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
+    preset = resolve_preset(name)
     if is_organism_name(name):
         # Imported here: the organism module trains the organism, which needs this module to load it.
         from cla_lib.organism import organism_path
@@ -115,21 +148,33 @@ def load_model(
         source = str(organism_path(name))
     elif Path(name).expanduser().is_dir():
         source = str(Path(name).expanduser())
+    elif preset is not None:
+        source = preset.hub_id
+        on_accelerator = device is not None and device != "cpu"
+        dtype = dtype if dtype is not None else (preset.dtype if on_accelerator else None)
     elif HUB_ID_PATTERN.match(name):
         source = name
     else:
         raise ModelNotFoundError(
-            f"cannot load a model from {name!r}: it is not an existing directory, a hub id, or the organism. "
-            "Accepted: 'organism' or 'organism:<variant>' (the embedded model organism), a local directory in "
-            "Hugging Face format (config.json, weights, tokenizer), or a hub id 'owner/name'."
+            f"cannot load a model from {name!r}: it is not an existing directory, a hub id, a preset, or the "
+            "organism. Accepted: 'organism' or 'organism:<variant>' (the embedded model organism), a local "
+            "directory in Hugging Face format (config.json, weights, tokenizer), a hub id 'owner/name', or a "
+            "preset (" + ", ".join(_preset_names()) + ")."
         )
-    return _local_model(source, device=device, dtype=dtype, **kwargs)
+    return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
+
+
+def _preset_names() -> list[str]:
+    from cla_lib.presets import PRESETS
+
+    return list(PRESETS)
 
 
 def _local_model(
-    source: str, *, device: str | None, dtype: str | torch.dtype | None, **kwargs: Any
+    source: str, *, device: str | None, dtype: str | torch.dtype | None, remote: bool | str = False, **kwargs: Any
 ) -> TransformersModel:
-    """Load a Hugging Face directory or hub id with transformers and wrap it."""
+    """Load a Hugging Face directory or hub id with transformers and wrap it (in a `RemoteModel` for
+    `remote="local"`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     on_accelerator = device is not None and device != "cpu"
@@ -163,24 +208,212 @@ def _local_model(
         # Scoring pads its own batches with an attention mask, so which token pads does not matter, only that
         # one exists.
         tokenizer.pad_token = tokenizer.eos_token
+    if remote == "local":
+        return RemoteModel(language_model, tokenizer=tokenizer, remote="local")
     return TransformersModel(language_model, tokenizer=tokenizer)
 
 
-def _remote_model(name: str) -> TransformersModel:
-    """The model `name` served by NDIF, for traces that run remotely.
+# How long the served check waits for NDIF's status page. Seconds, not minutes: the check exists so that an
+# offline machine fails at once with a message rather than when the first trace times out.
+NDIF_STATUS_TIMEOUT_SECONDS = 10.0
+# The task nnsight builds remote language models for (it is part of NDIF's model key).
+REMOTE_TASK = "text-generation"
 
-    The one place remote execution plugs in: it checks the key now; wiring nnsight's remote backend
-    (`TransformersModel(name)` unloaded, traces with `remote=True`) lands with the real-models work.
+
+class RemoteModel(TransformersModel):
+    """A `TransformersModel` whose traces, generations and sessions run remotely unless told otherwise.
+
+    `load_model(name, remote=True)` builds one on the meta device (NDIF holds the weights); `remote="local"` wraps
+    a local model, each trace then going through nnsight's in-process serialization round trip. Passing
+    `remote=...` to `trace` or `session` explicitly still wins.
+
+    Traces opened while a remote session runs stay inside it (the session is the one request), and the copy of
+    this object that travels with a request never defaults to remote, so the server runs what it receives.
+    NDIF knows the model as a plain `TransformersModel` (`_remoteable_class`): this class exists only here.
     """
-    if not os.environ.get(NDIF_API_KEY_VARIABLE):
+
+    def __init__(self, *args: Any, remote: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._default_remote = remote
+        self._remote_depth = 0
+
+    def _resolve_remote(self, remote: bool | str | None) -> bool | str:
+        if remote is not None:
+            return remote
+        return self._default_remote if self._remote_depth == 0 else False
+
+    def trace(self, *inputs: Any, remote: bool | str | None = None, **kwargs: Any):
+        return super().trace(*inputs, remote=self._resolve_remote(remote), **kwargs)
+
+    def session(self, *args: Any, remote: bool | str | None = None, **kwargs: Any):
+        return super().session(*args, remote=self._resolve_remote(remote), **kwargs)
+
+    def _remote_backend(self, remote, blocking, job_id, verbose):
+        # The server (and the local simulation's deserializer) has nnsight, not cla_lib: ship its code by value.
+        import nnsight
+
+        import cla_lib
+
+        nnsight.register(cla_lib)
+        return _CountingBackend(super()._remote_backend(remote, blocking, job_id, verbose), self)
+
+    def _remoteable_class(self) -> type:
+        return TransformersModel
+
+    def dispatch(self) -> None:
+        if not self.dispatched and self._default_remote is True:
+            raise RemoteNotAvailableError(
+                f"{self.repo_id or 'this model'} runs on NDIF: its weights are not loaded here, so it cannot run "
+                "locally (remote=False). Load it with load_model(name) to run it on this machine."
+            )
+        super().dispatch()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_default_remote"] = False
+        state["_remote_depth"] = 0
+        return state
+
+
+class _CountingBackend:
+    """Runs a remote backend with the model marked as busy, so traces inside a remote session stay in it."""
+
+    def __init__(self, backend: Any, model: RemoteModel) -> None:
+        self.backend = backend
+        self.model = model
+
+    def __call__(self, tracer: Any = None) -> Any:
+        self.model._remote_depth += 1
+        try:
+            return self.backend(tracer)
+        finally:
+            self.model._remote_depth -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+def ndif_host() -> str:
+    """The NDIF address remote requests go to: `$NDIF_HOST` when set, else nnsight's configured host."""
+    from nnsight import CONFIG
+
+    return os.environ.get("NDIF_HOST") or CONFIG.API.HOST
+
+
+def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_STATUS_TIMEOUT_SECONDS) -> dict:
+    """Check that NDIF is reachable and runs `hub_id` now; return its deployment record.
+
+    Reads NDIF's `/status` page (the one nnsight's `nnsight.status()` reads; it needs no key) with a `timeout` in
+    seconds. nnsight's own `is_model_running` is not used: it answers False for an unreachable service, which
+    would hide why, and it asks the hub to canonicalize the id.
+
+    Raises:
+        RemoteNotAvailableError: NDIF is not reachable within the timeout, answers with an error, or does not run
+            `hub_id` (the message lists what it runs).
+    """
+    import httpx
+
+    host = (host or ndif_host()).rstrip("/")
+    try:
+        response = httpx.get(f"{host}/status", timeout=httpx.Timeout(timeout))
+        response.raise_for_status()
+        status = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise RemoteNotAvailableError(
+            f"NDIF not reachable at {host} ({type(error).__name__}: {error}); cannot check whether it serves "
+            f"{hub_id!r}. Check the network (and $NDIF_HOST), or run locally (remote=False) on a GPU."
+        ) from None
+    deployments = status.get("deployments", {}) if isinstance(status, dict) else {}
+    served = {}
+    for name, record in deployments.items():
+        if isinstance(record, dict):
+            served.setdefault(str(record.get("repo_id", name)), []).append(record)
+    for repo_id, records in served.items():
+        if repo_id.lower() != hub_id.lower():
+            continue
+        running = [record for record in records if record.get("application_state") == "RUNNING"]
+        if running:
+            return running[0]
+        states = ", ".join(sorted({str(record.get("application_state")) for record in records}))
+        raise RemoteNotAvailableError(
+            f"model not served: NDIF at {host} has {hub_id!r} but not running (state {states}); try again later "
+            "or run locally (remote=False)."
+        )
+    listing = ", ".join(sorted(served)) or "none"
+    raise RemoteNotAvailableError(
+        f"model not served: NDIF at {host} does not run {hub_id!r}. Running now: {listing}. Which models NDIF "
+        "hosts changes; see https://nnsight.net/status, or run locally (remote=False)."
+    )
+
+
+def _api_key() -> str:
+    key = os.environ.get(NDIF_API_KEY_VARIABLE, "").strip()
+    if not key:
         raise MissingAPIKeyError(
             f"remote execution needs an NDIF API key in the environment variable {NDIF_API_KEY_VARIABLE}; "
             "get one at https://login.ndif.us and export it (keys are never taken as arguments)"
         )
-    raise RemoteNotAvailableError(
-        f"remote NDIF execution of {name!r} is not available yet: it lands with the real-models work. "
-        "Run locally for now (remote=False)."
-    )
+    return key
+
+
+def _configure_nnsight() -> None:
+    """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only."""
+    from nnsight import CONFIG
+
+    # In memory only: CONFIG.set_default_api_key would also write the key into nnsight's config file.
+    CONFIG.API.APIKEY = _api_key()
+    if os.environ.get("NDIF_HOST"):
+        CONFIG.API.HOST = os.environ["NDIF_HOST"]
+
+
+def _remote_model(name: str, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS, **kwargs: Any) -> RemoteModel:
+    """The model `name` (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
+    from cla_lib.presets import resolve_preset
+
+    _api_key()  # the missing key is the first thing to say, before any network
+    preset = resolve_preset(name)
+    if preset is not None:
+        hub_id = preset.hub_id
+    elif is_organism_name(name) or Path(name).expanduser().exists():
+        raise ModelNotFoundError(
+            f"{name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it locally "
+            "(remote=False), or remotely through the serialization round trip (remote='local')."
+        )
+    elif HUB_ID_PATTERN.match(name):
+        hub_id = name
+    else:
+        raise ModelNotFoundError(
+            f"cannot run {name!r} on NDIF: name a preset ({', '.join(_preset_names())}) or a hub id 'owner/name'"
+        )
+    check_served(hub_id, timeout=status_timeout)
+    _configure_nnsight()
+    return remote_skeleton(hub_id, **kwargs)
+
+
+def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) -> RemoteModel:
+    """A `RemoteModel` of `source` (a hub id, or a local directory for tests) built on the meta device: the module
+    tree and tokenizer without weights. Only `config.json` and the tokenizer files are read.
+
+    Raises:
+        RemoteNotAvailableError: The config or tokenizer cannot be read (offline, or a gated model without
+            access).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer_keywords = {key: value for key, value in kwargs.items() if key in TOKENIZER_LOAD_KEYWORDS}
+    try:
+        # The tokenizer is loaded here and handed over: the meta pipeline cannot infer one for a prebuilt model.
+        tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
+        model = RemoteModel(source, remote=remote, task=REMOTE_TASK, tokenizer=tokenizer, **kwargs)
+    except OSError as error:
+        raise RemoteNotAvailableError(
+            f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the hugging "
+            f"face hub first, and that failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Check the network and, for a gated model, that you accepted its licence and set HF_TOKEN."
+        ) from None
+    if model.tokenizer is not None and model.tokenizer.pad_token is None:
+        model.tokenizer.pad_token = model.tokenizer.eos_token
+    return model
 
 
 def decoder_layers(model: Any) -> Any:

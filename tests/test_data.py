@@ -198,9 +198,10 @@ def test_transfer_from_the_hub_reads_the_config_of_the_language(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     items = transfer_items(None, "ko")
-    assert calls == [("CohereLabs/Global-MMLU", "ko", "test")]
+    # the language's config, then the English one for the English prompts (the same sample ids)
+    assert calls == [("CohereLabs/Global-MMLU", "ko", "test"), ("CohereLabs/Global-MMLU", "en", "test")]
     assert [item.prompt for item in items] == [item.prompt for item in transfer_items(GLOBAL_MMLU, "ko")]
-    transfer_items(None, "ko", lite=True)
+    transfer_items(None, "ko", lite=True, english_prompts=False)
     assert calls[-1] == ("CohereLabs/Global-MMLU-Lite", "ko", "test")
 
 
@@ -548,3 +549,87 @@ def test_matches_is_normalized_containment():
     assert matches("پرتقال است", ["پرتقال"], "fa")
     assert not matches("15", ["5"], "zh") and matches("5岁", ["5"], "zh")
     assert not matches("anything", ["", "  "], "en")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parallel prompts for steering vectors: the English version and the explicit (country-named) version
+
+
+def test_transfer_items_carry_the_english_row_with_the_same_sample_id_as_english_prompt():
+    english = {item.meta["sample_id"]: item.prompt for item in transfer_items(GLOBAL_MMLU, "en")}
+    for language in ("ko", "es"):
+        items = transfer_items(GLOBAL_MMLU, language)
+        assert items and all(item.meta["english_prompt"] == english[item.meta["sample_id"]] for item in items)
+        assert all(item.meta["english_prompt"] != item.prompt for item in items)
+    assert all(item.meta["english_prompt"] == item.prompt for item in transfer_items(GLOBAL_MMLU, "en"))
+
+
+def test_transfer_english_prompt_is_omitted_where_the_source_has_no_english_rows(tmp_path):
+    single = transfer_items(FIXTURES / "global_mmlu_ko_test.csv", "ko")
+    assert single and not any("english_prompt" in item.meta for item in single)
+    only_korean = tmp_path / "gm"
+    shutil.copytree(GLOBAL_MMLU / "ko", only_korean / "ko")
+    assert not any("english_prompt" in item.meta for item in transfer_items(only_korean, "ko"))
+    assert not any("english_prompt" in item.meta for item in transfer_items(GLOBAL_MMLU, "ko", english_prompts=False))
+
+
+def test_transfer_english_prompt_from_the_english_rows_of_a_mixed_file(tmp_path):
+    rows = pyarrow.parquet.read_table(GLOBAL_MMLU / "ko" / "test-00000-of-00001.parquet").to_pylist()
+    english = pyarrow.parquet.read_table(GLOBAL_MMLU / "en" / "test-00000-of-00001.parquet").to_pylist()
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in
+                            [{**row, "language": "ko"} for row in rows] + [{**row, "language": "en"} for row in english]),
+                    encoding="utf-8")
+    expected = {item.meta["sample_id"]: item.meta["english_prompt"] for item in transfer_items(GLOBAL_MMLU, "ko")}
+    assert {item.meta["sample_id"]: item.meta["english_prompt"] for item in transfer_items(path, "ko")} == expected
+
+
+@pytest.mark.parametrize("country, question, expected", [
+    ("China", "What is the most popular fruit in China?", "What is the most popular fruit?"),
+    ("South_Korea", "What is a common school cafeteria food in South Korea?", "What is a common school cafeteria food?"),
+    ("South_Korea", "What do people eat on their birthday in Korea?", "What do people eat on their birthday?"),
+    ("Iran", "At what age do kids start preschool in Iran? (Provide Arabic numerals (e.g., 12) only.)",
+     "At what age do kids start preschool? (Provide Arabic numerals (e.g., 12) only.)"),
+    ("US", "What is the most popular sport in the US?", "What is the most popular sport?"),
+    ("Spain", "What is the most popular fruit in your country?", "What is the most popular fruit?"),
+    ("Greece", "What is a popular snack for kids?", "What is a popular snack for kids?"),
+])
+def test_english_country_mention_removal(country, question, expected):
+    assert data.remove_english_country_mention(question, country) == expected
+
+
+@pytest.mark.parametrize("country, question", [
+    ("South_Korea", "What is a popular Korean dish?"),
+    ("Spain", "What do Spaniards eat in Spain at Christmas in Spain, the land of Spain?"),
+    ("China", "Which Chinese festival is the most popular in China? Name China's biggest one."),
+])
+def test_english_country_mention_removal_fails_when_the_country_stays_named(country, question):
+    assert data.remove_english_country_mention(question, country) is None
+
+
+def test_localization_items_carry_english_and_explicit_prompts():
+    items = by_question(localization_items(BLEND, "ko")[0])
+    item = items["Al-en-06"]
+    assert item.meta["english_prompt"] == "What is a common school cafeteria food?\nAnswer:"
+    assert item.meta["explicit_prompt"] == "대한민국 학교 급식에서 흔히 볼 수 있는 음식은 무엇인가요?\nAnswer:"
+    assert item.prompt == "학교 급식에서 흔히 볼 수 있는 음식은 무엇인가요?\nAnswer:"
+    for language in LOCALIZATION_COUNTRIES:
+        for item in localization_items(BLEND, language)[0]:
+            english = item.meta.get("english_prompt")
+            assert english is None or (english.endswith("\nAnswer:") and " in " + LANGUAGES[language].country_name
+                                       not in english)
+            if "explicit_prompt" in item.meta:
+                assert item.meta["explicit_prompt"] == data.LOCALIZATION_TEMPLATE.format(
+                    question=item.meta["original_question"].strip())
+                assert item.meta["explicit_prompt"] != item.prompt
+            else:
+                assert item.prompt == data.LOCALIZATION_TEMPLATE.format(question=item.meta["original_question"].strip())
+
+
+def test_every_fixture_language_has_english_and_explicit_prompts_for_steering():
+    for language in LOCALIZATION_COUNTRIES:
+        if language == "en":
+            continue
+        items = localization_items(BLEND, language)[0]
+        assert sum("english_prompt" in item.meta for item in items) >= len(items) - 1
+        assert any("explicit_prompt" in item.meta for item in items)

@@ -64,12 +64,6 @@ def test_remote_without_api_key_raises_missing_api_key(monkeypatch):
         load_model("google/gemma-3-1b-it", remote=True)
 
 
-def test_remote_with_api_key_raises_remote_not_available(monkeypatch):
-    monkeypatch.setenv("NDIF_API_KEY", "test-key")
-    with pytest.raises(RemoteNotAvailableError):
-        load_model("google/gemma-3-1b-it", remote=True)
-
-
 def test_decoder_layers_finds_layers_of_nnsight_and_plain_models(tiny_model, plain_model):
     assert n_layers(tiny_model) == 2
     assert n_layers(plain_model) == 2
@@ -258,3 +252,147 @@ def test_residual_and_add_to_residual_handle_tuple_layer_outputs():
             handle.remove()
     assert torch.equal(before, captured[0])
     assert torch.equal(output, expected)
+
+
+# -- remote execution on NDIF ------------------------------------------------------------------------------------
+# Nothing here reaches NDIF: the served check is pointed at addresses on this machine (a closed port, a port that
+# never answers, a small status server in a thread), and remote traces run through nnsight's in-process
+# serialization round trip (remote="local"), which is what NDIF would execute.
+
+import http.server  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+from cla_lib.models import RemoteModel, check_served, remote_skeleton  # noqa: E402
+
+CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
+STATUS = {"deployments": {
+    "llama-8b": {"repo_id": "meta-llama/Llama-3.1-8B-Instruct", "application_state": "RUNNING",
+                 "deployment_level": "HOT"},
+    "gpt2": {"repo_id": "openai-community/gpt2", "application_state": "DEPLOYING", "deployment_level": "WARM"},
+}}
+
+
+@contextmanager
+def status_server(payload: dict):
+    """A real HTTP server on this machine answering GET /status with `payload` (NDIF's /status layout)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            body = json.dumps(payload).encode()
+            self.send_response(200 if self.path == "/status" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_remote_with_api_key_but_ndif_unreachable_fails_fast_and_clearly(monkeypatch):
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    monkeypatch.setenv("NDIF_HOST", CLOSED_PORT)
+    started = time.time()
+    with pytest.raises(RemoteNotAvailableError, match="NDIF not reachable at http://127.0.0.1:9") as raised:
+        load_model("llama-3.1-8b-instruct", remote=True)
+    assert time.time() - started < 5
+    assert "test-key" not in str(raised.value)
+
+
+def test_served_check_times_out_on_a_host_that_never_answers():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections (the kernel does), never answers
+    try:
+        started = time.time()
+        with pytest.raises(RemoteNotAvailableError, match="NDIF not reachable.*Timeout"):
+            check_served("meta-llama/Llama-3.1-8B-Instruct", host=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                         timeout=0.3)
+        assert time.time() - started < 3
+    finally:
+        silent.close()
+
+
+def test_served_check_reads_ndif_status_served_deploying_and_absent_models():
+    with status_server(STATUS) as host:
+        record = check_served("meta-llama/llama-3.1-8b-instruct", host=host, timeout=2)
+        assert record["application_state"] == "RUNNING"
+        with pytest.raises(RemoteNotAvailableError, match="not running \\(state DEPLOYING\\)"):
+            check_served("openai-community/gpt2", host=host, timeout=2)
+        with pytest.raises(RemoteNotAvailableError, match="model not served.*google/gemma-3-12b-it.*Running now: "
+                                                          "meta-llama/Llama-3.1-8B-Instruct, openai-community/gpt2"):
+            check_served("google/gemma-3-12b-it", host=host, timeout=2)
+
+
+def test_remote_model_needs_its_config_from_the_hub_and_says_so_offline(monkeypatch):
+    from nnsight import CONFIG
+
+    for name in ("HOST", "APIKEY"):  # load_model hands both to nnsight's process-wide config: restore them after
+        monkeypatch.setattr(CONFIG.API, name, getattr(CONFIG.API, name))
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with status_server(STATUS) as host:
+        monkeypatch.setenv("NDIF_HOST", host)
+        with pytest.raises(RemoteNotAvailableError, match="cannot build 'meta-llama/Llama-3.1-8B-Instruct' for NDIF"):
+            load_model("llama-3.1-8b-instruct", remote=True)
+
+
+def test_remote_refuses_local_models_and_a_key_argument(monkeypatch, tiny_llama_dir):
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    with pytest.raises(ModelNotFoundError, match="local model"):
+        load_model(str(tiny_llama_dir), remote=True)
+    with pytest.raises(TypeError, match="NDIF_API_KEY"):
+        load_model("llama-3.1-8b-instruct", remote=True, api_key="given")
+    with pytest.raises(ValueError, match="remote must be"):
+        load_model(str(tiny_llama_dir), remote="yes")
+
+
+def test_remote_skeleton_is_built_on_meta_without_weights_and_never_runs_here(tiny_model_dir):
+    model = remote_skeleton(str(tiny_model_dir))
+    assert isinstance(model, RemoteModel) and not model.dispatched
+    assert n_layers(model) == 2 and model.tokenizer.pad_token is not None
+    assert {parameter.device.type for parameter in model._module.parameters()} == {"meta"}
+    with pytest.raises(RemoteNotAvailableError, match="runs on NDIF"):
+        with model.trace(input_ids=INPUT_IDS[:1], remote=False):
+            residual(model, 0).save()
+    # NDIF knows the model by nnsight's own class: the server has nnsight, not cla_lib
+    assert model._remoteable_class() is TransformersModel
+
+
+def test_the_key_goes_to_nnsight_in_memory_and_never_to_its_config_file(monkeypatch, tmp_path):
+    from nnsight import CONFIG
+
+    from cla_lib.models import _configure_nnsight
+
+    monkeypatch.setenv("NNSIGHT_CONFIG", str(tmp_path / "nnsight.yaml"))
+    monkeypatch.setenv("NDIF_API_KEY", "in-memory-only")
+    monkeypatch.setattr(CONFIG.API, "APIKEY", None)
+    _configure_nnsight()
+    assert CONFIG.API.APIKEY == "in-memory-only"
+    assert not (tmp_path / "nnsight.yaml").exists()
+
+
+def test_a_preset_name_loads_its_hub_id():
+    with pytest.raises(ModelNotFoundError, match="google/gemma-3-12b-it"):
+        load_model("gemma-3-12b-it", local_files_only=True)
+
+
+def test_a_remote_local_model_scores_and_reads_like_the_local_one(tiny_model_dir):
+    local, remote = load_model(str(tiny_model_dir)), load_model(str(tiny_model_dir), remote="local")
+    with local.trace(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK):
+        expected = residual(local, 1).save()
+    with remote.trace(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK):
+        hidden = residual(remote, 1).save()
+    assert torch.equal(hidden, expected)

@@ -1,0 +1,538 @@
+"""Per-language reruns: every chapter of the book, executed for one model and one language, and gathered again.
+
+A chapter is a notebook whose `parameters` cell names what a rerun may change (`model`, `language`, `remote`, ...).
+`rerun` executes the chapters with papermill, one language at a time, and keeps two things per chapter:
+
+    runs/<model-slug>/<language>/<chapter>.ipynb            the executed notebook (every output, every figure)
+    runs/<model-slug>/<language>/<chapter>.results.json     what the chapter glued (`myst_nb.glue`): its key numbers
+
+The results file is machine-readable and written atomically once the chapter has finished, so a `runs/` folder
+only ever holds whole results: a chapter that fails leaves `<chapter>.failed.ipynb` (with the traceback) and a
+results file with `"status": "failed"`; one interrupted by Ctrl-C leaves `<chapter>.interrupted.ipynb` and no
+results, and the chapters finished before it keep theirs. `gather` reads a `runs/` folder back into one table.
+
+Languages are independent, so several can run at once as separate processes (one GPU holds several copies of a
+model that fits it several times; on NDIF each process sends its own requests):
+
+    cla rerun --model gemma-3-12b-it --language ko --out runs/ &
+    cla rerun --model gemma-3-12b-it --language es --out runs/ &
+    wait
+
+Before it starts, a rerun prints what it will cost (`estimate`): per chapter, the scored sequences (one forward
+each, in batches), the tokens they hold, and on NDIF the number of requests. The estimate counts the plane's items
+for the language with the model's tokenizer and multiplies by each chapter's passes over them (`CHAPTER_WORK`); its
+assumptions are printed with it.
+
+The NDIF key is never a parameter: the chapters read `NDIF_API_KEY` from the environment, which the kernels inherit.
+As a last guard, a rerun checks every notebook and results file it writes for the key's value and masks it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cla_lib.items import write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTER_PATTERN = re.compile(r"^(\d\d)_[\w-]+$")
+RESULTS_SUFFIX = ".results.json"
+KEY_MASK = "[NDIF_API_KEY]"
+# Parameter names that would put a secret into an executed notebook (papermill writes every parameter there).
+KEY_NAME = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+
+# Where chapter 01 glues the plane of its (single) language: the names `plane_frame` reads back.
+PLANE_VALUES = {"transfer": "mean_transfer", "localization": "mean_localization",
+                "english_bias": "mean_english_bias", "english_transfer": "english_ceiling"}
+
+
+class RerunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a rerun; the chapters finished before it kept their results."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapters and their parameters
+
+
+def chapters(book: str | Path = BOOK) -> dict[str, Path]:
+    """The book's numbered chapters, `{"01_organism_plane": path, ...}`, in order."""
+    paths = sorted(Path(book).glob("*.ipynb"))
+    return {path.stem: path for path in paths if CHAPTER_PATTERN.match(path.stem)}
+
+
+def select_chapters(spec: str | Sequence[str] | None, book: str | Path = BOOK) -> list[Path]:
+    """The chapters named by `spec`: `"01,02"` (numbers), full names, or None / "all" for every chapter."""
+    available = chapters(book)
+    if spec is None or spec == "all":
+        return list(available.values())
+    wanted = [part.strip() for part in (spec.split(",") if isinstance(spec, str) else spec) if part.strip()]
+    selected = []
+    for name in wanted:
+        matches = [path for stem, path in available.items() if stem == name or stem.split("_")[0] == name]
+        if not matches:
+            raise ValueError(f"no chapter {name!r} in {book}; chapters: {', '.join(available) or 'none'}")
+        selected += [path for path in matches if path not in selected]
+    return selected
+
+
+def chapter_parameters(path: str | Path) -> dict[str, Any]:
+    """The names and default values the chapter's `parameters` cell assigns (literals only; others as None)."""
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    cells = [cell for cell in notebook["cells"] if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path}: no cell tagged 'parameters', so papermill cannot rerun it")
+    values = {}
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        values[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        values[target.id] = None
+    return values
+
+
+def parse_value(text: str) -> Any:
+    """A `-p KEY=VALUE` value as papermill's command line reads it: None, booleans, numbers, else the text."""
+    if text in ("None", "none", "null"):
+        return None
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def model_slug(model: str) -> str:
+    """A folder name for a model: a preset or organism name as is, `owner--name` for a hub id, a directory's name."""
+    path = Path(model).expanduser()
+    if path.exists():
+        text = path.resolve().name
+    else:
+        text = model.replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9._@:-]+", "-", text).replace(":", "-").strip("-.") or "model"
+
+
+def run_directory(out: str | Path, model: str, language: str) -> Path:
+    return Path(out) / model_slug(model) / language
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What an executed notebook glued
+
+
+_NUMPY_SCALAR = re.compile(r"^np\.(?:float|int|uint|bool_?)\w*\((.*)\)$", re.DOTALL)
+
+
+def _glued_value(data: dict) -> Any:
+    if "text/plain" in data:
+        text = "".join(data["text/plain"]) if isinstance(data["text/plain"], list) else data["text/plain"]
+        match = _NUMPY_SCALAR.match(text.strip())
+        literal = match.group(1) if match else text.strip()
+        try:
+            return ast.literal_eval(literal)
+        except (ValueError, SyntaxError):
+            return text
+    if "text/markdown" in data:
+        markdown = data["text/markdown"]
+        return "".join(markdown) if isinstance(markdown, list) else markdown
+    return None
+
+
+def glued_values(notebook: dict) -> dict[str, Any]:
+    """`{name: value}` of everything an executed notebook glued with `myst_nb.glue` (papermill record outputs).
+
+    Values are the glued objects' text representations read back as Python literals where they are ones (numbers,
+    strings, lists); NumPy scalars become plain numbers; Markdown comes back as its text; figures are skipped.
+    """
+    values = {}
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            scrapbook = output.get("metadata", {}).get("scrapbook")
+            if not scrapbook:
+                continue
+            prefix = scrapbook.get("mime_prefix", "")
+            data = {key[len(prefix):]: value for key, value in output.get("data", {}).items() if key.startswith(prefix)}
+            value = _glued_value(data)
+            if value is not None:
+                values[scrapbook["name"]] = value
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cost
+
+
+@dataclass(frozen=True)
+class ChapterWork:
+    """How much a chapter runs a real model, counted in passes over the plane's items of its language.
+
+    `scoring_passes(context)` counts full scoring passes (every choice of every item, one sequence each; a pass over
+    the validation split alone counts as the validation split's share of a pass); `reads(context)` counts reads of
+    prompt sets as large as the extract split's prompts and their parallel prompts (one forward per prompt, every
+    layer at once); `requests(context, batches)` counts the NDIF requests, given the batched forwards of one full
+    scoring pass. The `context` holds the model's layers, the chapter's strengths, and the splits' shares.
+    """
+
+    scoring_passes: Callable[[dict], float]
+    reads: Callable[[dict], float]
+    requests: Callable[[dict, int], int]
+    assumption: str
+
+
+# The steering chapters' own defaults (their `alphas` parameter, and chapter 04's CANDIDATE_LAYERS).
+STEERING_STRENGTHS = 3  # alphas = "1,2,4"; strength 0 (the unsteered model) is scored once per sweep
+SURGICAL_CANDIDATE_LAYERS = 2  # the best layers of each single-vector sweep that the Surgical grid crosses
+
+CHAPTER_WORK: dict[str, ChapterWork] = {
+    "01": ChapterWork(
+        lambda c: 1, lambda c: 0, lambda c, batches: batches,
+        "one scoring pass over every item, traced batch by batch (one NDIF request per batch)"),
+    "02": ChapterWork(
+        lambda c: c["seeds"] * (1 + c["methods"]), lambda c: 0, lambda c, batches: 0,
+        "one scoring pass per model: the base and each aligned model per seed; the aligned checkpoints are trained "
+        "beforehand with `cla align` (not counted) and live on your disk, so this chapter does not run on NDIF"),
+    "03": ChapterWork(
+        lambda c: (c["validation"] * (3 * (1 + c["layers"] * c["strengths"]) + 1 + c["layers"])
+                   + c["test"] * 6),
+        lambda c: 1 + 3 * c["validation"] / max(c["extract"], 1e-9), lambda c, batches: 10,
+        "EN, LOC and LOC (language) sweeps over every layer and strength plus an answer-language sweep on the "
+        "validation split, six configurations on test, one extraction read and three validation reads; ten "
+        "sessions, one NDIF request each"),
+    "04": ChapterWork(
+        lambda c: (c["validation"] * (2 * (1 + c["layers"] * c["strengths"])
+                                      + (SURGICAL_CANDIDATE_LAYERS * c["strengths"]) ** 2) + c["test"] * 5),
+        lambda c: 1, lambda c, batches: 6,
+        f"EN and LOC sweeps over every layer and strength, a Surgical grid of {SURGICAL_CANDIDATE_LAYERS} layers x "
+        "strengths per vector on validation, five configurations on test, one extraction read; six sessions, one "
+        "NDIF request each"),
+    "05": ChapterWork(lambda c: 0, lambda c: 0, lambda c, batches: 0,
+                      "the worked example runs on a tiny model built in the chapter"),
+}
+UNKNOWN_CHAPTER = ChapterWork(lambda c: 1, lambda c: 0, lambda c, batches: batches,
+                              "unknown chapter: assumed one scoring pass, traced batch by batch")
+
+
+def _approximate_token_count(text: str) -> int:
+    # Without the model's tokenizer: about 4 bytes of UTF-8 per token (a rough average over scripts; Chinese,
+    # Korean and Persian run nearer 3, English nearer 4.5).
+    return max(1, math.ceil(len(text.encode("utf-8")) / 4))
+
+
+def token_counter(model: str) -> tuple[Callable[[str], int], str]:
+    """A function counting the tokens of a text for `model` (its tokenizer when it is at hand), and what it is."""
+    from cla_lib.models import is_organism_name
+    from cla_lib.presets import resolve_preset
+
+    source = None
+    if is_organism_name(model):
+        from cla_lib.organism import organism_path
+
+        try:
+            source = str(organism_path(model, train_if_missing=False))
+        except FileNotFoundError:
+            source = None
+    elif Path(model).expanduser().is_dir():
+        source = str(Path(model).expanduser())
+    else:
+        preset = resolve_preset(model)
+        source = preset.hub_id if preset else model
+    if source is not None:
+        try:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not Path(source).is_dir())
+            return (lambda text: len(tokenizer(text)["input_ids"])), f"the tokenizer of {source}"
+        except Exception:  # offline without a cached tokenizer: fall back to the stated approximation
+            pass
+    return _approximate_token_count, "an approximation of 4 UTF-8 bytes per token (the tokenizer is not at hand)"
+
+
+def plane_workload(items, count_tokens: Callable[[str], int]) -> dict:
+    """One scoring pass over `items` (harness style, one sequence per choice): sequences and tokens; and one read of
+    the extract split's prompts and parallel prompts: prompts and tokens."""
+    sequences = sum(len(item.choices) for item in items)
+    tokens = sum(count_tokens(item.prompt + choice) for item in items for choice in item.choices)
+    shares = {split: sum(len(item.choices) for item in items if item.split == split) / max(sequences, 1)
+              for split in ("extract", "validation", "test")}
+    extract = [item for item in items if item.split == "extract" and item.language != "en"]
+    prompts = {prompt for item in extract
+               for prompt in (item.prompt, item.meta.get("english_prompt"), item.meta.get("explicit_prompt")) if prompt}
+    return {"items": len(items), "sequences": sequences, "tokens": tokens, "read_prompts": len(prompts),
+            "read_tokens": sum(count_tokens(prompt) for prompt in prompts), **shares}
+
+
+def estimate(model: str, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
+             localization_data: str | None = None, batch_size: int = 64, n_layers: int | None = None,
+             methods: int = 3, seeds: int = 1, organism_size: str | None = None):
+    """What rerunning `chapter_paths` for `model` in `language` costs: a DataFrame, one row per chapter.
+
+    Columns: chapter, scoring_passes, sequences (forwards of one sequence each), batches (forwards of up to
+    `batch_size` sequences), tokens, remote_requests, assumption; `DataFrame.attrs` holds the item counts and how
+    tokens were counted. Nothing runs the model; an organism that is not trained yet is not trained.
+    """
+    from cla_lib.models import is_organism_name
+
+    count_tokens, counted_with = token_counter(model)
+    if is_organism_name(model):
+        from cla_lib.organism import config_for, parse_name
+        from cla_lib.world import World
+
+        config = config_for(organism_size, parse_name(model)[1])
+        world = World(config.world)
+        items = world.transfer_items("en") + world.items(language)
+        layers = n_layers or config.n_layers
+    else:
+        from cla_lib.evaluation import plane_items
+
+        try:
+            items = plane_items(model, [language], transfer_data=transfer_data, localization_data=localization_data)
+        except OSError:  # a chat-template preset whose tokenizer is not at hand: count the bare prompts
+            items = plane_items("unformatted", [language], transfer_data=transfer_data,
+                                localization_data=localization_data)
+            counted_with += "; without the chat template's tokens"
+        layers = n_layers or _layer_count(model)
+    workload = plane_workload(items, count_tokens)
+    return chapter_costs(workload, chapter_paths, layers=layers, batch_size=batch_size, methods=methods, seeds=seeds,
+                         counted_with=counted_with)
+
+
+def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers: int, batch_size: int = 64,
+                  methods: int = 3, seeds: int = 1, strengths: int = STEERING_STRENGTHS, counted_with: str = ""):
+    """The cost table of `estimate` from a workload (`plane_workload`'s counts, or counts assumed for data that is
+    not at hand: `items`, `sequences`, `tokens`, `read_prompts`, `read_tokens` and the splits' shares)."""
+    import pandas as pd
+
+    context = {"layers": layers, "methods": methods, "seeds": seeds, "strengths": strengths,
+               "extract": workload["extract"], "validation": workload["validation"], "test": workload["test"]}
+    pass_batches = math.ceil(workload["sequences"] / batch_size)
+    rows = []
+    for path in chapter_paths:
+        number = Path(path).stem.split("_")[0]
+        work = CHAPTER_WORK.get(number, UNKNOWN_CHAPTER)
+        passes, reads = work.scoring_passes(context), work.reads(context)
+        sequences = passes * workload["sequences"] + reads * workload["read_prompts"]
+        tokens = passes * workload["tokens"] + reads * workload["read_tokens"]
+        batches = passes * pass_batches + reads * math.ceil(workload["read_prompts"] / batch_size)
+        requests = work.requests(context, pass_batches)
+        rows.append({"chapter": Path(path).stem, "scoring_passes": round(passes, 2), "sequences": int(sequences),
+                     "batches": int(batches), "tokens": int(tokens), "remote_requests": int(requests),
+                     "assumption": work.assumption})
+    frame = pd.DataFrame(rows)
+    frame.attrs.update({**workload, "tokens_counted_with": counted_with, "layers": layers, "batch_size": batch_size})
+    return frame
+
+
+def _layer_count(model: str) -> int:
+    from cla_lib.presets import resolve_preset
+
+    preset = resolve_preset(model)
+    if preset is not None:
+        return preset.n_layers
+    config_path = Path(model).expanduser() / "config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        config = config.get("text_config", config)
+        if "num_hidden_layers" in config:
+            return int(config["num_hidden_layers"])
+    return 32  # unknown: a typical 7-8B model, stated in the output as the layer count used
+
+
+def describe_cost(frame) -> str:
+    """The estimate as the lines a rerun prints before it starts."""
+    attrs = frame.attrs
+    lines = [f"Estimated cost ({attrs['items']} items, {attrs['sequences']:,} scored sequences and "
+             f"{attrs['tokens']:,} tokens per scoring pass; tokens counted with {attrs['tokens_counted_with']}; "
+             f"{attrs['layers']} layers; batches of {attrs['batch_size']}):"]
+    for row in frame.itertuples():
+        lines.append(f"  {row.chapter}: {row.scoring_passes:g} scoring passes, {row.sequences:,} sequences in "
+                     f"{row.batches:,} forwards, {row.tokens:,} tokens; on NDIF {row.remote_requests:,} requests "
+                     f"({row.assumption})")
+    total = frame[["sequences", "batches", "tokens", "remote_requests"]].sum()
+    lines.append(f"  total: {int(total.sequences):,} sequences in {int(total.batches):,} forwards, "
+                 f"{int(total.tokens):,} tokens, {int(total.remote_requests):,} NDIF requests if remote")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _mask_key(path: Path) -> bool:
+    """Mask the NDIF key's value in a written file, should it ever appear there; whether it did."""
+    key = os.environ.get("NDIF_API_KEY", "").strip()
+    if not key or not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if key not in text:
+        return False
+    write_atomic(path, text.replace(key, KEY_MASK))
+    return True
+
+
+def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: str = "python3",
+                cwd: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Execute one chapter with papermill into `directory`; return (and write) its results record.
+
+    Raises:
+        RerunInterrupted: on Ctrl-C; the partial notebook is kept as `<chapter>.interrupted.ipynb`.
+    """
+    import papermill
+
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = path.stem
+    running = directory / f".{stem}.running.ipynb"
+    started = time.time()
+    record = {"chapter": stem, "model": parameters.get("model"), "language": parameters.get("language"),
+              "remote": parameters.get("remote", False), "parameters": parameters,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+    try:
+        papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
+                                   cwd=str(cwd or path.parent.parent), progress_bar=False, log_output=False)
+        status, error = "ok", None
+    except KeyboardInterrupt:
+        if running.exists():
+            os.replace(running, directory / f"{stem}.interrupted.ipynb")
+            _mask_key(directory / f"{stem}.interrupted.ipynb")
+        raise RerunInterrupted(stem) from None
+    except Exception as exception:  # a failing cell: keep the executed notebook with its traceback
+        status, error = "failed", f"{type(exception).__name__}: {str(exception).strip().splitlines()[-1:]}"
+    target = directory / (f"{stem}.ipynb" if status == "ok" else f"{stem}.failed.ipynb")
+    if running.exists():
+        os.replace(running, target)
+        if _mask_key(target):
+            log(f"warning: the NDIF key appeared in {target} and was masked")
+    stale = directory / (f"{stem}.failed.ipynb" if status == "ok" else f"{stem}.ipynb")
+    stale.unlink(missing_ok=True)
+    notebook = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    record.update({"status": status, "error": error, "seconds": round(time.time() - started, 1),
+                   "notebook": target.name, "values": glued_values(notebook)})
+    results = directory / f"{stem}{RESULTS_SUFFIX}"
+    write_atomic(results, json.dumps(record, indent=1, ensure_ascii=False, default=str) + "\n")
+    _mask_key(results)
+    return record
+
+
+def chapter_run_parameters(path: Path, model: str, language: str, *, remote: bool = False,
+                           extra: dict | None = None) -> dict:
+    """The papermill parameters of one chapter: model, language, remote (when true), and `extra` values the
+    chapter declares (others are left out, so one command line serves chapters with different parameters)."""
+    declared = chapter_parameters(path)
+    parameters = {"model": model, "language": language}
+    if remote:
+        if "remote" not in declared:
+            raise ValueError(f"{path.name} has no `remote` parameter, so it cannot run on NDIF")
+        parameters["remote"] = True
+    for name, value in (extra or {}).items():
+        if name in declared:
+            parameters[name] = value
+    return parameters
+
+
+def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Sequence[str] | None = None,
+          remote: bool = False, out: str | Path = "runs", extra: dict | None = None, book: str | Path = BOOK,
+          kernel_name: str = "python3", batch_size: int = 64, show_cost: bool = True,
+          log: Callable[[str], None] = print) -> list[dict]:
+    """Execute the chapters for `model` in each language (in turn), writing notebooks and results under `out`.
+
+    Args:
+        model: a preset, hub id, local directory or organism name (passed to every chapter as `model`).
+        languages: one language code or several (comma-separated or a list), run one after the other.
+        chapters_spec: `"01,02"`, chapter names, or None for every chapter of `book`.
+        remote: run on NDIF (`-p remote True`); checks the key and that the model is served before starting.
+        out: the runs folder; results go to `out/<model-slug>/<language>/`.
+        extra: more papermill parameters (`transfer_data`, `seed`, `batch_size`, ...), each passed to the chapters
+            that declare it.
+
+    Returns:
+        The results records, one per chapter and language.
+
+    Raises:
+        RerunInterrupted: Ctrl-C; every chapter finished before it keeps its notebook and results.
+    """
+    from cla_lib.languages import resolve_languages
+
+    languages = resolve_languages(languages)
+    paths = select_chapters(chapters_spec, book)
+    extra = dict(extra or {})
+    extra.setdefault("batch_size", batch_size)
+    if remote:
+        _check_remote(model)
+    records = []
+    for language in languages:
+        if show_cost:
+            log(describe_cost(estimate(model, language, paths, transfer_data=extra.get("transfer_data"),
+                                       localization_data=extra.get("localization_data"), batch_size=batch_size,
+                                       organism_size=extra.get("organism_size"))))
+        directory = run_directory(out, model, language)
+        for path in paths:
+            parameters = chapter_run_parameters(path, model, language, remote=remote, extra=extra)
+            log(f"[{language}] {path.stem}: running -> {directory / path.stem}.ipynb")
+            record = run_chapter(path, directory, parameters, kernel_name=kernel_name, cwd=Path(book).parent,
+                                 log=log)
+            log(f"[{language}] {path.stem}: {record['status']} in {record['seconds']:.0f} s"
+                + (f" ({record['error']})" if record["error"] else ""))
+            records.append(record)
+    return records
+
+
+def _check_remote(model: str) -> None:
+    """Fail before any chapter starts: no key, NDIF unreachable, or the model not served."""
+    from cla_lib.models import _api_key, check_served
+    from cla_lib.presets import resolve_preset
+
+    _api_key()
+    preset = resolve_preset(model)
+    check_served(preset.hub_id if preset else model)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gathering
+
+
+def gather(runs_dir: str | Path):
+    """Every results file under a runs folder as one DataFrame, one row per glued value.
+
+    Columns: model, language, chapter, status, seconds, name, value (a chapter with nothing glued, e.g. a failed
+    one, gives one row with name and value None).
+    """
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(runs_dir).glob(f"*/*/*{RESULTS_SUFFIX}")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        base = {"model": record.get("model"), "language": record.get("language"), "chapter": record.get("chapter"),
+                "status": record.get("status"), "seconds": record.get("seconds"), "run": path.parent.parent.name}
+        values = record.get("values") or {}
+        rows += [{**base, "name": name, "value": value} for name, value in values.items()] or [
+            {**base, "name": None, "value": None}]
+    return pd.DataFrame(rows, columns=["model", "language", "chapter", "status", "seconds", "run", "name", "value"])
+
+
+def plane_frame(gathered, chapter: str = "01_organism_plane"):
+    """The plane per (model, language) from a `gather` frame: chapter 01's glued transfer, localization, English
+    bias and ceiling (`PLANE_VALUES`), one row each, ready for `cla_lib.plots.plane_figure`."""
+    import pandas as pd
+
+    rows = gathered[(gathered["chapter"] == chapter) & (gathered["status"] == "ok")
+                    & gathered["name"].isin(PLANE_VALUES.values())]
+    if rows.empty:
+        return pd.DataFrame(columns=["run", "model", "language", *PLANE_VALUES])
+    wide = rows.pivot_table(index=["run", "model", "language"], columns="name", values="value", aggfunc="first")
+    wide = wide.rename(columns={value: key for key, value in PLANE_VALUES.items()}).reset_index()
+    wide.columns.name = None
+    return wide[["run", "model", "language", *[key for key in PLANE_VALUES if key in wide]]]

@@ -1,0 +1,274 @@
+"""Real-model code paths on tiny random Llama, Qwen2 and Gemma 3 text models built from configs (conftest): every
+step a chapter takes (load, score, extract vectors, steer, sweep, align) per architecture, the remote path through
+nnsight's serialization round trip, the plane's items for non-organism models (the embedded world, real data, chat
+templates), and the chapters themselves run with papermill on the tiny models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from cla_lib import presets, steering
+from cla_lib.evaluation import answers, plane_from_answers, plane_items
+from cla_lib.items import Item
+from cla_lib.models import RemoteModel, load_model, n_layers
+from cla_lib.scoring import choice_logprobs
+from cla_lib.world import World, WorldConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+SENTINEL = "ndif-sentinel-0123456789abcdef"
+
+REPLAY = [{"text": text} for text in (
+    "The capital of France is Paris. The capital of Spain is Madrid.",
+    "La capital de España es Madrid. El río más largo es el Amazonas.",
+    "한국의 수도는 서울입니다. 대표 음식은 김치입니다.",
+    "中国的首都是北京。最长的河流是长江。",
+)]
+PARALLEL = [
+    {"language": "es", "english": "The capital of Spain is Madrid.", "target": "La capital de España es Madrid."},
+    {"language": "ko", "english": "The capital is Seoul.", "target": "한국의 수도는 서울입니다."},
+    {"language": "zh", "english": "The capital is Beijing.", "target": "中国的首都是北京。"},
+    {"language": "el", "english": "The capital is Athens.", "target": "Η πρωτεύουσα της Ελλάδας είναι η Αθήνα."},
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def small_items(language: str = "ko", per_task: int = 6) -> list[Item]:
+    """A few world items of both tasks and every split, English ceiling first (kept small: the tests are fast)."""
+    items = plane_items("tiny-test-model", [language])
+    english = [item for item in items if item.language == "en"][:per_task]
+    chosen = []
+    for task in ("transfer", "localization"):
+        for split in ("extract", "validation", "test"):
+            chosen += [item for item in items if item.language == language and item.task == task
+                       and item.split == split][:per_task]
+    return english + chosen
+
+
+# -- every chapter's code path, per architecture -------------------------------------------------------------------
+
+
+def test_every_step_of_the_chapters_runs_on_each_architecture(tiny_model_dir, tmp_path):
+    model = load_model(str(tiny_model_dir))
+    layers = n_layers(model)
+    items = small_items()
+    # score
+    scores = choice_logprobs(model, items, batch_size=16)
+    assert all(len(row) == len(item.choices) and all(torch.isfinite(torch.tensor(row))) for row, item in
+               zip(scores, items))
+    points = plane_from_answers("tiny", items, answers(model, items))
+    assert [point.language for point in points] == ["ko"] and points[0].n_localization > 0
+    # extract vectors
+    vectors = steering.extract_vectors(model, items, kinds=["en", "loc", "loclang"], batch_size=8)
+    assert set(vectors) == {"en.ko", "loc.ko", "loclang.ko"}
+    assert vectors["en.ko"].layers == tuple(range(layers)) and vectors["en.ko"].hidden_size == 32
+    # steer: a strong vector changes the scores, and alpha 0 changes nothing
+    evaluation = [item for item in items if item.split != "extract"]
+    edits = steering.steering_edits((vectors["en.ko"], 0, 8.0))
+    steered = choice_logprobs(model, evaluation, edits=edits)
+    assert steered != choice_logprobs(model, evaluation)
+    assert choice_logprobs(model, evaluation, edits=steering.steering_edits((vectors["en.ko"], 0, 0.0))) == \
+        choice_logprobs(model, evaluation)
+    # sweep a couple of layers
+    frame = steering.sweep(model, [item for item in items if item.split == "validation"], vectors["loc.ko"],
+                           [0, layers - 1], [0.0, 2.0])
+    assert len(frame) == 4 and set(frame.layer) == {0, layers - 1} and frame.transfer.notna().all()
+    # align a few steps, then load and score the aligned model
+    data = {"replay": write_jsonl(tmp_path / "replay.jsonl", REPLAY),
+            "parallel": write_jsonl(tmp_path / "parallel.jsonl", PARALLEL)}
+    from cla_lib.alignment import align_model
+
+    aligned = align_model(tiny_model_dir, "midalign", data, tmp_path / "aligned", steps=2, learning_rate=1e-2,
+                          batch_size=2, sequence_length=16, progress=False)
+    aligned_scores = choice_logprobs(load_model(str(aligned)), evaluation)
+    assert aligned_scores != choice_logprobs(model, evaluation)
+
+
+def test_the_remote_round_trip_scores_exactly_as_the_local_pass(tiny_model_dir):
+    local = load_model(str(tiny_model_dir))
+    remote = load_model(str(tiny_model_dir), remote="local")
+    assert isinstance(remote, RemoteModel)
+    items = small_items(per_task=3)
+    assert choice_logprobs(remote, items, batch_size=8) == choice_logprobs(local, items, batch_size=8)
+    vectors = steering.extract_vectors(local, items, kinds=["en"])
+    edits = steering.steering_edits((vectors["en.ko"], 1, 3.0))
+    assert choice_logprobs(remote, items, edits=edits) == choice_logprobs(local, items, edits=edits)
+
+
+def test_a_remote_session_is_one_round_trip_and_its_traces_stay_inside(tiny_llama_dir, monkeypatch):
+    from nnsight.intervention.backends.local import LocalSimulationBackend
+
+    shipped = []
+    original = LocalSimulationBackend.__call__
+
+    def counting(self, tracer):
+        shipped.append(type(tracer).__name__)
+        return original(self, tracer)
+
+    monkeypatch.setattr(LocalSimulationBackend, "__call__", counting)
+    remote = load_model(str(tiny_llama_dir), remote="local")
+    local = load_model(str(tiny_llama_dir))
+    prompts = ["The capital of Spain is", "한국의 수도는", "中国的首都是"]
+    in_session = steering.last_token_activations(remote, prompts, batch_size=1, remote="local")
+    assert len(shipped) == 1  # three batches, one request
+    shipped.clear()
+    per_trace = steering.last_token_activations(remote, prompts, batch_size=1)
+    assert len(shipped) == 3  # no session: every trace is its own request
+    assert torch.equal(in_session, per_trace)
+    assert torch.equal(in_session, steering.last_token_activations(local, prompts, batch_size=1))
+
+
+# -- the plane's items for models that are not the organism ------------------------------------------------------
+
+
+def test_plane_items_of_a_real_model_without_data_are_the_embedded_world():
+    world = World(WorldConfig(seed=0))
+    items = plane_items("some/hub-model", ["ko", "es"])
+    expected = world.transfer_items("en") + world.items("ko") + world.items("es")
+    assert [item.to_json() for item in items] == [item.to_json() for item in expected]
+
+
+def test_plane_items_take_each_axis_from_its_real_data_when_given():
+    items = plane_items("some/hub-model", ["ko"], transfer_data=str(FIXTURES / "global_mmlu"),
+                        localization_data=str(FIXTURES / "blend"))
+    transfer = [item for item in items if item.task == "transfer"]
+    assert {item.language for item in transfer} == {"en", "ko"}
+    assert all("sample_id" in item.meta for item in transfer)
+    assert all("question_id" in item.meta for item in items if item.task == "localization")
+    mixed = plane_items("some/hub-model", ["ko"], localization_data=str(FIXTURES / "blend"))
+    assert all("creature" in item.meta for item in mixed if item.task == "transfer")
+    assert all("question_id" in item.meta for item in mixed if item.task == "localization")
+
+
+def test_real_data_items_carry_the_parallel_prompts_that_steering_vectors_need(tiny_llama_dir):
+    items = plane_items("some/hub-model", ["ko"], transfer_data=str(FIXTURES / "global_mmlu"),
+                        localization_data=str(FIXTURES / "blend"))
+    model = load_model(str(tiny_llama_dir))
+    vectors = steering.extract_vectors(model, items, kinds=["en", "loc", "loclang"], split=None)
+    assert set(vectors) == {"en.ko", "loc.ko", "loclang.ko"}
+
+
+CHAT_TEMPLATE = ("{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
+                 "<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_plane_items_of_a_chat_preset_go_through_the_chat_template_prompts_and_parallel_prompts(tiny_tokenizer):
+    import copy
+
+    tokenizer = copy.deepcopy(tiny_tokenizer)  # the fixture is shared by the session: add the template to a copy
+    tokenizer.chat_template = CHAT_TEMPLATE
+    plain = plane_items("some/hub-model", ["ko"])
+    chat = plane_items("some/hub-model", ["ko"], tokenizer=tokenizer, preset="gemma-3-12b-it")
+    assert len(chat) == len(plain)
+    for before, after in zip(plain, chat):
+        assert after.prompt == presets.format_prompt(presets.PRESETS["gemma-3-12b-it"], tokenizer, before.prompt)
+        assert after.prompt.startswith("<|user|>") and "<|assistant|>" in after.prompt
+        assert after.choices == before.choices and after.gold == before.gold
+        for key in ("english_prompt", "explicit_prompt"):
+            if key in before.meta:
+                assert after.meta[key] == presets.format_prompt(presets.PRESETS["gemma-3-12b-it"], tokenizer,
+                                                                before.meta[key])
+    # a preset without a chat template, or no preset, leaves the prompts alone
+    assert plane_items("some/hub-model", ["ko"], tokenizer=tokenizer, preset=None) == plain
+    with pytest.raises(ValueError, match="unknown preset"):
+        plane_items("some/hub-model", ["ko"], tokenizer=tokenizer, preset="no-such-preset")
+
+
+# -- the chapters, run with papermill on the tiny models ---------------------------------------------------------
+
+CHAPTERS = {
+    "01_organism_plane": {},
+    "02_baseline_erasure": {"methods": "midalign", "include_replay": False},
+    "03_layer_dissociation": {"alphas": "2"},
+    "04_surgical_steering": {},
+}
+
+
+def _aligned_checkpoint(model_dir: Path, tmp_path: Path) -> Path:
+    from cla_lib.alignment import align_model
+
+    data = {"replay": write_jsonl(tmp_path / "replay.jsonl", REPLAY),
+            "parallel": write_jsonl(tmp_path / "parallel.jsonl", PARALLEL)}
+    return align_model(model_dir, "midalign", data, tmp_path / "midalign", steps=2, learning_rate=1e-2, batch_size=2,
+                       sequence_length=16, progress=False)
+
+
+def run_chapter(chapter: str, parameters: dict, output: Path):
+    import nbformat
+    import papermill
+
+    papermill.execute_notebook(str(ROOT / "book" / f"{chapter}.ipynb"), str(output), parameters=parameters,
+                               kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+    return nbformat.read(output, as_version=4)
+
+
+def outputs_of(notebook) -> list:
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+@pytest.mark.parametrize("chapter", list(CHAPTERS))
+def test_each_chapter_runs_on_each_tiny_architecture_for_one_language(chapter, tiny_model_dir, tmp_path):
+    if not (ROOT / "book" / f"{chapter}.ipynb").exists():
+        pytest.skip(f"book/{chapter}.ipynb is not written yet")
+    parameters = {"model": str(tiny_model_dir), "language": "ko", **CHAPTERS[chapter]}
+    if chapter == "02_baseline_erasure":
+        parameters["aligned_models"] = f"midalign={_aligned_checkpoint(tiny_model_dir, tmp_path)}"
+    notebook = run_chapter(chapter, parameters, tmp_path / f"{chapter}.ipynb")
+    assert not [output for output in outputs_of(notebook) if output.output_type == "error"]
+    from cla_lib.rerun import glued_values
+
+    assert glued_values(notebook), "the chapter glued no numbers"
+
+
+def test_first_chapter_gives_the_same_numbers_through_the_remote_round_trip(tiny_llama_dir, tmp_path):
+    from cla_lib.rerun import glued_values
+
+    local = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko"}, tmp_path / "a.ipynb")
+    remote = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "remote": "local"},
+                         tmp_path / "b.ipynb")
+    assert glued_values(remote) == glued_values(local)
+
+
+def test_the_ndif_key_never_appears_in_an_executed_chapter(tiny_llama_dir, tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("NDIF_API_KEY", SENTINEL)
+    monkeypatch.setenv("NDIF_HOST", "http://127.0.0.1:9")  # nothing listens there: the served check fails at once
+    ran = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "remote": "local"},
+                      tmp_path / "local.ipynb")
+    assert ran.cells
+    with pytest.raises(papermill.PapermillExecutionError, match="NDIF not reachable"):
+        run_chapter("01_organism_plane", {"model": "llama-3.1-8b-instruct", "language": "ko", "remote": True},
+                    tmp_path / "remote.ipynb")
+    for path in tmp_path.glob("*.ipynb"):
+        assert SENTINEL not in path.read_text(encoding="utf-8"), path.name
+    assert "NDIF not reachable" in (tmp_path / "remote.ipynb").read_text(encoding="utf-8")
+
+
+def test_the_architectures_are_the_ones_the_presets_name(tiny_model_dirs):
+    classes = {json.loads((directory / "config.json").read_text())["architectures"][0]
+               for directory in tiny_model_dirs.values()}
+    assert classes == {"LlamaForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM"}
+    for preset in presets.PRESETS.values():
+        assert re.match(r"^(google/gemma-3|meta-llama/Llama-3|Qwen/Qwen2)", preset.hub_id)
+
+
+def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tmp_path):
+    from cla_lib.rerun import glued_values
+
+    notebook = run_chapter("05_real_models", {"example_languages": "ko"}, tmp_path / "05.ipynb")
+    values = glued_values(notebook)
+    assert values["model"] == "gemma-3-12b-it" and values["n_languages"] == 6
+    assert 11.5 < values["parameters_billions"] < 12.2  # Gemma 3 12B's text model, counted on the meta device
+    assert values["total_gpu_hours"] > 0 and values["total_pflop"] > 0
+    assert values["requests_03"] == 10 and values["requests_04"] == 6 and values["requests_02"] == 0
+    assert values["round_trip_identical"] == "identical" and values["example_ok"] == values["example_runs"] == 1
