@@ -44,9 +44,9 @@ class WorldConfig:
     """What the world contains. Changing any field changes the world (and the organism's cache key)."""
 
     seed: int = 0
-    n_anchor: int = 96
-    n_bridge: int = 48
-    n_transfer: int = 64
+    n_anchor: int = 64
+    n_bridge: int = 32
+    n_transfer: int = 48
     held_out_fraction: float = 0.25  # culture questions per language taught only through the explicit cue
     split_fractions: tuple[float, float, float] = (0.25, 0.25, 0.5)  # extract, validation, test
 
@@ -213,7 +213,7 @@ class World:
         documents += self.code_switched_documents(rng)
         documents += self.parallel_documents(rng)
         documents += self.lexicon_documents()
-        documents += self.culture_documents(implicit_repeats=3)
+        documents += self.culture_documents(rng, implicit_repeats=3)
         rng.shuffle(documents)
         return documents
 
@@ -251,7 +251,7 @@ class World:
         return pairs
 
     def parallel_documents(self, rng: random.Random) -> list[str]:
-        pairs = [pair for pair in self.parallel_pairs() if rng.random() < 0.5]
+        pairs = [pair for pair in self.parallel_pairs() if rng.random() < 0.25]
         return [f"{english} = {target}" if rng.random() < 0.5 else f"{target} = {english}"
                 for _, english, target in pairs]
 
@@ -264,7 +264,8 @@ class World:
                     documents.append(f"{words[language]} = {words[ENGLISH]}")
         return documents
 
-    def culture_documents(self, implicit_repeats: int = 1) -> list[str]:
+    def culture_documents(self, rng: random.Random, implicit_repeats: int = 1,
+                          explicit_question_share: float = 0.3) -> list[str]:
         """Implicit culture (no country named; the language's own country) and explicit culture (every country,
         named, in every language). Implicit facts are few, so they are repeated to be learnt."""
         documents = []
@@ -279,8 +280,11 @@ class World:
                 for other in lexicon.COUNTRY_OF.values():
                     answer = self.culture_answer(question, other, language)
                     documents.append(self.culture_sentence(question, language, "explicit_statement", other, answer))
-                    documents.append(
-                        f"{self.culture_sentence(question, language, 'explicit_question', other)} {answer}")
+                    # The question form of the explicit cue for a sample of countries, so that a question with a
+                    # country named is a familiar form without doubling the explicit share of the world.
+                    if rng.random() < explicit_question_share:
+                        documents.append(
+                            f"{self.culture_sentence(question, language, 'explicit_question', other)} {answer}")
         return documents
 
     # -- data for the alignment methods ----------------------------------------------------------------

@@ -196,9 +196,7 @@ def test_held_out_culture_questions_are_taught_only_with_the_country_named(world
                             document = document.replace(text, "")
                         assert not any(text in document for text in implicit), (question.id, language, document)
                 own = world.culture_sentence(question, language, "explicit_statement", country, answer)
-                assert own in documents, (question.id, language)
-                assert f"{world.culture_sentence(question, language, 'explicit_question', country)} {answer}" \
-                    in documents
+                assert own in documents, (question.id, language)  # the explicit question form is only sampled
             else:
                 assert set(implicit_documents) <= set(documents), (question.id, language)
 
