@@ -118,3 +118,143 @@ def erasure_figure(frame: pd.DataFrame, *, title: str, reference: str = "base", 
     figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     return figure
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Steering: curves over layers, and conditions on the plane
+
+
+VECTOR_LABELS = {"en": "EN", "loc": "LOC", "loclang": "LOC (language)"}
+VECTOR_PALETTE = {"EN": sns.color_palette("colorblind")[0], "LOC": sns.color_palette("colorblind")[3],
+                  "LOC (language)": sns.color_palette("colorblind")[4]}
+
+
+def _spread_lines(data: pd.DataFrame, *, x: str, y: str, hue: str, ax, palette=None, style: str | None = None,
+                  legend=True):
+    """Mean over languages with a band of ± one standard deviation across them (none with one language)."""
+    sns.lineplot(data=data, x=x, y=y, hue=hue, style=style, palette=palette, errorbar="sd", marker="o",
+                 markersize=4, ax=ax, legend=legend)
+
+
+def layer_curves_figure(frame: pd.DataFrame, *, title: str, unsteered: pd.DataFrame | None = None,
+                        best: pd.DataFrame | None = None, metrics: tuple[str, ...] = ("transfer", "localization")):
+    """A metric as a function of the steering layer: one row of panels per model, one column per metric.
+
+    Args:
+        frame: Long rows: model, vector (a label, e.g. "EN"), layer, language, metric, value. Each line is the
+            mean over languages, its band ± one standard deviation across them.
+        unsteered: Rows model, metric, value: the unsteered model's mean, drawn as a dashed line.
+        best: Rows model, vector, metric, layer: the chosen layers, marked with a star on their line.
+
+    Returns:
+        The matplotlib figure.
+    """
+    models = list(dict.fromkeys(frame["model"]))
+    figure, axes = plt.subplots(len(models), len(metrics), figsize=(5.2 * len(metrics), 3.4 * len(models) + 0.6),
+                                sharex=True, squeeze=False)
+    palette = {label: VECTOR_PALETTE.get(label, colour) for label, colour in
+               zip(dict.fromkeys(frame["vector"]), sns.color_palette("tab10"))}
+    for row, model in enumerate(models):
+        for column, metric in enumerate(metrics):
+            ax = axes[row, column]
+            data = frame[(frame["model"] == model) & (frame["metric"] == metric)]
+            _spread_lines(data, x="layer", y="value", hue="vector", palette=palette, ax=ax, legend=False)
+            if unsteered is not None:
+                level = unsteered[(unsteered["model"] == model) & (unsteered["metric"] == metric)]["value"]
+                if len(level):
+                    ax.axhline(float(level.mean()), color="black", ls="--", lw=1)
+            if best is not None:
+                for _, choice in best[(best["model"] == model) & (best["metric"] == metric)].iterrows():
+                    at = data[(data["vector"] == choice["vector"]) & (data["layer"] == choice["layer"])]["value"]
+                    if len(at):
+                        ax.scatter([choice["layer"]], [at.mean()], marker="*", s=220, zorder=5,
+                                   color=palette.get(choice["vector"], "black"), edgecolors="black", linewidths=0.6)
+            ax.set(title=f"{model}: {metric}", xlabel="steering layer (0-based)", ylabel=f"{metric} (share)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    handles = [plt.Line2D([], [], color=colour, marker="o", label=label) for label, colour in palette.items()]
+    if unsteered is not None:
+        handles.append(plt.Line2D([], [], color="black", ls="--", label="unsteered"))
+    if best is not None:
+        handles.append(plt.Line2D([], [], color="grey", marker="*", ls="", markersize=12, label="best layer"))
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    return figure
+
+
+def per_layer_figure(frame: pd.DataFrame, *, y: str, hue: str, title: str, ylabel: str, style: str | None = None,
+                     reference: dict | None = None, ax=None):
+    """One per-layer measure (a cosine, a similarity, a probe accuracy): mean over languages ± their spread.
+
+    `reference` maps labels to horizontal levels drawn dotted (chance, a threshold).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    _spread_lines(frame, x="layer", y=y, hue=hue, style=style, ax=ax)
+    for label, level in (reference or {}).items():
+        ax.axhline(level, color="grey", ls=":", lw=1)
+        ax.annotate(label, (ax.get_xlim()[0], level), fontsize=8, color="grey", va="bottom")
+    ax.set(title=title, xlabel="layer (0-based; residual after it)", ylabel=ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return ax
+
+
+CONDITION_MARKERS = {"base": "o", "CLA method": "s", "steering": "^", "prompting": "D"}
+
+
+def conditions_figure(frame: pd.DataFrame, *, title: str, chance: dict | None = None, columns: int = 4):
+    """Conditions (models, steering configurations, prompts) on the plane: one panel per language plus the mean.
+
+    Args:
+        frame: One row per (condition, language): condition (a label), family (a key of CONDITION_MARKERS),
+            language, transfer, localization.
+        chance: ``{"transfer": ..., "localization": ...}`` levels drawn dotted.
+
+    Returns:
+        The matplotlib figure.
+    """
+    languages = list(dict.fromkeys(frame["language"]))
+    means = frame.groupby(["condition", "family"], sort=False)[["transfer", "localization"]].mean().reset_index()
+    panels = [(language_label(language), frame[frame["language"] == language]) for language in languages]
+    if len(languages) > 1:
+        panels.append(("mean over languages", means))
+    width = min(columns, len(panels))
+    rows = -(-len(panels) // width)
+    figure, axes = plt.subplots(rows, width, figsize=(3.9 * width, 3.7 * rows + 0.9), sharex=True, sharey=True,
+                                squeeze=False)
+    conditions = list(dict.fromkeys(frame["condition"]))
+    family_of = dict(zip(frame["condition"], frame["family"]))
+    colours = iter(sns.color_palette("tab10", len(conditions)))
+    palette = {condition: "black" if family_of[condition] == "base" else next(colours) for condition in conditions}
+    markers = {family: CONDITION_MARKERS.get(family, "X") for family in dict.fromkeys(frame["family"])}
+    # Markers shrink down the list and the base is a ring on top, so conditions that land on the same point stay
+    # visible as nested shapes.
+    sizes = dict(zip(conditions, [230 - 150 * index / max(1, len(conditions) - 1) for index in range(len(conditions))]))
+    low = min(frame.transfer.min(), frame.localization.min(), *(chance or {}).values())
+    high = max(frame.transfer.max(), frame.localization.max())
+    pad = max(0.05, 0.08 * (high - low))
+    limits = (max(-0.02, low - pad), min(1.02, high + pad))
+    for ax, (name, data) in zip(axes.flat, panels):
+        others = data[data["family"] != "base"].assign(order=lambda rows: rows["condition"].map(conditions.index))
+        sns.scatterplot(data=others.sort_values("order", kind="stable"), x="transfer", y="localization",
+                        hue="condition", style="family", size="condition", palette=palette, markers=markers,
+                        sizes=sizes, edgecolor="white", linewidth=0.6, legend=False, ax=ax, zorder=3)
+        base = data[data["family"] == "base"]
+        ax.scatter(base["transfer"], base["localization"], s=max(sizes.values()), facecolors="none",
+                   edgecolors="black", linewidths=1.8, zorder=5)
+        if chance:
+            if "transfer" in chance:
+                ax.axvline(chance["transfer"], color="grey", ls=":", lw=1)
+            if "localization" in chance:
+                ax.axhline(chance["localization"], color="grey", ls=":", lw=1)
+        ax.set(title=name, xlim=limits, ylim=limits, xlabel="transfer (accuracy)", ylabel="localization (share local)")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], marker=markers[family_of[condition]], ls="", color=palette[condition],
+                          markerfacecolor="none" if family_of[condition] == "base" else palette[condition],
+                          markersize=8, label=condition) for condition in conditions]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False, fontsize=9)
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.04 + 0.03 * (-(-len(handles) // 4)), 1, 1))
+    return figure

@@ -1070,3 +1070,236 @@ def load_vectors(path: str | Path) -> dict[str, SteeringVector]:
                 raise ValueError(f"{path}: key {key!r} is not <kind>.<language>.<layer>")
             grouped.setdefault(name, {})[int(layer)] = handle.get_tensor(key)
     return {name: SteeringVector(layers, sources.get(name, {})) for name, layers in grouped.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# For the chapters: per-layer choices, cosines, several configurations in one request, the language of the answer
+
+
+# Which metric each kind of vector is meant to raise: the one its strength is chosen on, layer by layer.
+TARGET_METRIC = {"en": "transfer", "loc": "localization", "loclang": "localization"}
+
+
+def best_alpha_per_layer(frame, metric: str, *, include_unsteered: bool = False):
+    """For each layer of a `sweep` frame, the rows of the strength that is best on `metric` at that layer.
+
+    The best strength maximizes the metric averaged over languages; ties go to the smaller |alpha| (the rule of
+    `best_layer`, applied at each layer). Alpha 0 (the unsteered model, the same at every layer) competes only
+    with `include_unsteered`.
+
+    Returns:
+        The frame's rows of the chosen (layer, alpha) pairs, every language, sorted by layer.
+    """
+    candidates = frame if include_unsteered else frame[frame["alpha"] != 0]
+    means = candidates.groupby(["layer", "alpha"])[metric].mean().reset_index()
+    means = means.assign(magnitude=means["alpha"].abs()).sort_values(
+        ["layer", metric, "magnitude"], ascending=[True, False, True])
+    chosen = means.drop_duplicates("layer")[["layer", "alpha"]]
+    return candidates.merge(chosen, on=["layer", "alpha"]).sort_values(["layer", "language"]).reset_index(drop=True)
+
+
+def ranked_layers(frame, metric: str, count: int | None = None) -> list[int]:
+    """The layers of a `sweep` frame, best first by `metric` at each layer's best strength (earlier first on ties)."""
+    means = best_alpha_per_layer(frame, metric).groupby("layer")[metric].mean().reset_index()
+    ranked = [int(layer) for layer in means.sort_values([metric, "layer"], ascending=[False, True])["layer"]]
+    return ranked if count is None else ranked[:count]
+
+
+def vector_cosines(vectors: Mapping[str, SteeringVector], pairs: Sequence[tuple[str, str]],
+                   languages: Sequence[str]):
+    """The cosine of two kinds of vector of the same language, layer by layer.
+
+    Args:
+        vectors: `{"<kind>.<language>": SteeringVector}`, as `extract_vectors` returns.
+        pairs: (kind, kind) pairs, e.g. `[("en", "loc")]`.
+        languages: The target languages.
+
+    Returns:
+        A DataFrame, one row per (pair, language, layer): pair (``"en·loc"``), language, layer, cosine.
+    """
+    import pandas
+
+    rows = []
+    for first, second in pairs:
+        for language in languages:
+            cosines = vectors[f"{first}.{language}"].cosine(vectors[f"{second}.{language}"])
+            rows += [{"pair": f"{first}·{second}", "language": language, "layer": layer, "cosine": cosine}
+                     for layer, cosine in cosines.items()]
+    return pandas.DataFrame(rows)
+
+
+def steered_planes(
+    model,
+    items: Sequence[Item],
+    configurations: Mapping[str, Edits | Mapping[str, Edits]],
+    *,
+    model_name: str = "",
+    batch_size: int = 64,
+    remote: bool | str = False,
+) -> dict[str, list[PlanePoint]]:
+    """The plane under several named configurations of edits, scored together (remotely: one request).
+
+    Args:
+        configurations: `{name: edits}`, each as `steered_plane` takes them (`[]` for the unsteered model).
+
+    Returns:
+        `{name: [PlanePoint per target language]}`, in the order of `configurations`.
+
+    Example:
+        >>> steered_planes(model, test, {"unsteered": [], "EN": {"ko": steering_edits((v_en, 3, 2.0))}})
+    """
+    plan = _Plan(items)
+    for edits in configurations.values():
+        plan.add(_edits_by_language(edits, plan.languages))
+    scores = _score_passes(model, plan.passes, batch_size=batch_size, remote=remote, progress=False)
+    return dict(zip(configurations, plan.points(model_name, scores)))
+
+
+def forward_count(items: Sequence[Item], *, per_language: int = 0, shared: int = 0, batch_size: int = 64) -> int:
+    """How many batched forwards scoring `items` under some configurations runs (what one remote request carries).
+
+    English items (the ceiling) are scored once; a configuration whose edits are the same for every language (the
+    unsteered model) is one pass over all target items; one with each language's own vector is one pass per language.
+    Each pass runs ceil(sequences / batch_size) forwards, one sequence per choice.
+
+    Args:
+        per_language: Configurations steered with each language's own vector (a sweep's (layer, alpha) pairs).
+        shared: Configurations with the same edits for every language.
+    """
+    def forwards(selected: Sequence[Item]) -> int:
+        return math.ceil(sum(len(item.choices) for item in selected) / batch_size)
+
+    english = [item for item in items if item.language == ENGLISH]
+    targets = [item for item in items if item.language != ENGLISH]
+    languages = _target_languages(items)
+    count = forwards(english) if english else 0
+    count += shared * forwards(targets)
+    count += per_language * sum(forwards([item for item in targets if item.language == language])
+                                for language in languages)
+    return count
+
+
+def probe_prompts(items: Sequence[Item]) -> dict[str, list[str]]:
+    """Prompts per language for `language_probe_accuracy`: each target language's prompts and, as ``en``, the
+    English versions they carry (`meta["english_prompt"]`) and the English items' own prompts; no duplicates."""
+    prompts: dict[str, list[str]] = {ENGLISH: []}
+    for item in items:
+        if item.language == ENGLISH:
+            prompts[ENGLISH].append(item.prompt)
+            continue
+        prompts.setdefault(item.language, []).append(item.prompt)
+        if item.meta.get("english_prompt"):
+            prompts[ENGLISH].append(item.meta["english_prompt"])
+    return {language: list(dict.fromkeys(texts)) for language, texts in prompts.items() if texts}
+
+
+def with_english_choices(items: Sequence[Item]) -> list[Item]:
+    """Target-language transfer items whose candidates are their own plus the English item's (same question).
+
+    The English item is the one among `items` whose prompt is the target item's `meta["english_prompt"]`; an
+    English candidate identical to a target-language one is not repeated. Items whose English candidates add
+    nothing (letters, shared tokens) are left out. Each returned item keeps its gold (the answer in its language)
+    and records in meta ``own_choices`` (how many of its own come first), ``english_gold`` (the English answer's
+    index) and ``english_only`` (the indices of candidates that exist only in English).
+
+    What it is for: steering a question towards English can make a model retrieve the answer but say it in
+    English. Scored on these items, "the right concept in either language" and "an English answer" become visible
+    (see `answer_language_sweep`).
+    """
+    from dataclasses import replace
+
+    english = {item.prompt: item for item in items if item.language == ENGLISH and item.task == "transfer"}
+    result = []
+    for item in items:
+        if item.language == ENGLISH or item.task != "transfer":
+            continue
+        counterpart = english.get(item.meta.get("english_prompt", ""))
+        if counterpart is None:
+            continue
+        choices = list(item.choices)
+        english_index = {}
+        for index, choice in enumerate(counterpart.choices):
+            if choice not in choices:
+                choices.append(choice)
+            english_index[index] = choices.index(choice)
+        english_only = sorted(set(english_index.values()) - set(range(len(item.choices))))
+        if not english_only:
+            continue
+        result.append(replace(item, choices=tuple(choices), id=item.id + "/with-english",
+                              meta={**item.meta, "own_choices": len(item.choices),
+                                    "english_gold": english_index[counterpart.gold], "english_only": english_only}))
+    return result
+
+
+def _answer_language_rows(items: Sequence[Item], scores: Sequence[Sequence[float]], labels: dict) -> list[dict]:
+    by_language: dict[str, list[tuple[bool, bool, bool]]] = {}
+    for item, item_scores in zip(items, scores):
+        own = item.meta["own_choices"]
+        in_language = max(range(own), key=item_scores.__getitem__) == item.gold
+        chosen = max(range(len(item_scores)), key=item_scores.__getitem__)
+        concept = chosen in (item.gold, item.meta["english_gold"])
+        by_language.setdefault(item.language, []).append((in_language, concept, chosen in item.meta["english_only"]))
+    return [{**labels, "language": language, "transfer": sum(row[0] for row in rows) / len(rows),
+             "concept": sum(row[1] for row in rows) / len(rows),
+             "english_answer": sum(row[2] for row in rows) / len(rows), "n": len(rows)}
+            for language, rows in by_language.items()]
+
+
+def answer_language_sweep(
+    model,
+    items: Sequence[Item],
+    vector: SteeringVector | Mapping[str, SteeringVector],
+    layers: Sequence[int],
+    alphas: Sequence[float],
+    *,
+    batch_size: int = 64,
+    remote: bool | str = False,
+    progress: bool | None = None,
+):
+    """Does steering make the model answer transfer questions in their language, or retrieve the fact in English?
+
+    Scores `with_english_choices(items)` (each question's candidates in its language and in English) under
+    `alpha * vector` after each layer, and reads three rates off the highest-scoring candidate:
+
+    - ``transfer``: among the candidates in the question's language only, the right one wins (the plane's transfer);
+    - ``concept``: among all candidates, the right answer wins in either language;
+    - ``english_answer``: among all candidates, one that exists only in English wins.
+
+    Returns:
+        A DataFrame, one row per (layer, alpha, language): layer, alpha, language, transfer, concept,
+        english_answer, n. Alpha 0 (unsteered) is scored once and repeated for every layer.
+
+    Raises:
+        ValueError: No item has English candidates that differ from its own (e.g. letter answers).
+    """
+    import pandas
+
+    bilingual = with_english_choices(items)
+    if not bilingual:
+        raise ValueError("no transfer item has English candidates different from its own (answers are letters or "
+                         "shared tokens), so the language of an answer cannot be told apart")
+    languages = _target_languages(bilingual)
+    of_language = {language: [item for item in bilingual if item.language == language] for language in languages}
+    vectors = {language: _vector_for(vector, language) for language in languages}
+    _check_held_out(bilingual, list(vectors.values()))
+    passes, labels = [], []
+    if any(not alpha for alpha in alphas):
+        passes.append((bilingual, []))
+        labels.append(("unsteered", None))
+    for layer in layers:
+        for alpha in alphas:
+            if not alpha:
+                continue
+            for language in languages:
+                passes.append((of_language[language], steering_edits((vectors[language], layer, alpha))))
+                labels.append(("steered", {"layer": int(layer), "alpha": float(alpha)}))
+    scores = _score_passes(model, passes, batch_size=batch_size, remote=remote, progress=progress)
+    rows = []
+    for (what, label), (pass_items, _), pass_scores in zip(labels, passes, scores):
+        if what == "unsteered":
+            for layer in layers:
+                rows += _answer_language_rows(pass_items, pass_scores, {"layer": int(layer), "alpha": 0.0})
+        else:
+            rows += _answer_language_rows(pass_items, pass_scores, label)
+    # Rows come language by language within each (layer, alpha); a stable sort keeps that order.
+    return pandas.DataFrame(rows).sort_values(["layer", "alpha"], kind="stable").reset_index(drop=True)

@@ -58,3 +58,51 @@ def test_plane_figure_marks_chance_levels():
     vertical = [x[0] for x, _ in lines if x[0] == x[1]]
     horizontal = [y[0] for _, y in lines if y[0] == y[1]]
     assert 0.125 in vertical and 0.2 in horizontal
+
+
+# -- steering figures ------------------------------------------------------------------------------------------
+
+
+def test_layer_curves_figure_has_a_panel_per_model_and_metric_and_stars_the_best_layers():
+    from cla_lib.plots import layer_curves_figure
+
+    rows = [{"model": model, "vector": vector, "layer": layer, "language": language, "metric": metric,
+             "value": 0.1 * layer + (0.05 if language == "ko" else 0.0)}
+            for model in ("base", "MidAlign") for vector in ("EN", "LOC") for layer in range(4)
+            for language in ("ko", "es") for metric in ("transfer", "localization")]
+    unsteered = pd.DataFrame([{"model": model, "metric": metric, "value": 0.2}
+                              for model in ("base", "MidAlign") for metric in ("transfer", "localization")])
+    best = pd.DataFrame([{"model": "base", "vector": "EN", "metric": "transfer", "layer": 2}])
+    figure = layer_curves_figure(pd.DataFrame(rows), title="t", unsteered=unsteered, best=best)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["base: transfer", "base: localization", "MidAlign: transfer", "MidAlign: localization"]
+    stars = [collection.get_offsets() for collection in figure.axes[0].collections
+             if isinstance(collection, PathCollection) and len(collection.get_offsets()) == 1]
+    assert any(np.allclose(offsets[0], (2, 0.225)) for offsets in stars)  # the mean over languages at layer 2
+    assert any(list(line.get_ydata()) == [0.2, 0.2] for line in figure.axes[1].get_lines())
+
+
+def test_conditions_figure_has_a_panel_per_language_and_the_mean_and_a_legend_entry_per_condition():
+    from cla_lib.plots import conditions_figure
+
+    conditions = (("base", "base", 0.2), ("Surgical Steering", "steering", 0.4), ("CLO", "CLA method", 0.3))
+    frame = pd.DataFrame([{"condition": condition, "family": family, "language": language, "transfer": transfer,
+                           "localization": 0.5}
+                          for language in ("ko", "fa") for condition, family, transfer in conditions])
+    figure = conditions_figure(frame, title="t", chance={"transfer": 0.125})
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["Korean (ko)", "Persian (fa)", "mean over languages"]
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["base", "Surgical Steering", "CLO"]
+    points = {tuple(point) for collection in visible[2].collections if isinstance(collection, PathCollection)
+              for point in collection.get_offsets()}
+    assert points == {(0.2, 0.5), (0.4, 0.5), (0.3, 0.5)}
+
+
+def test_per_layer_figure_draws_reference_levels():
+    from cla_lib.plots import per_layer_figure
+
+    frame = pd.DataFrame([{"layer": layer, "language": language, "pair": "EN · LOC", "cosine": 0.1 * layer}
+                          for layer in range(3) for language in ("ko", "es")])
+    ax = per_layer_figure(frame, y="cosine", hue="pair", title="t", ylabel="cosine", reference={"+0.3": 0.3})
+    assert any(list(line.get_ydata()) == [0.3, 0.3] for line in ax.get_lines())
+    assert ax.get_title() == "t" and ax.get_ylabel() == "cosine"

@@ -571,3 +571,118 @@ def test_cla_vectors_help_lists_every_kind(capsys):
         assert all(kind in out and VECTOR_KINDS[kind].definition[:30] in out.replace("\n", " ")
                    for kind in VECTOR_KINDS)
         assert "en.ko.3" in out
+
+
+# -- helpers of the steering chapters --------------------------------------------------------------------------
+
+
+def test_best_alpha_per_layer_takes_each_layers_best_strength_and_leaves_out_unsteered():
+    from cla_lib.steering import best_alpha_per_layer, ranked_layers
+
+    frame = selection_frame([
+        {"layer": layer, "alpha": 0.0, "language": language, "transfer": 0.5, "localization": 0.5}
+        for layer in (0, 1) for language in ("ko", "es")
+    ] + [
+        {"layer": 0, "alpha": 1.0, "language": "ko", "transfer": 0.25, "localization": 0.9},
+        {"layer": 0, "alpha": 1.0, "language": "es", "transfer": 0.25, "localization": 0.9},
+        {"layer": 0, "alpha": -2.0, "language": "ko", "transfer": 0.375, "localization": 0.1},
+        {"layer": 0, "alpha": -2.0, "language": "es", "transfer": 0.125, "localization": 0.1},  # ties on the mean
+        {"layer": 1, "alpha": 1.0, "language": "ko", "transfer": 0.1, "localization": 0.2},
+        {"layer": 1, "alpha": 1.0, "language": "es", "transfer": 0.1, "localization": 0.2},
+        {"layer": 1, "alpha": 2.0, "language": "ko", "transfer": 0.45, "localization": 0.2},
+        {"layer": 1, "alpha": 2.0, "language": "es", "transfer": 0.35, "localization": 0.2},
+    ])
+    chosen = best_alpha_per_layer(frame, "transfer")
+    assert chosen.groupby("layer").alpha.unique().map(list).to_dict() == {0: [1.0], 1: [2.0]}
+    assert len(chosen) == 4 and set(chosen.language) == {"ko", "es"}
+    assert best_alpha_per_layer(frame, "transfer", include_unsteered=True).alpha.unique().tolist() == [0.0]
+    assert ranked_layers(frame, "transfer") == [1, 0]
+    assert ranked_layers(frame, "localization", 1) == [0]
+
+
+def test_vector_cosines_are_the_vectors_own_cosines_per_layer():
+    from cla_lib.steering import vector_cosines
+
+    vectors = {f"{kind}.{language}": random_vector(8, 3, seed=seed, language=language)
+               for seed, (kind, language) in enumerate([(k, l) for k in ("en", "loc") for l in ("ko", "es")])}
+    frame = vector_cosines(vectors, [("en", "loc")], ["ko", "es"])
+    assert len(frame) == 2 * 3 and set(frame.pair) == {"en·loc"}
+    for row in frame.itertuples():
+        expected = vectors[f"en.{row.language}"].cosine(vectors[f"loc.{row.language}"])[row.layer]
+        assert row.cosine == pytest.approx(expected)
+
+
+def test_steered_planes_equal_one_steered_plane_per_configuration_and_survive_remote_serialization(tiny_llama_dir):
+    from cla_lib.steering import steered_planes
+
+    model = load_model(str(tiny_llama_dir))
+    vectors = {language: random_vector(hidden_size(model), 2, seed=seed, scale=3.0, language=language)
+               for seed, language in enumerate(("es", "ko"))}
+    evaluation = [item for item in ITEMS if item.split == "validation"]
+    configurations = {"none": [], "one": {language: steering_edits((vector, 1, 2.0)) for language, vector in
+                                         vectors.items()},
+                      "two": steering_edits((vectors["ko"], 0, -3.0), (vectors["es"], 1, 1.0))}
+    planes = steered_planes(model, evaluation, configurations)
+    assert list(planes) == ["none", "one", "two"]
+    for name, edits in configurations.items():
+        assert planes[name] == steered_plane(model, evaluation, edits)
+    assert steered_planes(model, evaluation, configurations, remote="local") == planes
+
+
+def test_forward_count_is_the_number_of_forwards_a_sweep_runs(tiny_llama_dir, monkeypatch):
+    import cla_lib.scoring as scoring
+    from cla_lib.steering import forward_count
+
+    model = load_model(str(tiny_llama_dir))
+    vectors = {language: random_vector(hidden_size(model), 2, seed=seed, language=language)
+               for seed, language in enumerate(("es", "ko"))}
+    evaluation = [item for item in ITEMS if item.split == "validation"]
+    forwards = []
+    original = scoring._token_logprobs
+    monkeypatch.setattr(scoring, "_token_logprobs", lambda *args: forwards.append(1) or original(*args))
+    for batch_size in (1, 3, 64):
+        forwards.clear()
+        sweep(model, evaluation, vectors, [0, 1], [0.0, 1.0, 2.0], batch_size=batch_size, progress=False)
+        assert len(forwards) == forward_count(evaluation, shared=1, per_language=4, batch_size=batch_size)
+
+
+def test_probe_prompts_hold_each_language_and_the_english_versions_once():
+    from cla_lib.steering import probe_prompts
+
+    prompts = probe_prompts(ITEMS)
+    assert set(prompts) == {"en", "es", "ko"}
+    assert prompts["en"] == list(dict.fromkeys(prompts["en"]))
+    assert "The capital of Spain is" in prompts["en"] and "The capital of Indonesia is" in prompts["en"]
+    assert prompts["ko"][0] == "한국의 수도는" and len(prompts["ko"]) == 3  # "한국의 수도는" is asked twice
+
+
+def test_with_english_choices_appends_the_english_candidates_that_are_new():
+    from cla_lib.steering import with_english_choices
+
+    (item,) = with_english_choices(ITEMS)  # es shares the English candidates; t1 has no English item
+    assert item.id == "t2/ko/with-english" and item.language == "ko"
+    assert item.choices == ("北京", "上海市", " Jakarta", " Madrid", " Paris")
+    assert item.gold == 0 and item.meta["own_choices"] == 2
+    assert item.meta["english_gold"] == 2 and item.meta["english_only"] == [2, 3, 4]
+
+
+def test_answer_language_sweep_reads_three_rates_off_the_bilingual_scores(tiny_llama_dir):
+    from cla_lib.steering import answer_language_sweep, with_english_choices
+
+    model = load_model(str(tiny_llama_dir))
+    vector = random_vector(hidden_size(model), 2, seed=3, scale=3.0, language="ko")
+    evaluation = [item for item in ITEMS if item.split == "validation"]
+    frame = answer_language_sweep(model, evaluation, {"ko": vector}, [0, 1], [0.0, 2.0], progress=False)
+    assert list(zip(frame.layer, frame.alpha)) == [(0, 0.0), (0, 2.0), (1, 0.0), (1, 2.0)]
+    assert set(frame.language) == {"ko"} and set(frame.n) == {1}
+    (item,) = with_english_choices(evaluation)
+    for row in frame.itertuples():
+        edits = steering_edits((vector, row.layer, row.alpha)) if row.alpha else []
+        scores = choice_logprobs(model, [item], edits=edits)[0]
+        chosen = max(range(len(scores)), key=scores.__getitem__)
+        assert row.transfer == float(max(range(2), key=scores.__getitem__) == item.gold)
+        assert row.concept == float(chosen in (0, 2))
+        assert row.english_answer == float(chosen >= 2)
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        answer_language_sweep(model, [item for item in evaluation if item.language == "es"], {"es": vector}, [0],
+                              [1.0])
