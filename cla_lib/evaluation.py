@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from cla_lib.items import Item
-from cla_lib.scoring import choice_logprobs, predictions
+from cla_lib.scoring import choice_logprobs_passes, predictions
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def _share(hits: Sequence[bool]) -> float:
 
 def answers(model, items: Sequence[Item], *, edits: Sequence[tuple[int, torch.Tensor]] = (),
             batch_size: int = 64) -> list[int]:
-    """The model's chosen candidate for each item."""
-    return predictions(choice_logprobs(model, items, batch_size=batch_size, edits=edits))
+    """The model's chosen candidate for each item (on a remote model, in one request)."""
+    return predictions(choice_logprobs_passes(model, [(items, edits)], batch_size=batch_size)[0])
 
 
 def plane_from_answers(model_name: str, items: Sequence[Item], chosen: Sequence[int]) -> list[PlanePoint]:

@@ -208,3 +208,25 @@ def _tokenizer_name(tokenizer) -> str:
     """A readable name for a tokenizer: where it was loaded from, else its class."""
     path = getattr(tokenizer, "name_or_path", "") or ""
     return f"the tokenizer {path!r}" if path else f"the {type(tokenizer).__name__} tokenizer"
+
+
+def choice_logprobs_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]], *,
+                           batch_size: int = 64, remote: bool | str = False) -> list[list[list[float]]]:
+    """`choice_logprobs` for several (items, edits) passes; remotely, all of them run as one session (one request).
+
+    `remote` defaults to what the model was loaded with (`load_model(..., remote=True)`), so a remote model's
+    plane costs one NDIF request rather than one per batch.
+    """
+    import nnsight
+
+    import cla_lib
+
+    remote = remote or getattr(model, "_default_remote", False)
+    if not remote:
+        return [choice_logprobs(model, items, batch_size=batch_size, edits=edits) for items, edits in passes]
+    nnsight.register(cla_lib)  # the server has nnsight, not cla_lib: ship this library's code with the request
+    with model.session(remote=remote):
+        results = nnsight.save([])
+        for items, edits in passes:
+            results.append(choice_logprobs(model, items, batch_size=batch_size, edits=edits, progress=False))
+    return list(results)
