@@ -48,7 +48,7 @@ from cla_lib.evaluation import PlanePoint, plane_from_answers
 from cla_lib.items import Item
 from cla_lib.languages import ENGLISH
 from cla_lib.models import add_to_residual, n_layers, residual
-from cla_lib.scoring import choice_logprobs, predictions
+from cla_lib.scoring import choice_logprobs, choice_logprobs_passes, predictions
 
 # With fewer forwards than this a progress bar only adds noise.
 PROGRESS_MIN_STEPS = 4
@@ -586,13 +586,7 @@ def _score_passes(model, passes: Sequence[tuple[Sequence[Item], list]], *, batch
                   progress: bool | None) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass; remote passes run as one session (one request)."""
     if remote:
-        _register_for_remote()
-        with model.session(remote=remote):
-            results = _save([])
-            for pass_items, pass_edits in passes:
-                results.append(choice_logprobs(model, pass_items, batch_size=batch_size, edits=pass_edits,
-                                               progress=False))
-        return list(results)
+        return choice_logprobs_passes(model, passes, batch_size=batch_size, remote=remote)
     return [choice_logprobs(model, pass_items, batch_size=batch_size, edits=pass_edits, progress=False)
             for pass_items, pass_edits in _progress(passes, progress, "steering")]
 

@@ -79,3 +79,33 @@ def test_first_chapter_runs_on_the_tiny_organism_for_one_language(tiny_organism_
     assert len(tables) == 1
     codes_in_table = set(re.findall(r"\b[a-z]{2}\b", tables[0])) & set(DEFAULT_LANGUAGES)
     assert codes_in_table == {"ko"}, tables[0]
+
+
+# The later chapters on the tiny organism, for one language and one seed: every cell runs, the figures render, and
+# the claims boxes' verdicts (glued from the run) are recorded.
+LATER_CHAPTERS = {
+    "02_baseline_erasure.ipynb": ({"seeds": "0"}, "verdict"),
+    "03_layer_dissociation.ipynb": ({"alphas": "1,4"}, None),
+    "04_surgical_steering.ipynb": ({"alphas": "1,4"}, None),
+    "appendix_performance.ipynb": ({"repeats": 1, "items": 32}, "steering_ratio"),
+}
+
+
+@pytest.mark.parametrize("chapter", list(LATER_CHAPTERS))
+def test_later_chapter_runs_on_the_tiny_organism_for_one_language(chapter, tiny_organism_environment, tmp_path):
+    import nbformat
+    import papermill
+
+    extra, glued_key = LATER_CHAPTERS[chapter]
+    output = tmp_path / chapter
+    papermill.execute_notebook(str(ROOT / "book" / chapter), str(output),
+                               parameters={"organism_size": "tiny", "language": "ko", **extra},
+                               kernel_name="python3", cwd=str(ROOT / "book"), progress_bar=False)
+    notebook = nbformat.read(output, as_version=4)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    if chapter != "appendix_performance.ipynb":
+        assert sum("image/png" in output.get("data", {}) for output in outputs) >= 1
+    glued = {output["metadata"]["scrapbook"]["name"] for output in outputs
+             if "scrapbook" in output.get("metadata", {})}
+    assert glued and (glued_key is None or glued_key in glued), sorted(glued)
