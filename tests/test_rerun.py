@@ -176,13 +176,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_finished_chapters(tmp_path):
                                cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # generous: CI machines are shared
         while not (directory / "01_fast.results.json").exists() or not (directory / ".02_slow.running.ipynb").exists():
             assert process.poll() is None and time.time() < deadline, process.communicate()
             time.sleep(0.2)
         time.sleep(2)  # the slow chapter's kernel is inside its sleep
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=240)  # kernel shutdown is slow under load
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
