@@ -174,7 +174,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_finished_chapters(tmp_path):
     process = subprocess.Popen(CLA + ["rerun", "--model", "some-model", "--language", "ko", "--book", str(book),
                                       "--out", str(tmp_path / "runs")],
                                cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               # As in a terminal's foreground: a shell's background job (as CI may be) inherits
+                               # SIGINT ignored, and Python then never raises KeyboardInterrupt.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300  # generous: CI machines are shared
         while not (directory / "01_fast.results.json").exists() or not (directory / ".02_slow.running.ipynb").exists():
