@@ -200,8 +200,8 @@ SURGICAL_CANDIDATE_LAYERS = 2  # the best layers of each single-vector sweep tha
 
 CHAPTER_WORK: dict[str, ChapterWork] = {
     "01": ChapterWork(
-        lambda c: 1, lambda c: 0, lambda c, batches: batches,
-        "one scoring pass over every item, traced batch by batch (one NDIF request per batch)"),
+        lambda c: 1, lambda c: 0, lambda c, batches: 1,
+        "one scoring pass over every item, its batches in one session (one NDIF request)"),
     "02": ChapterWork(
         lambda c: c["seeds"] * (1 + c["methods"]), lambda c: 0, lambda c, batches: 0,
         "one scoring pass per model: the base and each aligned model per seed; the aligned checkpoints are trained "

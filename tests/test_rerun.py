@@ -121,7 +121,7 @@ def test_the_cost_counts_the_scored_sequences_and_their_tokens(tiny_llama_dir):
     tokens = sum(len(tokenizer(item.prompt + choice)["input_ids"]) for item in items for choice in item.choices)
     (row,) = frame.itertuples()
     assert (row.sequences, row.tokens, row.batches) == (sequences, tokens, math.ceil(sequences / 64))
-    assert row.remote_requests == math.ceil(sequences / 64)  # chapter 01 traces batch by batch
+    assert row.remote_requests == 1  # chapter 01 scores all its batches in one session
     text = rerun.describe_cost(frame)
     assert f"{sequences:,} sequences" in text and "tokenizer of" in text and "01_organism_plane" in text
 
