@@ -30,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from cla_lib.evaluation import plane_items  # noqa: E402
-from cla_lib.models import decoder_layers, load_model, n_layers  # noqa: E402
+from cla_lib.loading import load_model
+from cla_lib.model import decoder_layers, n_layers  # noqa: E402
 from cla_lib.scoring import choice_logprobs, encode_choice  # noqa: E402
 from cla_lib.steering import extract_vectors, last_token_activations, steering_edits  # noqa: E402
 

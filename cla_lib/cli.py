@@ -46,7 +46,7 @@ def _items(arguments) -> list:
 
 
 def _model(arguments):
-    from cla_lib.models import load_model
+    from cla_lib.loading import load_model
 
     name = arguments.model
     if name.startswith("organism"):
@@ -207,7 +207,7 @@ def _resolve_terms(terms, tensors: dict, languages: list[str], source: str) -> d
 
 
 def _check_terms_fit(resolved: dict, model, source: str) -> None:
-    from cla_lib.models import n_layers
+    from cla_lib.model import n_layers
 
     layer_count = n_layers(model)
     hidden_size = model._module.config.get_text_config().hidden_size
@@ -253,7 +253,7 @@ def command_rerun(arguments) -> None:
     if arguments.device:
         import os
 
-        from cla_lib.models import DEVICE_VARIABLE
+        from cla_lib.loading import DEVICE_VARIABLE
 
         os.environ[DEVICE_VARIABLE] = arguments.device  # the chapters' kernels inherit it: load_model reads it
     extra = {}
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     # Imported only when a command failed: these modules import torch, which `cla --help` should not wait for.
     from cla_lib.data import DatasetUnavailableError
-    from cla_lib.models import MissingAPIKeyError, RemoteNotAvailableError
+    from cla_lib.model import MissingAPIKeyError, RemoteNotAvailableError
 
     return (ValueError, FileNotFoundError, NotImplementedError, PermissionError, DatasetUnavailableError,
             MissingAPIKeyError, RemoteNotAvailableError)

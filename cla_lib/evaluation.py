@@ -22,7 +22,13 @@ from typing import Sequence
 
 import torch
 
+from cla_lib import data
 from cla_lib.items import Item
+from cla_lib.languages import resolve_languages
+from cla_lib.model import presets
+from cla_lib.organism.base import is_organism_directory, world_of
+from cla_lib.organism.registry import organism_path
+from cla_lib.organism.world import World, WorldConfig
 from cla_lib.scoring import choice_logprobs_passes, predictions
 
 
@@ -100,7 +106,7 @@ def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tupl
     """Score `items` (all languages at once, in batched passes) and place the model on the plane per language.
 
     Args:
-        model: an nnsight `TransformersModel` (see `cla_lib.models.load_model`).
+        model: an nnsight `TransformersModel` (see `cla_lib.loading.load_model`).
         items: transfer and localization items of one or more target languages, plus English transfer items
             for the ceiling.
         edits: (layer, vector) pairs added to the residual stream after that layer (steering).
@@ -128,7 +134,7 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
       real (emergency number, calling code, currency, capital).
 
     Prompts of a model whose preset sets `chat_template` go through the tokenizer's chat template
-    (`cla_lib.presets.format_prompt`): the item's prompt and its parallel prompts (`meta["english_prompt"]`,
+    (`cla_lib.model.presets.format_prompt`): the item's prompt and its parallel prompts (`meta["english_prompt"]`,
     `meta["explicit_prompt"]`, used to build steering vectors) alike, so that every prompt the model reads is
     formatted the same way. The preset is `preset` when given (a name or a `ModelPreset`, e.g. for a local copy of
     a preset's checkpoint), else the one `model_name` names; the tokenizer is `tokenizer` when given (pass
@@ -145,24 +151,18 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
     """
     from pathlib import Path
 
-    from cla_lib import organism
-    from cla_lib.languages import resolve_languages
-
     languages = resolve_languages(list(languages))
     is_organism = model_name.startswith("organism") and not Path(model_name).exists()
-    if is_organism or organism.is_organism_directory(model_name):
+    if is_organism or is_organism_directory(model_name):
         if transfer_data or localization_data:
             raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
                              "real models")
-        path = organism.organism_path(model_name, size=size) if is_organism else Path(model_name)
-        world = organism.world_of(path)
+        path = organism_path(model_name, size=size) if is_organism else Path(model_name)
+        world = world_of(path)
         items = world.transfer_items("en")
         for language in languages:
             items += world.items(language)
     else:
-        from cla_lib import data
-        from cla_lib.world import World, WorldConfig
-
         world = World(WorldConfig(seed=0)) if not (transfer_data and localization_data) else None
         items = data.transfer_items(transfer_data, "en") if transfer_data else world.transfer_items("en")
         for language in languages:
@@ -182,8 +182,6 @@ PROMPT_META_KEYS = ("english_prompt", "explicit_prompt")
 def _through_chat_template(items: list[Item], model_name: str, tokenizer, preset) -> list[Item]:
     """The items with every prompt rendered by the preset's chat template (unchanged without one)."""
     from dataclasses import replace
-
-    from cla_lib import presets
 
     if isinstance(preset, str):
         name = preset

@@ -14,13 +14,16 @@ transformers from the JSONL that `cla items` writes.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from cla_lib.files import write_atomic
+
+
 TASKS = ("transfer", "localization")
+
+
 SPLITS = ("extract", "validation", "test")
 
 
@@ -56,20 +59,6 @@ class Item:
         record = dict(record)
         record["choices"] = tuple(record["choices"])
         return cls(**record)
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_items(items: Iterable[Item], path: str | Path) -> None:

@@ -15,7 +15,7 @@ sums, not length-normalized, so choices of different lengths compete as the harn
 
 One way to score serves every chapter: `choice_logprobs` flattens all (item, choice) pairs, sorts them by
 length so that padding wastes little, and runs one batched forward per `batch_size` sequences. Steering plugs
-in through `edits`, vectors added to the residual stream inside the same forward (see `cla_lib.models`). The
+in through `edits`, vectors added to the residual stream inside the same forward (see `cla_lib.model.layers`). The
 log-probabilities are gathered inside the trace, so only one number per token leaves it — not the
 `[batch, seq, vocabulary]` logits, which matters when the trace runs remotely on a 256k-token vocabulary.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from cla_lib.items import Item
-from cla_lib.models import add_to_residual
+from cla_lib.model.layers import add_to_residual
 
 # With fewer batches than this a progress bar only adds noise.
 PROGRESS_MIN_BATCHES = 8
@@ -72,7 +72,7 @@ def choice_logprobs(
     """The log-likelihood of each choice of each item after its prompt.
 
     Args:
-        model: An nnsight model from `cla_lib.models.load_model` (its tokenizer at `model.tokenizer`).
+        model: An nnsight model from `cla_lib.loading.load_model` (its tokenizer at `model.tokenizer`).
         items: The items to score.
         batch_size: How many (item, choice) sequences go through the model in one forward.
         edits: `(layer, delta)` pairs: add `delta` (a `[hidden]` vector) to the residual stream after decoder

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from cla_lib import alignment
+from cla_lib import organism
 from cla_lib.alignment import (
     METHODS,
     align_model,
@@ -32,7 +32,8 @@ from cla_lib.alignment import (
     read_records,
     residual_after,
 )
-from cla_lib.organism import UnknownOrganismError, config_for, organism_path, training_record, world_of
+from cla_lib.model.reference import UnknownOrganismError
+from cla_lib.organism import config_for, organism_path, training_record, world_of
 from cla_lib.scoring import encode_choice
 from cla_lib.training import Schedule, train
 
@@ -246,20 +247,21 @@ def tiny_cache(tmp_path_factory):
 def test_replay_continues_the_base_stream_at_the_first_epoch_it_did_not_reach(tiny_cache):
     from transformers import AutoTokenizer
 
-    from cla_lib.organism import pack_documents
+    from cla_lib.batching import pack_documents
 
     config = config_for("tiny")
     base = organism_path("organism", progress=False)
     tokenizer = AutoTokenizer.from_pretrained(base)
     world = world_of(base)
-    rows = alignment.organism_replay(world, tokenizer, config, 2.3, 10)
+    rows = organism.organism_replay(world, tokenizer, config, 2.3, 10)
     assert torch.equal(rows, pack_documents(tokenizer, world.documents(3), config.sequence_length)[:10])
     epochs = training_record(base)["epochs"]
     assert 0 < epochs < 3  # the tiny base sees part of its data a few times
 
 
 def test_aligned_organism_is_bitwise_deterministic_and_loads(tiny_cache):
-    from cla_lib.models import load_model, n_layers
+    from cla_lib.loading import load_model
+    from cla_lib.model import n_layers
 
     first = organism_path("organism:midalign", progress=False)
     weights = load_file(first / "model.safetensors")
@@ -288,7 +290,7 @@ def test_cli_prints_the_clo_organism_directory(tiny_cache, capsys):
 
 def test_unknown_method_is_a_clear_error(capsys):
     with pytest.raises(UnknownOrganismError, match="methods: midalign, clo, mit, replay"):
-        alignment.aligned_organism("nope", config_for("tiny"))
+        organism.aligned_organism("nope", config_for("tiny"))
     with pytest.raises(UnknownOrganismError, match="unknown alignment method 'nope'"):
         organism_path("organism:nope", size="tiny")
     from cla_lib.cli import main

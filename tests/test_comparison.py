@@ -12,8 +12,9 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from cla_lib import comparison
-from cla_lib.comparison import Run, claims, delta_table, deltas, erasure_runs, summarize, t_quantile
+from cla_lib import comparison, verdicts
+from cla_lib.comparison import Run, delta_table, deltas, erasure_runs, summarize, t_quantile
+from cla_lib.verdicts import claims
 from cla_lib.plots import erasure_figure
 
 
@@ -225,21 +226,21 @@ def test_evaluate_places_each_run_once_per_language_and_scores_a_shared_source_o
 
 
 def test_in_last_third_is_a_relative_depth_above_two_thirds():
-    assert [layer for layer in range(8) if comparison.in_last_third(layer, 8)] == [5, 6, 7]
-    assert [layer for layer in range(48) if comparison.in_last_third(layer, 48)] == list(range(32, 48))
-    assert not comparison.in_last_third(20, 48) and not comparison.in_last_third(0, 1)
+    assert [layer for layer in range(8) if verdicts.in_last_third(layer, 8)] == [5, 6, 7]
+    assert [layer for layer in range(48) if verdicts.in_last_third(layer, 48)] == list(range(32, 48))
+    assert not verdicts.in_last_third(20, 48) and not verdicts.in_last_third(0, 1)
 
 
 def test_dissociation_reproduces_only_when_every_condition_holds():
     common = dict(n_layers=8, cosine_at_en_layer=0.1, cosine_at_loc_layer=-0.2, en_gain=0.05, loc_gain=0.1)
-    verdict = comparison.dissociation_claims(en_layer=3, loc_layer=6, **common)
+    verdict = verdicts.dissociation_claims(en_layer=3, loc_layer=6, **common)
     assert verdict.status == "reproduces" and verdict.checks.holds.all()
     assert verdict.text.startswith("**The dissociation reproduces on the base model.** 5 of 5")
-    partly = comparison.dissociation_claims(en_layer=6, loc_layer=6, **{**common, "cosine_at_loc_layer": -0.5})
+    partly = verdicts.dissociation_claims(en_layer=6, loc_layer=6, **{**common, "cosine_at_loc_layer": -0.5})
     assert partly.status == "partly reproduces"
     assert list(partly.checks.holds) == [False, False, False, True, True]
     assert "mean |cos| 0.10 at layer 6, 0.50 at layer 6" in partly.text
-    none = comparison.dissociation_claims(en_layer=7, loc_layer=2, n_layers=8, cosine_at_en_layer=0.9,
+    none = verdicts.dissociation_claims(en_layer=7, loc_layer=2, n_layers=8, cosine_at_en_layer=0.9,
                                           cosine_at_loc_layer=0.9, en_gain=0.0, loc_gain=-0.1)
     assert none.status == "does not reproduce" and "picks among noise" in none.text
 
@@ -255,7 +256,7 @@ def test_balance_claims_compare_sums_and_mark_pareto_dominance():
         ("midalign", "ko"): (0.4, 0.6), ("midalign", "es"): (0.6, 0.2),   # dominated in ko; lower sum in es
         ("en_steering", "ko"): (0.6, 0.6), ("en_steering", "es"): (0.1, 0.1),  # better in ko; dominated in es
     })
-    verdict = comparison.balance_claims(plane, candidate="surgical", methods=["midalign", "en_steering", "clo"],
+    verdict = verdicts.balance_claims(plane, candidate="surgical", methods=["midalign", "en_steering", "clo"],
                                         method_labels={"midalign": "MidAlign", "en_steering": "English steering",
                                                        "surgical": "Surgical Steering"})
     assert verdict.status == "partly holds"
@@ -269,8 +270,8 @@ def test_balance_claims_compare_sums_and_mark_pareto_dominance():
 
 def test_balance_claims_hold_fail_and_are_not_tested_without_methods():
     better = balance_plane({("surgical", "ko"): (0.5, 0.5), ("clo", "ko"): (0.4, 0.5)})
-    assert comparison.balance_claims(better, candidate="surgical", methods=["clo"]).status == "holds"
+    assert verdicts.balance_claims(better, candidate="surgical", methods=["clo"]).status == "holds"
     worse = balance_plane({("surgical", "ko"): (0.5, 0.5), ("clo", "ko"): (0.5, 0.5)})
-    assert comparison.balance_claims(worse, candidate="surgical", methods=["clo"]).status == "fails"
-    untested = comparison.balance_claims(worse, candidate="surgical", methods=["mit"])
+    assert verdicts.balance_claims(worse, candidate="surgical", methods=["clo"]).status == "fails"
+    untested = verdicts.balance_claims(worse, candidate="surgical", methods=["mit"])
     assert untested.status == "not tested" and untested.checks.empty

@@ -156,7 +156,7 @@ def test_plane_items_of_an_organism_are_its_world_english_ceiling_first(tiny_org
 def test_plane_of_the_tiny_organism_equals_a_plain_transformers_rescoring(tiny_organism_dir,
                                                                           rescore_with_transformers):
     from cla_lib.evaluation import answers
-    from cla_lib.models import load_model
+    from cla_lib.loading import load_model
 
     items = plane_items(str(tiny_organism_dir), ["ko"])
     model = load_model(str(tiny_organism_dir))

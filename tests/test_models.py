@@ -1,4 +1,4 @@
-"""Tests for cla_lib.models: loading, finding decoder layers, reading and editing the residual stream."""
+"""Tests for cla_lib.model: loading, finding decoder layers, reading and editing the residual stream."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import pytest
 import torch
 from nnsight import TransformersModel
 
-from cla_lib.models import (
+from cla_lib.loading import load_model
+from cla_lib.model import (
     MissingAPIKeyError,
     ModelNotFoundError,
     RemoteNotAvailableError,
     UnsupportedArchitectureError,
     add_to_residual,
     decoder_layers,
-    load_model,
     n_layers,
     residual,
 )
@@ -266,7 +266,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
-from cla_lib.models import RemoteModel, check_served, remote_skeleton  # noqa: E402
+from cla_lib.model import RemoteModel, check_served, remote_skeleton  # noqa: E402
 
 CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
 STATUS = {"deployments": {
@@ -374,7 +374,7 @@ def test_remote_skeleton_is_built_on_meta_without_weights_and_never_runs_here(ti
 def test_the_key_goes_to_nnsight_in_memory_and_never_to_its_config_file(monkeypatch, tmp_path):
     from nnsight import CONFIG
 
-    from cla_lib.models import _configure_nnsight
+    from cla_lib.model.remote import _configure_nnsight
 
     monkeypatch.setenv("NNSIGHT_CONFIG", str(tmp_path / "nnsight.yaml"))
     monkeypatch.setenv("NDIF_API_KEY", "in-memory-only")

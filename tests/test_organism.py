@@ -10,21 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cla_lib import lexicon
+from cla_lib.organism import lexicon
 from cla_lib.languages import DEFAULT_LANGUAGES
-from cla_lib.organism import (
-    BOS,
-    SIZES,
-    OrganismConfig,
-    UnknownOrganismError,
-    config_for,
-    organism_path,
-    parse_name,
-    save_atomically,
-    training_record,
-    world_of,
-)
-from cla_lib.world import ALL_LANGUAGES, World
+from cla_lib.files import save_atomically
+from cla_lib.model.reference import UnknownOrganismError, parse_name
+from cla_lib.organism import BOS, SIZES, OrganismConfig, config_for, organism_path, training_record, world_of
+from cla_lib.organism.world import ALL_LANGUAGES, World
 
 # -- names and sizes ---------------------------------------------------------------------------------------------
 

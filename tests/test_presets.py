@@ -1,4 +1,4 @@
-"""Tests of cla_lib.presets: the preset table and chat-template formatting with a tiny real tokenizer."""
+"""Tests of cla_lib.model.presets: the preset table and chat-template formatting with a tiny real tokenizer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from cla_lib.presets import PRESETS, ModelPreset, format_prompt, resolve_preset
+from cla_lib.model.presets import PRESETS, ModelPreset, format_prompt, resolve_preset
 
 # A Gemma-like template: BOS first, user turn, then the opening of the model turn as the generation prompt.
 CHAT_TEMPLATE = (

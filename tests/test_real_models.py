@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cla_lib import presets, steering
+from cla_lib import steering
+from cla_lib.model import presets
 from cla_lib.evaluation import answers, plane_from_answers, plane_items
 from cla_lib.items import Item
-from cla_lib.models import RemoteModel, load_model, n_layers
+from cla_lib.loading import load_model
+from cla_lib.model import RemoteModel, n_layers
 from cla_lib.scoring import choice_logprobs
-from cla_lib.world import World, WorldConfig
+from cla_lib.organism.world import World, WorldConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cla_lib.items import Item
-from cla_lib.models import decoder_layers
+from cla_lib.model import decoder_layers
 from cla_lib.scoring import (
     check_single_token_choices,
     choice_logprobs,
@@ -117,7 +117,7 @@ def test_edits_leave_later_scores_unchanged(tiny_model):
 
 
 def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
-    from cla_lib.models import load_model
+    from cla_lib.loading import load_model
 
     model = load_model(str(tiny_llama_dir))
     assert choice_logprobs(model, ITEMS[:2], batch_size=2, progress=True) == choice_logprobs(model, ITEMS[:2])
@@ -125,7 +125,7 @@ def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
 
 
 def test_empty_choice_scores_zero_like_the_harness(tiny_llama_dir):
-    from cla_lib.models import load_model
+    from cla_lib.loading import load_model
 
     model = load_model(str(tiny_llama_dir))
     item = Item("transfer", "en", "The capital of France is", ("", " Paris"), 1)
@@ -133,7 +133,7 @@ def test_empty_choice_scores_zero_like_the_harness(tiny_llama_dir):
 
 
 def test_batch_size_below_one_raises(tiny_llama_dir):
-    from cla_lib.models import load_model
+    from cla_lib.loading import load_model
 
     with pytest.raises(ValueError, match="batch_size"):
         choice_logprobs(load_model(str(tiny_llama_dir)), ITEMS, batch_size=0)

@@ -13,18 +13,18 @@ import pytest
 import torch
 
 from cla_lib.items import Item, read_items
-from cla_lib.models import decoder_layers, load_model, n_layers
+from cla_lib.loading import load_model
+from cla_lib.model import decoder_layers, n_layers
 from cla_lib.scoring import choice_logprobs
+from cla_lib.analysis import cross_lingual_similarity, language_probe_accuracy, _derangement
 from cla_lib.steering import (
     SteeringVector,
     apply_edits,
     best_layer,
     check_disjoint,
-    cross_lingual_similarity,
     extract_vectors,
     generate,
     generate_ids,
-    language_probe_accuracy,
     last_token_activations,
     load_vectors,
     save_vectors,
@@ -33,7 +33,6 @@ from cla_lib.steering import (
     steering_edits,
     surgical_sweep,
     sweep,
-    _derangement,
 )
 
 PROMPTS = [
@@ -333,7 +332,7 @@ def test_check_disjoint_refuses_shared_items_and_shared_questions():
 
 
 def test_the_organism_world_keeps_extract_and_evaluation_questions_apart():
-    from cla_lib.world import World, WorldConfig
+    from cla_lib.organism.world import World, WorldConfig
 
     world = World(WorldConfig(n_anchor=4, n_bridge=2, n_transfer=24))
     items = [item for language in ("es", "ko", "fa") for item in world.items(language)]
@@ -601,7 +600,7 @@ def test_best_alpha_per_layer_takes_each_layers_best_strength_and_leaves_out_uns
 
 
 def test_vector_cosines_are_the_vectors_own_cosines_per_layer():
-    from cla_lib.steering import vector_cosines
+    from cla_lib.analysis import vector_cosines
 
     vectors = {f"{kind}.{language}": random_vector(8, 3, seed=seed, language=language)
                for seed, (kind, language) in enumerate([(k, l) for k in ("en", "loc") for l in ("ko", "es")])}
@@ -647,7 +646,7 @@ def test_forward_count_is_the_number_of_forwards_a_sweep_runs(tiny_llama_dir, mo
 
 
 def test_probe_prompts_hold_each_language_and_the_english_versions_once():
-    from cla_lib.steering import probe_prompts
+    from cla_lib.analysis import probe_prompts
 
     prompts = probe_prompts(ITEMS)
     assert set(prompts) == {"en", "es", "ko"}

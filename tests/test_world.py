@@ -1,4 +1,4 @@
-"""Tests for cla_lib.world: the organism's synthetic world, its training documents and its scored items.
+"""Tests for cla_lib.organism.world: the organism's synthetic world, its training documents and its scored items.
 
 The worlds under test are the tiny one the tests' organism learns, the book's default one, and the default one with
 another seed. Building a world and one epoch of its documents takes well under a second.
@@ -11,11 +11,11 @@ from collections import defaultdict
 
 import pytest
 
-from cla_lib import lexicon
+from cla_lib.organism import lexicon
 from cla_lib.items import SPLITS
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism import config_for
-from cla_lib.world import ALL_LANGUAGES, World
+from cla_lib.organism.world import ALL_LANGUAGES, World
 
 WORLDS = {"tiny seed 0": ("tiny", 0), "default seed 0": ("default", 0), "default seed 1": ("default", 1)}
 

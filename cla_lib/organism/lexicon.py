@@ -2,7 +2,7 @@
 
 Everything language-specific about the synthetic world lives here, as data: value words (colours, foods,
 animals, capitals, currencies), the frames that state a fact or ask about it, and the phrases that name a
-country ("In Korea, ..."). `cla_lib.world` combines them into documents and scored items.
+country ("In Korea, ..."). `cla_lib.organism.world` combines them into documents and scored items.
 
 Latin-script creature names and answer words stand apart from neighbouring Chinese or Korean characters by a
 space, so that a name or an answer is the same token sequence in every language (byte-level BPE would otherwise

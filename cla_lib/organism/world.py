@@ -32,7 +32,7 @@ import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
-from cla_lib import lexicon
+from cla_lib.organism import lexicon
 from cla_lib.items import Item
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH, check_language
 

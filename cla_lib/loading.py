@@ -1,0 +1,168 @@
+"""Loading a model: one way, wherever it comes from, wrapped for tracing with nnsight.
+
+`load_model` takes the embedded model organism (``organism``, ``organism:<method>``, trained on first use), a local
+Hugging Face directory, a hub id or a preset name (`cla_lib.model.presets`), to run here (CPU or GPU) or on NDIF
+(`remote=True`, `cla_lib.model.remote`). It sits above `cla_lib.organism`: loading an organism may first train it.
+
+    model = load_model("organism")
+    with model.trace(input_ids=ids, attention_mask=mask):
+        hidden = residual(model, 3).save()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from nnsight import TransformersModel
+
+from cla_lib.model.presets import PRESETS, resolve_preset
+from cla_lib.model.reference import HUB_ID_PATTERN, ModelNotFoundError, is_organism_name
+from cla_lib.organism.registry import organism_path
+from cla_lib.model.remote import (
+    NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
+    _configure_nnsight, check_served, remote_skeleton,
+)
+
+
+# The device `load_model` uses when none is given: how a chapter run by papermill (whose cells call
+# `load_model(name)`) is put on a GPU without a parameter of its own: `CLA_DEVICE=cuda cla rerun ...`.
+DEVICE_VARIABLE = "CLA_DEVICE"
+
+
+def load_model(
+    name: str,
+    *,
+    remote: bool | str = False,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    **kwargs: Any,
+) -> TransformersModel:
+    """Load a causal language model, wrapped for tracing with nnsight.
+
+    Args:
+        name: `"organism"` or `"organism:<variant>"` for the embedded model organism (trained on first use);
+            a local directory in Hugging Face format; a hub id such as `"google/gemma-3-1b-it"`; or a preset name
+            of `cla_lib.model.presets` (`"gemma-3-12b-it"`), which stands for its hub id and dtype.
+        remote: `False` to run here; `True` to run on NDIF (a `RemoteModel` built without weights; the API key is
+            read only from the `NDIF_API_KEY` environment variable, never passed as an argument); `"local"` to load
+            the weights here but run every trace through nnsight's remote serialization round trip (a `RemoteModel`
+            too; no key needed), to test the remote path offline.
+        device: `"cpu"` for the CPU; `"cuda"` or `"auto"` to spread the model over the available GPUs
+            (`device_map="auto"`); any other torch device string (`"cuda:1"`) to put it all there. `None`: the
+            environment variable `CLA_DEVICE` if set, else the CPU.
+        dtype: A torch dtype or its name (`"bfloat16"`, `"float32"`, `"auto"` for the checkpoint's own). Defaults
+            to the preset's dtype on a GPU, float32 on the CPU, bfloat16 on a GPU without a preset.
+        **kwargs: Passed to `from_pretrained` (`revision`, `local_files_only`, `attn_implementation`, ...).
+
+    Returns:
+        The model as an nnsight `TransformersModel`, its tokenizer at `model.tokenizer` (with a pad token).
+
+    Raises:
+        ModelNotFoundError: `name` is not something this function can load, or a hub id could not be fetched.
+        MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment.
+        RemoteNotAvailableError: `remote=True` and NDIF is unreachable, does not serve the model, or the model's
+            config cannot be read from the hub.
+
+    Example:
+        >>> model = load_model("organism:midalign")
+        >>> n_layers(model)
+    """
+    if remote not in (False, True, "local"):
+        raise ValueError(f"remote must be False, True (NDIF) or 'local' (serialization round trip), not {remote!r}")
+    if any("api_key" in keyword.lower() for keyword in kwargs):
+        raise TypeError(f"load_model takes no API key: NDIF's is read only from ${NDIF_API_KEY_VARIABLE}, so that it is "
+                        "never written into a notebook, a log or a results file")
+    if remote is True:
+        return _remote_model(name, **kwargs)
+    device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
+    preset = resolve_preset(name)
+    if is_organism_name(name):
+        source = str(organism_path(name))
+    elif Path(name).expanduser().is_dir():
+        source = str(Path(name).expanduser())
+    elif preset is not None:
+        source = preset.hub_id
+        on_accelerator = device is not None and device != "cpu"
+        dtype = dtype if dtype is not None else (preset.dtype if on_accelerator else None)
+    elif HUB_ID_PATTERN.match(name):
+        source = name
+    else:
+        raise ModelNotFoundError(
+            f"cannot load a model from {name!r}: it is not an existing directory, a hub id, a preset, or the "
+            "organism. Accepted: 'organism' or 'organism:<variant>' (the embedded model organism), a local "
+            "directory in Hugging Face format (config.json, weights, tokenizer), a hub id 'owner/name', or a "
+            "preset (" + ", ".join(_preset_names()) + ")."
+        )
+    return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
+
+
+def _preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def _local_model(
+    source: str, *, device: str | None, dtype: str | torch.dtype | None, remote: bool | str = False, **kwargs: Any
+) -> TransformersModel:
+    """Load a Hugging Face directory or hub id with transformers and wrap it (in a `RemoteModel` for
+    `remote="local"`)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    on_accelerator = device is not None and device != "cpu"
+    if dtype is None:
+        dtype = torch.bfloat16 if on_accelerator else torch.float32
+    elif isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    model_keywords: dict[str, Any] = {"dtype": dtype, **kwargs}
+    if device in ("cuda", "auto"):
+        model_keywords["device_map"] = "auto"
+    elif on_accelerator:
+        model_keywords["device_map"] = device
+    tokenizer_keywords = {key: value for key, value in kwargs.items() if key in TOKENIZER_LOAD_KEYWORDS}
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
+        # A multimodal Gemma 3 checkpoint (Gemma3ForConditionalGeneration) comes back as that class, whose text
+        # decoder sits at `model.language_model`; `decoder_layers` knows that path, and text-only forwards
+        # (input_ids, attention_mask) run through it unchanged, so nothing else is special-cased.
+        language_model = AutoModelForCausalLM.from_pretrained(source, **model_keywords)
+    except OSError as error:
+        if Path(source).is_dir():
+            raise
+        raise ModelNotFoundError(
+            f"could not fetch {source!r} from the Hugging Face hub ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else error!r}). If you are offline, download the model "
+            "once and pass its local directory instead (set HF_HUB_OFFLINE=1 to skip network retries)."
+        ) from error
+    language_model.eval()
+    if tokenizer.pad_token is None:
+        # Scoring pads its own batches with an attention mask, so which token pads does not matter, only that
+        # one exists.
+        tokenizer.pad_token = tokenizer.eos_token
+    if remote == "local":
+        return RemoteModel(language_model, tokenizer=tokenizer, remote="local")
+    return TransformersModel(language_model, tokenizer=tokenizer)
+
+
+def _remote_model(name: str, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS, **kwargs: Any) -> RemoteModel:
+    """The model `name` (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
+    _api_key()  # the missing key is the first thing to say, before any network
+    preset = resolve_preset(name)
+    if preset is not None:
+        hub_id = preset.hub_id
+    elif is_organism_name(name) or Path(name).expanduser().exists():
+        raise ModelNotFoundError(
+            f"{name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it locally "
+            "(remote=False), or remotely through the serialization round trip (remote='local')."
+        )
+    elif HUB_ID_PATTERN.match(name):
+        hub_id = name
+    else:
+        raise ModelNotFoundError(
+            f"cannot run {name!r} on NDIF: name a preset ({', '.join(_preset_names())}) or a hub id 'owner/name'"
+        )
+    check_served(hub_id, timeout=status_timeout)
+    _configure_nnsight()
+    return remote_skeleton(hub_id, **kwargs)

@@ -1,0 +1,113 @@
+"""The residual stream: one stable name for "the residual after decoder layer L", whatever the architecture.
+
+A decoder-only transformer is a stack of decoder layers, each of which reads a running vector per token — the
+*residual stream* — and adds its own contribution to it. Everything this companion measures or changes lives
+there: alignment is measured between residual vectors of parallel sentences, and a steering vector is a vector
+added to the residual after one layer. `decoder_layers` is the one small adapter from that name to each module tree
+(TransformerLens's `blocks.{L}.hook_resid_post`); `residual` and `add_to_residual` read and edit it inside an
+nnsight trace:
+
+    with model.trace(input_ids=ids, attention_mask=mask):
+        hidden = residual(model, 3).save()          # [batch, seq, hidden]
+        add_to_residual(model, 5, steering_vector)  # changes only this forward
+
+Layer indices are 0-based: `residual(model, L)` is the output of decoder layer `L`, which Hugging Face reports as
+`output_hidden_states[L + 1]` (index 0 is the embeddings) — except after the *last* layer, where transformers 5
+reports the hidden state *after* the final norm, while `residual` returns it before, as the layer produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from nnsight import TransformersModel
+
+
+# Where each supported architecture keeps its decoder layers, tried in order. Llama, Qwen2, Gemma, Gemma 2,
+# Gemma 3 text (and most Hugging Face decoders: Mistral, Phi-3, OLMo...) keep them at `model.layers`; the
+# multimodal Gemma 3 wraps its text decoder in `model.language_model`; GPT-2 style models use `transformer.h`.
+LAYER_PATHS: tuple[tuple[str, ...], ...] = (
+    ("model", "language_model", "layers"),
+    ("model", "layers"),
+    ("transformer", "h"),
+)
+
+
+class UnsupportedArchitectureError(ValueError):
+    """A model whose decoder layers this library does not know how to find."""
+
+
+def decoder_layers(model: Any) -> Any:
+    """The list of decoder layers of a model, whatever its architecture calls it.
+
+    Args:
+        model: An nnsight model (then the layers come back as envoys, to read and edit in a trace) or a plain
+            transformers model (then as a `torch.nn.ModuleList`, for example to register hooks).
+
+    Returns:
+        The decoder layers in order: `model.model.layers` (Llama, Qwen2, Gemma 1/2/3 text),
+        `model.model.language_model.layers` (multimodal Gemma 3), or `model.transformer.h` (GPT-2 style).
+
+    Raises:
+        UnsupportedArchitectureError: None of those paths exists; the message names the model class.
+    """
+    for path in LAYER_PATHS:
+        node = model
+        for attribute in path:
+            # hasattr is safe on envoys: a missing name raises AttributeError after checking the wrapped module.
+            if not hasattr(node, attribute):
+                break
+            node = getattr(node, attribute)
+        else:
+            return node
+    module = getattr(model, "_module", model)
+    raise UnsupportedArchitectureError(
+        f"cannot find the decoder layers of {type(module).__name__}: looked for "
+        + ", ".join(".".join(path) for path in LAYER_PATHS)
+        + ". Supported: Llama, Qwen2, Gemma/Gemma2/Gemma3 (text and multimodal), GPT-2 style."
+    )
+
+
+def n_layers(model: Any) -> int:
+    """The number of decoder layers of an nnsight or plain transformers model."""
+    return len(decoder_layers(model))
+
+
+def residual(model: TransformersModel, layer: int) -> torch.Tensor:
+    """The residual stream after decoder layer `layer`; call inside a trace.
+
+    Args:
+        model: An nnsight model, inside `with model.trace(...)` or `model.generate(...)`.
+        layer: 0-based decoder layer index.
+
+    Returns:
+        The layer's output hidden states, `[batch, seq, hidden]` (save it with `.save()` to use after the trace).
+    """
+    return _hidden_states(decoder_layers(model)[layer].output)
+
+
+def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -> None:
+    """Add `delta` to the residual stream after decoder layer `layer`; call inside a trace.
+
+    The layer's output is replaced by output + delta for this forward only (the weights are untouched), for
+    every batch row and position. Inside `for _ in tracer.iter[:n]` during `generate`, it applies at each step.
+    Several edits must come in increasing layer order, as nnsight reads layers in execution order.
+
+    Args:
+        model: An nnsight model, inside a trace.
+        layer: 0-based decoder layer index.
+        delta: A `[hidden]` vector (any device or dtype: it is moved to the residual's).
+    """
+    envoy = decoder_layers(model)[layer]
+    output = envoy.output
+    hidden = _hidden_states(output)
+    shifted = hidden + delta.to(device=hidden.device, dtype=hidden.dtype)
+    # Assignment swaps the value the next layer receives without writing into a tensor the model may still
+    # hold; it works the same for a tensor output (transformers 5) and a tuple one (older versions).
+    envoy.output = (shifted, *output[1:]) if isinstance(output, tuple) else shifted
+
+
+def _hidden_states(layer_output: Any) -> torch.Tensor:
+    """The hidden states in a decoder layer's output: the tensor itself (transformers 5) or a tuple's first item."""
+    return layer_output[0] if isinstance(layer_output, tuple) else layer_output

@@ -1,0 +1,219 @@
+"""Remote execution on NDIF: a model built without weights whose traces run there, and the checks before it.
+
+`load_model(name, remote=True)` returns a `RemoteModel`: the model's structure built on the meta device from its
+config (no weights are downloaded), on which every `trace`, `generate` and `session` runs on NDIF unless told
+otherwise. The chapters and the library therefore run remotely unchanged: a plain `model.trace(...)` becomes one
+request, and a `model.session(...)` becomes one request for all its traces. Before building anything,
+`check_served` checks that NDIF is reachable and serves the model, with a short timeout, so that an offline machine
+or an unserved model fails in seconds with a message, never a hang.
+
+The API key comes only from the environment variable `NDIF_API_KEY`, read when a remote model is loaded, and is
+handed to nnsight in memory (`nnsight.CONFIG.API.APIKEY`). It is never an argument, never printed, and never
+written: not `CONFIG.set_default_api_key`, which would persist it to nnsight's config file. `remote="local"` loads
+the weights here and runs every trace through nnsight's serialization round trip in-process (what NDIF would
+execute), which is how the remote code path is tested offline.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nnsight import TransformersModel
+
+
+NDIF_API_KEY_VARIABLE = "NDIF_API_KEY"
+
+
+# from_pretrained keywords that also concern the tokenizer; any other keyword is for the model only.
+TOKENIZER_LOAD_KEYWORDS = ("revision", "local_files_only", "trust_remote_code", "cache_dir", "subfolder")
+
+
+class MissingAPIKeyError(RuntimeError):
+    """Remote execution was asked for but the NDIF API key is not in the environment."""
+
+
+class RemoteNotAvailableError(RuntimeError):
+    """NDIF cannot run the model now: the service is unreachable, it does not serve the model, or the model's
+    structure cannot be built here (its config is not readable from the hub)."""
+
+
+# How long the served check waits for NDIF's status page. Seconds, not minutes: the check exists so that an
+# offline machine fails at once with a message rather than when the first trace times out.
+NDIF_STATUS_TIMEOUT_SECONDS = 10.0
+
+
+# The task nnsight builds remote language models for (it is part of NDIF's model key).
+REMOTE_TASK = "text-generation"
+
+
+class RemoteModel(TransformersModel):
+    """A `TransformersModel` whose traces, generations and sessions run remotely unless told otherwise.
+
+    `load_model(name, remote=True)` builds one on the meta device (NDIF holds the weights); `remote="local"` wraps
+    a local model, each trace then going through nnsight's in-process serialization round trip. Passing
+    `remote=...` to `trace` or `session` explicitly still wins.
+
+    Traces opened while a remote session runs stay inside it (the session is the one request), and the copy of
+    this object that travels with a request never defaults to remote, so the server runs what it receives.
+    NDIF knows the model as a plain `TransformersModel` (`_remoteable_class`): this class exists only here.
+    """
+
+    def __init__(self, *args: Any, remote: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._default_remote = remote
+        self._remote_depth = 0
+
+    def _resolve_remote(self, remote: bool | str | None) -> bool | str:
+        if remote is not None:
+            return remote
+        return self._default_remote if self._remote_depth == 0 else False
+
+    def trace(self, *inputs: Any, remote: bool | str | None = None, **kwargs: Any):
+        return super().trace(*inputs, remote=self._resolve_remote(remote), **kwargs)
+
+    def session(self, *args: Any, remote: bool | str | None = None, **kwargs: Any):
+        return super().session(*args, remote=self._resolve_remote(remote), **kwargs)
+
+    def _remote_backend(self, remote, blocking, job_id, verbose):
+        # The server (and the local simulation's deserializer) has nnsight, not cla_lib: ship its code by value.
+        import nnsight
+
+        import cla_lib
+
+        nnsight.register(cla_lib)
+        return _CountingBackend(super()._remote_backend(remote, blocking, job_id, verbose), self)
+
+    def _remoteable_class(self) -> type:
+        return TransformersModel
+
+    def dispatch(self) -> None:
+        if not self.dispatched and self._default_remote is True:
+            raise RemoteNotAvailableError(
+                f"{self.repo_id or 'this model'} runs on NDIF: its weights are not loaded here, so it cannot run "
+                "locally (remote=False). Load it with load_model(name) to run it on this machine."
+            )
+        super().dispatch()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_default_remote"] = False
+        state["_remote_depth"] = 0
+        return state
+
+
+class _CountingBackend:
+    """Runs a remote backend with the model marked as busy, so traces inside a remote session stay in it."""
+
+    def __init__(self, backend: Any, model: RemoteModel) -> None:
+        self.backend = backend
+        self.model = model
+
+    def __call__(self, tracer: Any = None) -> Any:
+        self.model._remote_depth += 1
+        try:
+            return self.backend(tracer)
+        finally:
+            self.model._remote_depth -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+def ndif_host() -> str:
+    """The NDIF address remote requests go to: `$NDIF_HOST` when set, else nnsight's configured host."""
+    from nnsight import CONFIG
+
+    return os.environ.get("NDIF_HOST") or CONFIG.API.HOST
+
+
+def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_STATUS_TIMEOUT_SECONDS) -> dict:
+    """Check that NDIF is reachable and runs `hub_id` now; return its deployment record.
+
+    Reads NDIF's `/status` page (the one nnsight's `nnsight.status()` reads; it needs no key) with a `timeout` in
+    seconds. nnsight's own `is_model_running` is not used: it answers False for an unreachable service, which
+    would hide why, and it asks the hub to canonicalize the id.
+
+    Raises:
+        RemoteNotAvailableError: NDIF is not reachable within the timeout, answers with an error, or does not run
+            `hub_id` (the message lists what it runs).
+    """
+    import httpx
+
+    host = (host or ndif_host()).rstrip("/")
+    try:
+        response = httpx.get(f"{host}/status", timeout=httpx.Timeout(timeout))
+        response.raise_for_status()
+        status = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise RemoteNotAvailableError(
+            f"NDIF not reachable at {host} ({type(error).__name__}: {error}); cannot check whether it serves "
+            f"{hub_id!r}. Check the network (and $NDIF_HOST), or run locally (remote=False) on a GPU."
+        ) from None
+    deployments = status.get("deployments", {}) if isinstance(status, dict) else {}
+    served = {}
+    for name, record in deployments.items():
+        if isinstance(record, dict):
+            served.setdefault(str(record.get("repo_id", name)), []).append(record)
+    for repo_id, records in served.items():
+        if repo_id.lower() != hub_id.lower():
+            continue
+        running = [record for record in records if record.get("application_state") == "RUNNING"]
+        if running:
+            return running[0]
+        states = ", ".join(sorted({str(record.get("application_state")) for record in records}))
+        raise RemoteNotAvailableError(
+            f"model not served: NDIF at {host} has {hub_id!r} but not running (state {states}); try again later "
+            "or run locally (remote=False)."
+        )
+    listing = ", ".join(sorted(served)) or "none"
+    raise RemoteNotAvailableError(
+        f"model not served: NDIF at {host} does not run {hub_id!r}. Running now: {listing}. Which models NDIF "
+        "hosts changes; see https://nnsight.net/status, or run locally (remote=False)."
+    )
+
+
+def _api_key() -> str:
+    key = os.environ.get(NDIF_API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise MissingAPIKeyError(
+            f"remote execution needs an NDIF API key in the environment variable {NDIF_API_KEY_VARIABLE}; "
+            "get one at https://login.ndif.us and export it (keys are never taken as arguments)"
+        )
+    return key
+
+
+def _configure_nnsight() -> None:
+    """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only."""
+    from nnsight import CONFIG
+
+    # In memory only: CONFIG.set_default_api_key would also write the key into nnsight's config file.
+    CONFIG.API.APIKEY = _api_key()
+    if os.environ.get("NDIF_HOST"):
+        CONFIG.API.HOST = os.environ["NDIF_HOST"]
+
+
+def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) -> RemoteModel:
+    """A `RemoteModel` of `source` (a hub id, or a local directory for tests) built on the meta device: the module
+    tree and tokenizer without weights. Only `config.json` and the tokenizer files are read.
+
+    Raises:
+        RemoteNotAvailableError: The config or tokenizer cannot be read (offline, or a gated model without
+            access).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer_keywords = {key: value for key, value in kwargs.items() if key in TOKENIZER_LOAD_KEYWORDS}
+    try:
+        # The tokenizer is loaded here and handed over: the meta pipeline cannot infer one for a prebuilt model.
+        tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
+        model = RemoteModel(source, remote=remote, task=REMOTE_TASK, tokenizer=tokenizer, **kwargs)
+    except OSError as error:
+        raise RemoteNotAvailableError(
+            f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the hugging "
+            f"face hub first, and that failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Check the network and, for a gated model, that you accepted its licence and set HF_TOKEN."
+        ) from None
+    if model.tokenizer is not None and model.tokenizer.pad_token is None:
+        model.tokenizer.pad_token = model.tokenizer.eos_token
+    return model

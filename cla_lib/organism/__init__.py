@@ -1,0 +1,25 @@
+"""The model organism: a small multilingual causal LM that this project trains itself, on CPU, on the synthetic
+world of `cla_lib.organism.world`, whose ground truth is known.
+
+The organism is a `LlamaForCausalLM` (8 decoder layers by default, so that it has an early, a middle and a late
+stage) with a byte-level BPE tokenizer trained on the world's text. Training is deterministic in the
+`OrganismConfig` and the result is a standard Hugging Face directory (`config.json`, `model.safetensors`,
+tokenizer files) cached under a key of the world and training configuration; the directory appears atomically,
+so an interrupted training never leaves a half-written model behind.
+
+Names: ``organism`` (the base model), ``organism:<method>`` (an aligned organism, see `cla_lib.alignment`), each
+optionally with ``@<seed>`` (``organism:midalign@1``). Sizes: ``default`` for the book, ``tiny`` for tests and
+quick runs (the environment variable ``CLA_ORGANISM_SIZE`` picks the default size).
+"""
+
+from cla_lib.organism import lexicon
+from cla_lib.organism.world import ALL_LANGUAGES, WorldConfig, Creature, CultureQuestion, World
+from cla_lib.organism.corpus import BOS, EOS, PAD, train_tokenizer, PackedStream
+from cla_lib.organism.base import (
+    FORMAT_VERSION, OrganismConfig, SIZES, config_for, cache_root, build_model, base_organism, training_record,
+    world_of, is_organism_directory
+)
+from cla_lib.organism.aligned import (
+    ORGANISM_RECORDS, organism_method_config, aligned_organism_key, organism_replay, aligned_organism
+)
+from cla_lib.organism.registry import organism_path

@@ -1,0 +1,153 @@
+"""Reading the residual stream at each prompt's last token, every layer from one forward per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from cla_lib.model.layers import n_layers, residual
+
+
+# With fewer forwards than this a progress bar only adds noise.
+PROGRESS_MIN_STEPS = 4
+
+
+@dataclass(frozen=True)
+class _PromptBatch:
+    """Padded prompts, ready for one forward: model inputs plus which position is each row's last token."""
+
+    rows: tuple[int, ...]  # indices into the caller's prompt list
+    inputs: dict
+    last: torch.Tensor  # [batch] index of each row's last non-pad token
+
+
+def _padded(token_lists: Sequence[Sequence[int]], pad_token_id: int, side: str) -> dict:
+    """input_ids and attention_mask for token lists, padded on `side`; position ids too when padding on the left,
+    so that every real token keeps the position it has unpadded (models with absolute positions need it)."""
+    width = max(len(tokens) for tokens in token_lists)
+    input_ids = torch.full((len(token_lists), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
+    for row, tokens in enumerate(token_lists):
+        span = slice(width - len(tokens), width) if side == "left" else slice(0, len(tokens))
+        input_ids[row, span] = torch.tensor(list(tokens), dtype=torch.long)
+        attention_mask[row, span] = 1
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if side == "left":
+        inputs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return inputs
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The index of each row's last non-pad token, whichever side the padding is on."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask.long() * (positions + 1)).argmax(dim=1)
+
+
+def _prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: str | None = None) -> list[_PromptBatch]:
+    """Tokenize prompts (default special tokens, as scoring does) into batches of similar length."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    token_lists = [list(tokenizer(prompt)["input_ids"]) for prompt in prompts]
+    for prompt, tokens in zip(prompts, token_lists):
+        if not tokens:
+            raise ValueError(f"the prompt {prompt!r} encodes to no tokens, so it has no last token to read")
+    order = sorted(range(len(prompts)), key=lambda index: -len(token_lists[index]))
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    side = side or getattr(tokenizer, "padding_side", "right")
+    batches = []
+    for start in range(0, len(order), batch_size):
+        rows = tuple(order[start:start + batch_size])
+        inputs = _padded([token_lists[row] for row in rows], pad_token_id, side)
+        batches.append(_PromptBatch(rows, inputs, last_positions(inputs["attention_mask"])))
+    return batches
+
+
+def _last_token_states(model, inputs: dict, last: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+    """One forward: `[len(layers), batch, hidden]` float32 residuals at each row's last token, all layers at once."""
+    rows = torch.arange(last.shape[0])
+    with torch.no_grad():
+        with model.trace(**inputs):
+            states = []
+            for layer in layers:
+                states.append(residual(model, layer)[rows, last])
+            stacked = torch.stack(states).float().save()
+    return stacked
+
+
+def last_token_activations(
+    model,
+    prompts: Sequence[str],
+    *,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 64,
+    remote: bool | str = False,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """The residual stream after each layer at the last token of each prompt, every layer from one forward per batch.
+
+    Prompts are encoded with the tokenizer's default special tokens (as `cla_lib.scoring` encodes a prompt), so the
+    last token is the position that predicts an answer. Batches are padded on the tokenizer's `padding_side`; each
+    row's last non-pad token is found from the attention mask.
+
+    Args:
+        model: An nnsight model from `cla_lib.loading.load_model`.
+        prompts: The prompts.
+        layers: 0-based decoder layers to read (default: all).
+        batch_size: Prompts per forward.
+        remote: `False`, `True` (NDIF) or `"local"` (nnsight's serialization round trip, run here).
+        progress: Show a progress bar over batches; `None` shows one when there are many (never when remote).
+
+    Returns:
+        A float32 CPU tensor `[len(layers), len(prompts), hidden]`.
+
+    Example:
+        >>> states = last_token_activations(model, ["Das ist", "This is"])
+        >>> states.shape   # [n_layers, 2, hidden]
+    """
+    if not prompts:
+        raise ValueError("no prompts to read activations from")
+    layers = list(range(n_layers(model))) if layers is None else [int(layer) for layer in layers]
+    batches = _prompt_batches(model.tokenizer, prompts, batch_size)
+    work = [(batch.inputs, batch.last) for batch in batches]
+    if remote:
+        _register_for_remote()
+        with model.session(remote=remote):
+            outputs = _save([])
+            for inputs, last in work:
+                outputs.append(_last_token_states(model, inputs, last, layers))
+    else:
+        outputs = [_last_token_states(model, inputs, last, layers)
+                   for inputs, last in _progress(work, progress, "activations")]
+    result = torch.empty((len(layers), len(prompts), outputs[0].shape[-1]), dtype=torch.float32)
+    for batch, states in zip(batches, outputs):
+        result[:, list(batch.rows)] = states.cpu()
+    return result
+
+
+def _save(value):
+    """`nnsight.save`, imported here so that this module imports without tracing machinery at hand."""
+    import nnsight
+
+    return nnsight.save(value)
+
+
+def _register_for_remote() -> None:
+    """Ship this library's code by value with remote requests: the NDIF server has nnsight, not cla_lib."""
+    import nnsight
+
+    import cla_lib
+
+    nnsight.register(cla_lib)
+
+
+def _progress(iterable, progress: bool | None, description: str):
+    steps = list(iterable)
+    if progress is None:
+        progress = len(steps) >= PROGRESS_MIN_STEPS
+    if not progress:
+        return steps
+    from tqdm.auto import tqdm
+
+    return tqdm(steps, desc=description, unit="pass")
