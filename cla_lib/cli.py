@@ -37,23 +37,25 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
 
 
-def _items(arguments) -> list:
+def _reference(arguments):
+    """The model the command names, parsed once (`ModelRef.parse`); the CLI passes it down from here."""
+    from cla_lib.model import ModelRef
+
+    return ModelRef.parse(arguments.model, size=arguments.organism_size)
+
+
+def _items(arguments, reference) -> list:
     from cla_lib.evaluation import plane_items
 
-    return plane_items(arguments.model, resolve_languages(arguments.language),
+    return plane_items(reference, resolve_languages(arguments.language),
                        transfer_data=arguments.transfer_data, localization_data=arguments.localization_data,
-                       size=arguments.organism_size, splits=arguments.split)
+                       splits=arguments.split)
 
 
-def _model(arguments):
+def _model(arguments, reference):
     from cla_lib.loading import load_model
 
-    name = arguments.model
-    if name.startswith("organism"):
-        from cla_lib.organism import organism_path
-
-        name = str(organism_path(name, size=arguments.organism_size))
-    return load_model(name, remote=arguments.remote)
+    return load_model(reference, remote=arguments.remote)
 
 
 def _print_points(points, as_json: bool) -> None:
@@ -70,8 +72,9 @@ def command_plane(arguments) -> None:
     from cla_lib.evaluation import plane
 
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
-    model = _model(arguments)
-    items = _items(arguments)
+    reference = _reference(arguments)
+    model = _model(arguments, reference)
+    items = _items(arguments, reference)
     _print_points(plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size),
                   arguments.json)
 
@@ -79,7 +82,7 @@ def command_plane(arguments) -> None:
 def command_items(arguments) -> None:
     from cla_lib.items import write_items
 
-    items = _items(arguments)
+    items = _items(arguments, _reference(arguments))
     write_items(items, arguments.out)
     print(f"wrote {len(items)} items to {arguments.out}", file=sys.stderr)
 
@@ -137,8 +140,9 @@ def command_vectors(arguments) -> None:
         raise ValueError(f"unknown vector kind(s) {', '.join(unknown)}; kinds: {', '.join(_all_kinds())}")
     arguments.split = ["extract"]
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
-    model = _model(arguments)
-    items = _items(arguments)
+    reference = _reference(arguments)
+    model = _model(arguments, reference)
+    items = _items(arguments, reference)
     vectors = extract_vectors(model, items, kinds=arguments.kind or _all_kinds(),
                               languages=resolve_languages(arguments.language), batch_size=arguments.batch_size,
                               remote=arguments.remote, model_name=arguments.model)
@@ -192,17 +196,19 @@ def parse_add(text: str) -> tuple[str, int, float]:
     return key, int(layer), strength
 
 
-def _resolve_terms(terms, tensors: dict, languages: list[str], source: str) -> dict:
-    """{language: [(layer, alpha, vector)]} for the parsed --add terms, `{language}` in a key filled in."""
+def _resolve_terms(terms, vectors: dict, languages: list[str], source: str) -> dict:
+    """{language: [(layer, alpha, tensor)]} for the parsed --add terms (keys `<kind>.<language>.<layer>` of
+    `load_vectors`'s vectors), `{language}` in a key filled in."""
     resolved = {language: [] for language in languages}
     for key, layer, alpha in terms:
         for language in languages:
-            name = key.replace("{language}", language)
-            if name not in tensors:
-                kinds = sorted({k.rpartition(".")[0] for k in tensors})
-                raise ValueError(f"no vector {name!r} in {source}; it holds {', '.join(kinds)}, keyed "
-                                 "<kind>.<language>.<layer>")
-            resolved[language].append((layer, alpha, tensors[name]))
+            key_of_language = key.replace("{language}", language)
+            name, _, own_layer = key_of_language.rpartition(".")
+            vector = vectors.get(name)
+            if vector is None or not own_layer.isdigit() or int(own_layer) not in vector:
+                raise ValueError(f"no vector {key_of_language!r} in {source}; it holds {', '.join(sorted(vectors))}, "
+                                 "keyed <kind>.<language>.<layer>")
+            resolved[language].append((layer, alpha, vector[int(own_layer)]))
     return resolved
 
 
@@ -223,9 +229,7 @@ def _check_terms_fit(resolved: dict, model, source: str) -> None:
 def command_steer(arguments) -> None:
     from pathlib import Path
 
-    from safetensors.torch import load_file
-
-    from cla_lib.steering import steered_plane
+    from cla_lib.steering import load_vectors, steered_plane
 
     terms = [parse_add(text) for text in arguments.add]
     splits = arguments.split or ["test"]
@@ -234,11 +238,12 @@ def command_steer(arguments) -> None:
     arguments.split = splits
     if not Path(arguments.vectors).is_file():
         raise FileNotFoundError(f"no vectors file {arguments.vectors!r}; write one with `cla vectors`")
-    resolved = _resolve_terms(terms, load_file(arguments.vectors), resolve_languages(arguments.language),
+    resolved = _resolve_terms(terms, load_vectors(arguments.vectors), resolve_languages(arguments.language),
                               arguments.vectors)
-    model = _model(arguments)
+    reference = _reference(arguments)
+    model = _model(arguments, reference)
     _check_terms_fit(resolved, model, arguments.vectors)
-    items = _items(arguments)
+    items = _items(arguments, reference)
     edits = {language: [(layer, alpha * vector) for layer, alpha, vector in language_terms]
              for language, language_terms in resolved.items()}
     _print_points(steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,

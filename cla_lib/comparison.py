@@ -33,6 +33,7 @@ import pandas as pd
 
 from cla_lib.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
 from cla_lib.loading import load_model
+from cla_lib.model.reference import ModelRef
 from cla_lib.organism.registry import organism_path
 from cla_lib.scoring import choice_logprobs, predictions
 
@@ -129,7 +130,7 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
     methods = [method for method in methods if method not in (BASE, CONTROL)]
     compared = methods + ([CONTROL] if include_replay else [])
     runs = []
-    if model.startswith("organism"):
+    if ModelRef.parse(model, size=size).is_organism:
         with _quiet_loading(not progress):
             for seed in seeds if seeds is not None else [0]:
                 for method in [BASE] + compared:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from cla_lib.evaluation import plane_items
-from cla_lib.model.presets import resolve_preset
-from cla_lib.model.reference import is_organism_name, parse_name
+from cla_lib.model.reference import ModelRef
 from cla_lib.organism.base import config_for
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World
@@ -77,19 +75,15 @@ def _approximate_token_count(text: str) -> int:
     return max(1, math.ceil(len(text.encode("utf-8")) / 4))
 
 
-def token_counter(model: str) -> tuple[Callable[[str], int], str]:
+def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str]:
     """A function counting the tokens of a text for `model` (its tokenizer when it is at hand), and what it is."""
-    source = None
-    if is_organism_name(model):
+    reference = ModelRef.parse(model)
+    source = reference.source
+    if reference.is_organism:
         try:
-            source = str(organism_path(model, train_if_missing=False))
+            source = str(organism_path(reference, train_if_missing=False))
         except FileNotFoundError:
             source = None
-    elif Path(model).expanduser().is_dir():
-        source = str(Path(model).expanduser())
-    else:
-        preset = resolve_preset(model)
-        source = preset.hub_id if preset else model
     if source is not None:
         try:
             from transformers import AutoTokenizer
@@ -115,7 +109,7 @@ def plane_workload(items, count_tokens: Callable[[str], int]) -> dict:
             "read_tokens": sum(count_tokens(prompt) for prompt in prompts), **shares}
 
 
-def estimate(model: str, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
+def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
              localization_data: str | None = None, batch_size: int = 64, n_layers: int | None = None,
              methods: int = 3, seeds: int = 1, organism_size: str | None = None):
     """What rerunning `chapter_paths` for `model` in `language` costs: a DataFrame, one row per chapter.
@@ -124,20 +118,23 @@ def estimate(model: str, language: str, chapter_paths: Sequence[Path], *, transf
     `batch_size` sequences), tokens, remote_requests, assumption; `DataFrame.attrs` holds the item counts and how
     tokens were counted. Nothing runs the model; an organism that is not trained yet is not trained.
     """
-    count_tokens, counted_with = token_counter(model)
-    if is_organism_name(model):
-        config = config_for(organism_size, parse_name(model)[1])
+    reference = ModelRef.parse(model, size=organism_size)
+    count_tokens, counted_with = token_counter(reference)
+    if reference.is_organism:
+        config = config_for(reference.size, reference.seed)
         world = World(config.world)
         items = world.transfer_items("en") + world.items(language)
         layers = n_layers or config.n_layers
     else:
         try:
-            items = plane_items(model, [language], transfer_data=transfer_data, localization_data=localization_data)
+            items = plane_items(reference, [language], transfer_data=transfer_data,
+                                localization_data=localization_data)
         except OSError:  # a chat-template preset whose tokenizer is not at hand: count the bare prompts
             items = plane_items("unformatted", [language], transfer_data=transfer_data,
                                 localization_data=localization_data)
             counted_with += "; without the chat template's tokens"
-        layers = n_layers or _layer_count(model)
+        # Unknown depth: a typical 7-8B model, stated in the output as the layer count used.
+        layers = n_layers or reference.layers or 32
     workload = plane_workload(items, count_tokens)
     return chapter_costs(workload, chapter_paths, layers=layers, batch_size=batch_size, methods=methods, seeds=seeds,
                          counted_with=counted_with)
@@ -167,19 +164,6 @@ def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers
     frame = pd.DataFrame(rows)
     frame.attrs.update({**workload, "tokens_counted_with": counted_with, "layers": layers, "batch_size": batch_size})
     return frame
-
-
-def _layer_count(model: str) -> int:
-    preset = resolve_preset(model)
-    if preset is not None:
-        return preset.n_layers
-    config_path = Path(model).expanduser() / "config.json"
-    if config_path.exists():
-        config = json.loads(config_path.read_text())
-        config = config.get("text_config", config)
-        if "num_hidden_layers" in config:
-            return int(config["num_hidden_layers"])
-    return 32  # unknown: a typical 7-8B model, stated in the output as the layer count used
 
 
 def describe_cost(frame) -> str:

@@ -26,6 +26,7 @@ from cla_lib import data
 from cla_lib.items import Item
 from cla_lib.languages import resolve_languages
 from cla_lib.model import presets
+from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.organism.base import is_organism_directory, world_of
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World, WorldConfig
@@ -116,10 +117,10 @@ def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tupl
     return plane_from_answers(model_name, items, answers(model, items, edits=edits, batch_size=batch_size))
 
 
-def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str | None = None,
+def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_data: str | None = None,
                 localization_data: str | None = None, size: str | None = None,
                 splits: Sequence[str] | None = None, tokenizer=None, preset=None) -> list[Item]:
-    """The items that place `model_name` on the plane for `languages`, English transfer items (ceiling) first.
+    """The items that place `model` on the plane for `languages`, English transfer items (ceiling) first.
 
     Where the items come from:
 
@@ -137,27 +138,26 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
     (`cla_lib.model.presets.format_prompt`): the item's prompt and its parallel prompts (`meta["english_prompt"]`,
     `meta["explicit_prompt"]`, used to build steering vectors) alike, so that every prompt the model reads is
     formatted the same way. The preset is `preset` when given (a name or a `ModelPreset`, e.g. for a local copy of
-    a preset's checkpoint), else the one `model_name` names; the tokenizer is `tokenizer` when given (pass
+    a preset's checkpoint), else the one `model` names; the tokenizer is `tokenizer` when given (pass
     `model.tokenizer` to avoid loading it twice), else the preset's, loaded from the hub.
 
     Args:
-        model_name: an organism name or directory, a preset, a hub id or a local model directory.
+        model: an organism name or directory, a preset, a hub id or a local model directory.
         languages: target languages.
         transfer_data, localization_data: real data for each axis (not for organisms).
         size: the organism size.
         splits: keep only items of these splits.
         tokenizer: the model's tokenizer, for the chat template.
-        preset: a preset name or `ModelPreset` overriding the one `model_name` names.
+        preset: a preset name or `ModelPreset` overriding the one `model` names.
     """
-    from pathlib import Path
-
     languages = resolve_languages(list(languages))
-    is_organism = model_name.startswith("organism") and not Path(model_name).exists()
-    if is_organism or is_organism_directory(model_name):
+    reference = _reference(model, size)
+    organism_directory = reference is not None and reference.kind == "directory" and is_organism_directory(reference.path)
+    if reference is not None and (reference.is_organism or organism_directory):
         if transfer_data or localization_data:
             raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
                              "real models")
-        path = organism_path(model_name, size=size) if is_organism else Path(model_name)
+        path = reference.path if organism_directory else organism_path(reference)
         world = world_of(path)
         items = world.transfer_items("en")
         for language in languages:
@@ -169,7 +169,7 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
             items += data.transfer_items(transfer_data, language) if transfer_data else world.transfer_items(language)
             items += (data.localization_items(localization_data, language)[0] if localization_data
                       else world.localization_items(language))
-        items = _through_chat_template(items, model_name, tokenizer, preset)
+        items = _through_chat_template(items, reference.preset if reference else None, tokenizer, preset)
     if splits is not None:
         items = [item for item in items if item.split in splits]
     return items
@@ -179,7 +179,16 @@ def plane_items(model_name: str, languages: Sequence[str], *, transfer_data: str
 PROMPT_META_KEYS = ("english_prompt", "explicit_prompt")
 
 
-def _through_chat_template(items: list[Item], model_name: str, tokenizer, preset) -> list[Item]:
+def _reference(model: str | ModelRef, size: str | None) -> ModelRef | None:
+    """The model's reference; None for a name no loader knows, which still labels a real model (its items are the
+    real data or the embedded world, without a chat template)."""
+    try:
+        return ModelRef.parse(model, size=size)
+    except ModelNotFoundError:
+        return None
+
+
+def _through_chat_template(items: list[Item], own_preset, tokenizer, preset) -> list[Item]:
     """The items with every prompt rendered by the preset's chat template (unchanged without one)."""
     from dataclasses import replace
 
@@ -188,7 +197,7 @@ def _through_chat_template(items: list[Item], model_name: str, tokenizer, preset
         preset = presets.resolve_preset(name)
         if preset is None:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(presets.PRESETS)}")
-    preset = preset if preset is not None else presets.resolve_preset(model_name)
+    preset = preset if preset is not None else own_preset
     if preset is None or not preset.chat_template:
         return items
     if tokenizer is None:

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from nnsight import TransformersModel
 
-from cla_lib.model.presets import PRESETS, resolve_preset
-from cla_lib.model.reference import HUB_ID_PATTERN, ModelNotFoundError, is_organism_name
-from cla_lib.organism.registry import organism_path
+from cla_lib.model.presets import PRESETS
+from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
     _configure_nnsight, check_served, remote_skeleton,
 )
+from cla_lib.organism.registry import organism_path
 
 
 # The device `load_model` uses when none is given: how a chapter run by papermill (whose cells call
@@ -33,8 +33,9 @@ DEVICE_VARIABLE = "CLA_DEVICE"
 
 
 def load_model(
-    name: str,
+    model: str | ModelRef,
     *,
+    size: str | None = None,
     remote: bool | str = False,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
@@ -43,9 +44,11 @@ def load_model(
     """Load a causal language model, wrapped for tracing with nnsight.
 
     Args:
-        name: `"organism"` or `"organism:<variant>"` for the embedded model organism (trained on first use);
-            a local directory in Hugging Face format; a hub id such as `"google/gemma-3-1b-it"`; or a preset name
-            of `cla_lib.model.presets` (`"gemma-3-12b-it"`), which stands for its hub id and dtype.
+        model: A `ModelRef` or what `ModelRef.parse` reads: `"organism[:method][@seed]"` for the embedded model
+            organism (trained on first use); a local directory in Hugging Face format; a hub id such as
+            `"google/gemma-3-1b-it"`; or a preset name of `cla_lib.model.presets` (`"gemma-3-12b-it"`), which
+            stands for its hub id and dtype.
+        size: The organism's size (`"tiny"`, `"default"`; None: `$CLA_ORGANISM_SIZE`, else default).
         remote: `False` to run here; `True` to run on NDIF (a `RemoteModel` built without weights; the API key is
             read only from the `NDIF_API_KEY` environment variable, never passed as an argument); `"local"` to load
             the weights here but run every trace through nnsight's remote serialization round trip (a `RemoteModel`
@@ -61,7 +64,7 @@ def load_model(
         The model as an nnsight `TransformersModel`, its tokenizer at `model.tokenizer` (with a pad token).
 
     Raises:
-        ModelNotFoundError: `name` is not something this function can load, or a hub id could not be fetched.
+        ModelNotFoundError: `model` is not something this function can load, or a hub id could not be fetched.
         MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment.
         RemoteNotAvailableError: `remote=True` and NDIF is unreachable, does not serve the model, or the model's
             config cannot be read from the hub.
@@ -76,31 +79,17 @@ def load_model(
         raise TypeError(f"load_model takes no API key: NDIF's is read only from ${NDIF_API_KEY_VARIABLE}, so that it is "
                         "never written into a notebook, a log or a results file")
     if remote is True:
-        return _remote_model(name, **kwargs)
+        return _remote_model(model, **kwargs)
+    reference = ModelRef.parse(model, size=size)
     device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
-    preset = resolve_preset(name)
-    if is_organism_name(name):
-        source = str(organism_path(name))
-    elif Path(name).expanduser().is_dir():
-        source = str(Path(name).expanduser())
-    elif preset is not None:
-        source = preset.hub_id
-        on_accelerator = device is not None and device != "cpu"
-        dtype = dtype if dtype is not None else (preset.dtype if on_accelerator else None)
-    elif HUB_ID_PATTERN.match(name):
-        source = name
+    if reference.is_organism:
+        source = str(organism_path(reference))
     else:
-        raise ModelNotFoundError(
-            f"cannot load a model from {name!r}: it is not an existing directory, a hub id, a preset, or the "
-            "organism. Accepted: 'organism' or 'organism:<variant>' (the embedded model organism), a local "
-            "directory in Hugging Face format (config.json, weights, tokenizer), a hub id 'owner/name', or a "
-            "preset (" + ", ".join(_preset_names()) + ")."
-        )
+        source = reference.source
+        on_accelerator = device is not None and device != "cpu"
+        if reference.kind == "preset" and dtype is None and on_accelerator:
+            dtype = reference.preset.dtype
     return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
-
-
-def _preset_names() -> list[str]:
-    return list(PRESETS)
 
 
 def _local_model(
@@ -146,23 +135,22 @@ def _local_model(
     return TransformersModel(language_model, tokenizer=tokenizer)
 
 
-def _remote_model(name: str, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS, **kwargs: Any) -> RemoteModel:
-    """The model `name` (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
+def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,
+                  **kwargs: Any) -> RemoteModel:
+    """The model (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
     _api_key()  # the missing key is the first thing to say, before any network
-    preset = resolve_preset(name)
-    if preset is not None:
-        hub_id = preset.hub_id
-    elif is_organism_name(name) or Path(name).expanduser().exists():
+    try:
+        reference = ModelRef.parse(model)
+    except ModelNotFoundError:
         raise ModelNotFoundError(
-            f"{name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it locally "
-            "(remote=False), or remotely through the serialization round trip (remote='local')."
-        )
-    elif HUB_ID_PATTERN.match(name):
-        hub_id = name
-    else:
+            f"cannot run {str(model)!r} on NDIF: name a preset ({', '.join(PRESETS)}) or a hub id 'owner/name'"
+        ) from None
+    if reference.is_local:
         raise ModelNotFoundError(
-            f"cannot run {name!r} on NDIF: name a preset ({', '.join(_preset_names())}) or a hub id 'owner/name'"
+            f"{reference.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it "
+            "locally (remote=False), or remotely through the serialization round trip (remote='local')."
         )
+    hub_id = reference.hub_id
     check_served(hub_id, timeout=status_timeout)
     _configure_nnsight()
     return remote_skeleton(hub_id, **kwargs)

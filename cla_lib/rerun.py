@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 from cla_lib.costs import describe_cost, estimate
 from cla_lib.files import write_atomic
 from cla_lib.languages import resolve_languages
-from cla_lib.model.presets import resolve_preset
+from cla_lib.model.reference import ModelRef
 from cla_lib.model.remote import _api_key, check_served
 
 
@@ -298,8 +298,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
 def _check_remote(model: str) -> None:
     """Fail before any chapter starts: no key, NDIF unreachable, or the model not served."""
     _api_key()
-    preset = resolve_preset(model)
-    check_served(preset.hub_id if preset else model)
+    check_served(ModelRef.parse(model).hub_id or str(model))
 
 
 def gather(runs_dir: str | Path):

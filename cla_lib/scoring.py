@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import torch
 
 from cla_lib.items import Item
-from cla_lib.model.layers import add_to_residual
+from cla_lib.batching import combine_edits, pad
+from cla_lib.model.layers import apply_edits
+from cla_lib.model.remote import remote_session
 
 # With fewer batches than this a progress bar only adds noise.
 PROGRESS_MIN_BATCHES = 8
@@ -111,7 +113,7 @@ def choice_logprobs(
     # Longest first, as the harness does: similar lengths share a batch, and the first batch shows the peak memory.
     sequences.sort(key=lambda sequence: -len(sequence.tokens))
     batches = [sequences[start : start + batch_size] for start in range(0, len(sequences), batch_size)]
-    layer_deltas = _combine_edits(edits)
+    layer_deltas = combine_edits(edits)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if progress is None:
         progress = len(batches) >= PROGRESS_MIN_BATCHES
@@ -139,35 +141,20 @@ def _token_logprobs(
     Rows are right-padded with an attention mask; padding on the right leaves every real token at its own
     position, so no position ids are needed, and causal attention keeps padding out of the real tokens.
     """
-    width = max(len(tokens) for tokens in token_lists) - 1
-    input_ids = torch.full((len(token_lists), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
-    targets = torch.zeros((len(token_lists), width), dtype=torch.long)
-    for row, tokens in enumerate(token_lists):
-        length = len(tokens) - 1
-        input_ids[row, :length] = torch.tensor(tokens[:-1])
-        targets[row, :length] = torch.tensor(tokens[1:])
-        attention_mask[row, :length] = 1
+    inputs = pad([tokens[:-1] for tokens in token_lists], pad_token_id)
+    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+    targets = pad([tokens[1:] for tokens in token_lists], 0)["input_ids"]
 
     # Scoring never backpropagates; without this the forward would keep its activations for a backward pass.
     with torch.no_grad():
         with model.trace(input_ids=input_ids, attention_mask=attention_mask):
-            for layer, delta in layer_deltas:
-                add_to_residual(model, layer, delta)
+            apply_edits(model, layer_deltas)
             # model.output.logits, not lm_head's output: Gemma 2/3 soft-cap the logits after the head.
             logits = model.output.logits.float()
             target_ids = targets.to(logits.device).unsqueeze(-1)
             # log_softmax, then gather, without materializing a second vocabulary-sized tensor.
             token_logprobs = (logits.gather(-1, target_ids).squeeze(-1) - logits.logsumexp(-1)).save()
     return token_logprobs.cpu() * attention_mask
-
-
-def _combine_edits(edits: Sequence[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
-    """Sum the deltas of each layer and order them by layer, the order a forward reaches them in."""
-    by_layer: dict[int, torch.Tensor] = {}
-    for layer, delta in edits:
-        by_layer[layer] = by_layer[layer] + delta if layer in by_layer else delta
-    return sorted(by_layer.items(), key=lambda pair: pair[0])
 
 
 def predictions(logprobs: Sequence[Sequence[float]]) -> list[int]:
@@ -217,16 +204,8 @@ def choice_logprobs_passes(model, passes: Sequence[tuple[Sequence[Item], Sequenc
     `remote` defaults to what the model was loaded with (`load_model(..., remote=True)`), so a remote model's
     plane costs one NDIF request rather than one per batch.
     """
-    import nnsight
-
-    import cla_lib
-
     remote = remote or getattr(model, "_default_remote", False)
     if not remote:
         return [choice_logprobs(model, items, batch_size=batch_size, edits=edits) for items, edits in passes]
-    nnsight.register(cla_lib)  # the server has nnsight, not cla_lib: ship this library's code with the request
-    with model.session(remote=remote):
-        results = nnsight.save([])
-        for items, edits in passes:
-            results.append(choice_logprobs(model, items, batch_size=batch_size, edits=edits, progress=False))
-    return list(results)
+    return remote_session(model, choice_logprobs, [{"items": items, "edits": edits} for items, edits in passes],
+                          remote=remote, batch_size=batch_size, progress=False)

@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from cla_lib.batching import pad
+
 from cla_lib.scoring import encode_choice
 
 
@@ -30,25 +32,13 @@ DATA_FIELDS = {
 }
 
 
-def _pad(rows: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token lists (every real token keeps its position) and return them with their attention mask."""
-    width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = torch.tensor(row)
-        attention_mask[index, : len(row)] = 1
-    return input_ids, attention_mask
-
-
 def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def encode_texts(tokenizer, texts: list[str]) -> dict:
     """Texts (with the tokenizer's default special tokens), right-padded: `input_ids`, `attention_mask`."""
-    input_ids, attention_mask = _pad([list(tokenizer(text)["input_ids"]) for text in texts], _pad_id(tokenizer))
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    return pad([list(tokenizer(text)["input_ids"]) for text in texts], _pad_id(tokenizer))
 
 
 def encode_continuations(tokenizer, prompts: list[str], continuations: list[str]) -> dict:
@@ -65,7 +55,8 @@ def encode_continuations(tokenizer, prompts: list[str], continuations: list[str]
                              "continuation tokens to train on")
         rows.append(context + rest)
         starts.append(len(context))
-    input_ids, attention_mask = _pad(rows, _pad_id(tokenizer))
+    padded = pad(rows, _pad_id(tokenizer))
+    input_ids, attention_mask = padded["input_ids"], padded["attention_mask"]
     positions = torch.arange(input_ids.shape[1])
     continuation_mask = (positions >= torch.tensor(starts).unsqueeze(1)) & attention_mask.bool()
     return {"input_ids": input_ids, "attention_mask": attention_mask,

@@ -18,10 +18,13 @@ reports the hidden state *after* the final norm, while `residual` returns it bef
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from nnsight import TransformersModel
+
+from cla_lib.batching import combine_edits
 
 
 # Where each supported architecture keeps its decoder layers, tried in order. Llama, Qwen2, Gemma, Gemma 2,
@@ -106,6 +109,16 @@ def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -
     # Assignment swaps the value the next layer receives without writing into a tensor the model may still
     # hold; it works the same for a tensor output (transformers 5) and a tuple one (older versions).
     envoy.output = (shifted, *output[1:]) if isinstance(output, tuple) else shifted
+
+
+def apply_edits(model: TransformersModel, edits: Sequence[tuple[int, torch.Tensor]]) -> None:
+    """Add each `(layer, delta)` edit to the residual after its layer; call inside a trace (or a generation step).
+
+    Deltas for the same layer add up (`cla_lib.batching.combine_edits`); layers are visited in the order the
+    forward reaches them.
+    """
+    for layer, delta in combine_edits(edits):
+        add_to_residual(model, layer, delta)
 
 
 def _hidden_states(layer_output: Any) -> torch.Tensor:

@@ -1,41 +1,145 @@
-"""Model names: what a `model` parameter may say, and how to tell the forms apart.
+"""Model references: what a `model` parameter may say, parsed once into a value that is passed down.
 
-A model is named by the embedded organism (``organism[:method][@seed]``), a preset (`cla_lib.model.presets`), a hub
-id (``owner/name``) or a local Hugging Face directory.
+A model is named by the embedded organism (``organism[:method][@seed]``, at a size), a preset
+(`cla_lib.model.presets`), a hub id (``owner/name``) or a local Hugging Face directory. Every entry point (the
+CLI, `load_model`, `plane_items`, a rerun, a comparison) calls `ModelRef.parse` once; nothing below it looks at
+the name's text again. `ModelRef.parse` accepts a `ModelRef` too, so a function can take either.
+
+    >>> ModelRef.parse("organism:clo@2")
+    ModelRef(kind='organism', name='organism:clo@2', method='clo', seed=2, ...)
+    >>> ModelRef.parse("gemma-3-12b-it").hub_id
+    'google/gemma-3-12b-it'
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+from cla_lib.model.presets import PRESETS, ModelPreset, resolve_preset
 
 # A hub id is `owner/name`: one slash, names of letters, digits, `-`, `_` and `.`, not starting with a dot.
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+ORGANISM = "organism"
+BASE_METHOD = "base"
 
 
 class ModelNotFoundError(ValueError):
-    """A model name that is neither the organism, an existing local directory, nor a fetchable hub id."""
-
-
-def is_organism_name(name: str) -> bool:
-    """Whether `name` names the embedded model organism (`"organism"` or `"organism:<variant>"`)."""
-    return name == "organism" or name.startswith("organism:")
+    """A model name that is neither the organism, an existing local directory, a preset nor a hub id, or a hub id
+    that could not be fetched."""
 
 
 class UnknownOrganismError(ValueError):
     """A model organism name, method or size that does not exist."""
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """One model, named: its kind and the fields that kind needs.
+
+    Attributes:
+        kind: ``"organism"``, ``"directory"``, ``"preset"`` or ``"hub"``.
+        name: the text it was parsed from (what results and runs are labelled with).
+        method, seed, size: the organism's alignment method (``"base"`` for none), seed and size (None: the
+            environment's ``CLA_ORGANISM_SIZE``, else ``default``).
+        hub_id: where the weights live on the Hugging Face hub (presets and hub ids).
+        path: the local directory.
+        preset: the preset's row, for a preset (or a hub id that is one).
+    """
+
+    kind: str
+    name: str
+    method: str = BASE_METHOD
+    seed: int = 0
+    size: str | None = None
+    hub_id: str | None = None
+    path: Path | None = None
+    preset: ModelPreset | None = None
+
+    @classmethod
+    def parse(cls, model: str | Path | ModelRef, *, size: str | None = None) -> ModelRef:
+        """The reference `model` names; `size` sets an organism's size (kept from a `ModelRef` when None).
+
+        Raises:
+            UnknownOrganismError: an organism name with a malformed method or seed.
+            ModelNotFoundError: the name is none of the accepted forms (the message lists them).
+        """
+        if isinstance(model, ModelRef):
+            return model if size is None or not model.is_organism else replace(model, size=size)
+        text = str(model)
+        if _looks_like_organism(text) and not Path(text).expanduser().exists():
+            return cls.organism(text, size=size)
+        if Path(text).expanduser().is_dir():
+            return cls("directory", text, path=Path(text).expanduser())
+        preset = resolve_preset(text)
+        if preset is not None:
+            return cls("preset", text, hub_id=preset.hub_id, preset=preset)
+        if HUB_ID_PATTERN.match(text):
+            return cls("hub", text, hub_id=text)
+        raise ModelNotFoundError(
+            f"cannot load a model from {text!r}: it is not an existing directory, a hub id, a preset, or the "
+            "organism. Accepted: 'organism[:method][@seed]' (the embedded model organism), a local "
+            "directory in Hugging Face format (config.json, weights, tokenizer), a hub id 'owner/name', or a "
+            "preset (" + ", ".join(PRESETS) + ")."
+        )
+
+    @classmethod
+    def organism(cls, text: str, *, size: str | None = None) -> ModelRef:
+        """An organism's reference from ``organism[:method][@seed]``.
+
+        Raises:
+            UnknownOrganismError: `text` is not of that form.
+        """
+        if not _looks_like_organism(text):
+            raise UnknownOrganismError(f"{text!r} is not an organism name (organism[:method][@seed])")
+        rest = text[len(ORGANISM):]
+        seed = 0
+        if "@" in rest:
+            rest, seed_text = rest.split("@", 1)
+            if not seed_text.isdigit():
+                raise UnknownOrganismError(f"organism seed must be a number, not {seed_text!r}")
+            seed = int(seed_text)
+        return cls(ORGANISM, text, method=rest.lstrip(":") or BASE_METHOD, seed=seed, size=size)
+
+    @property
+    def is_organism(self) -> bool:
+        return self.kind == ORGANISM
+
+    @property
+    def is_local(self) -> bool:
+        """Whether only this machine has the weights (NDIF runs only models it hosts)."""
+        return self.kind in (ORGANISM, "directory")
+
+    @property
+    def layers(self) -> int | None:
+        """The decoder layers, when known without loading: a preset's, or a directory's `config.json`'s (an
+        organism's come from its size, `cla_lib.organism.config_for`)."""
+        if self.preset is not None:
+            return self.preset.n_layers
+        config_path = self.path / "config.json" if self.path is not None else None
+        if config_path is not None and config_path.exists():
+            config = json.loads(config_path.read_text())
+            config = config.get("text_config", config)
+            if "num_hidden_layers" in config:
+                return int(config["num_hidden_layers"])
+        return None
+
+    @property
+    def source(self) -> str | None:
+        """What `from_pretrained` reads: the directory, else the hub id (None for an organism: see its registry)."""
+        return str(self.path) if self.path is not None else self.hub_id
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _looks_like_organism(text: str) -> bool:
+    return text == ORGANISM or text.startswith((f"{ORGANISM}:", f"{ORGANISM}@"))
+
+
 def parse_name(name: str) -> tuple[str, int]:
     """'organism:clo@2' -> ('clo', 2); 'organism' -> ('base', 0)."""
-    if not (name == "organism" or name.startswith(("organism:", "organism@"))):
-        raise UnknownOrganismError(f"{name!r} is not an organism name (organism[:method][@seed])")
-    rest = name[len("organism"):]
-    seed = 0
-    if "@" in rest:
-        rest, seed_text = rest.split("@", 1)
-        if not seed_text.isdigit():
-            raise UnknownOrganismError(f"organism seed must be a number, not {seed_text!r}")
-        seed = int(seed_text)
-    method = rest.lstrip(":") or "base"
-    return method, seed
+    reference = ModelRef.organism(name)
+    return reference.method, reference.seed

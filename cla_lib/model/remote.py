@@ -16,9 +16,12 @@ execute), which is how the remote code path is tested offline.
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import nnsight
 from nnsight import TransformersModel
 
 
@@ -76,12 +79,7 @@ class RemoteModel(TransformersModel):
         return super().session(*args, remote=self._resolve_remote(remote), **kwargs)
 
     def _remote_backend(self, remote, blocking, job_id, verbose):
-        # The server (and the local simulation's deserializer) has nnsight, not cla_lib: ship its code by value.
-        import nnsight
-
-        import cla_lib
-
-        nnsight.register(cla_lib)
+        register_library()
         return _CountingBackend(super()._remote_backend(remote, blocking, job_id, verbose), self)
 
     def _remoteable_class(self) -> type:
@@ -100,6 +98,30 @@ class RemoteModel(TransformersModel):
         state["_default_remote"] = False
         state["_remote_depth"] = 0
         return state
+
+
+def register_library() -> None:
+    """Ship this library's code by value with remote requests: the NDIF server (and the local simulation's
+    deserializer) has nnsight, not cla_lib. The package is looked up by name, not held in a global: this module's
+    functions travel by value, and a global module object would drag the whole package into every pickle."""
+    nnsight.register(importlib.import_module("cla_lib"))
+
+
+def remote_session(model: TransformersModel, step: Callable, calls: Sequence[dict], *, remote: bool | str,
+                   **shared: Any) -> list:
+    """`[step(model, **call, **shared) for call in calls]`, all inside one `model.session`: one request on NDIF.
+
+    `step` is a module-level function and the model is named in the session's body itself, so that nnsight sends
+    the model as a reference to the served one rather than pickling it. Everything `step` touches is built before
+    the session (token tensors, edit lists) and everything it returns is saved in it; this is the one place a remote
+    session is opened.
+    """
+    register_library()
+    with model.session(remote=remote):
+        results = nnsight.save([])
+        for call in calls:
+            results.append(step(model, **call, **shared))
+    return list(results)
 
 
 class _CountingBackend:

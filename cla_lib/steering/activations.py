@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from cla_lib.batching import pad
 from cla_lib.model.layers import n_layers, residual
+from cla_lib.model.remote import remote_session
 
 
 # With fewer forwards than this a progress bar only adds noise.
@@ -21,22 +23,6 @@ class _PromptBatch:
     rows: tuple[int, ...]  # indices into the caller's prompt list
     inputs: dict
     last: torch.Tensor  # [batch] index of each row's last non-pad token
-
-
-def _padded(token_lists: Sequence[Sequence[int]], pad_token_id: int, side: str) -> dict:
-    """input_ids and attention_mask for token lists, padded on `side`; position ids too when padding on the left,
-    so that every real token keeps the position it has unpadded (models with absolute positions need it)."""
-    width = max(len(tokens) for tokens in token_lists)
-    input_ids = torch.full((len(token_lists), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
-    for row, tokens in enumerate(token_lists):
-        span = slice(width - len(tokens), width) if side == "left" else slice(0, len(tokens))
-        input_ids[row, span] = torch.tensor(list(tokens), dtype=torch.long)
-        attention_mask[row, span] = 1
-    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if side == "left":
-        inputs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return inputs
 
 
 def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -59,7 +45,7 @@ def _prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: st
     batches = []
     for start in range(0, len(order), batch_size):
         rows = tuple(order[start:start + batch_size])
-        inputs = _padded([token_lists[row] for row in rows], pad_token_id, side)
+        inputs = pad([token_lists[row] for row in rows], pad_token_id, side)
         batches.append(_PromptBatch(rows, inputs, last_positions(inputs["attention_mask"])))
     return batches
 
@@ -112,11 +98,8 @@ def last_token_activations(
     batches = _prompt_batches(model.tokenizer, prompts, batch_size)
     work = [(batch.inputs, batch.last) for batch in batches]
     if remote:
-        _register_for_remote()
-        with model.session(remote=remote):
-            outputs = _save([])
-            for inputs, last in work:
-                outputs.append(_last_token_states(model, inputs, last, layers))
+        outputs = remote_session(model, _last_token_states, [{"inputs": inputs, "last": last} for inputs, last in work],
+                                 remote=remote, layers=layers)
     else:
         outputs = [_last_token_states(model, inputs, last, layers)
                    for inputs, last in _progress(work, progress, "activations")]
@@ -124,22 +107,6 @@ def last_token_activations(
     for batch, states in zip(batches, outputs):
         result[:, list(batch.rows)] = states.cpu()
     return result
-
-
-def _save(value):
-    """`nnsight.save`, imported here so that this module imports without tracing machinery at hand."""
-    import nnsight
-
-    return nnsight.save(value)
-
-
-def _register_for_remote() -> None:
-    """Ship this library's code by value with remote requests: the NDIF server has nnsight, not cla_lib."""
-    import nnsight
-
-    import cla_lib
-
-    nnsight.register(cla_lib)
 
 
 def _progress(iterable, progress: bool | None, description: str):

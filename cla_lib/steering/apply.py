@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from cla_lib.model.layers import add_to_residual
-from cla_lib.steering.activations import _prompt_batches, _register_for_remote, _save
+from cla_lib.model.layers import apply_edits
+from cla_lib.model.remote import remote_session
+from cla_lib.steering.activations import _prompt_batches
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -29,18 +30,6 @@ def steering_edits(*terms: tuple[SteeringVector, int, float]) -> list[tuple[int,
         vector, layer, alpha = term
         edits.append((int(layer), float(alpha) * vector[int(layer)]))
     return edits
-
-
-def apply_edits(model, edits: Edits) -> None:
-    """Add each edit's delta to the residual after its layer; call inside a trace (or a generation step).
-
-    Deltas for the same layer add up; layers are visited in the order the forward reaches them.
-    """
-    by_layer: dict[int, torch.Tensor] = {}
-    for layer, delta in edits:
-        by_layer[layer] = by_layer[layer] + delta if layer in by_layer else delta
-    for layer in sorted(by_layer):
-        add_to_residual(model, layer, by_layer[layer])
 
 
 def _generate_batch(model, inputs: dict, edits: Edits, max_new_tokens: int, options: dict) -> torch.Tensor:
@@ -85,11 +74,8 @@ def generate_ids(
         # nnsight warns when a step loop asks for more steps than the run made: here that is an early EOS.
         warnings.filterwarnings("ignore", message=".*was never reached.*")
         if remote:
-            _register_for_remote()
-            with model.session(remote=remote):
-                outputs = _save([])
-                for inputs in work:
-                    outputs.append(_generate_batch(model, inputs, edits, max_new_tokens, options))
+            outputs = remote_session(model, _generate_batch, [{"inputs": inputs} for inputs in work], remote=remote,
+                                     edits=edits, max_new_tokens=max_new_tokens, options=options)
         else:
             outputs = [_generate_batch(model, inputs, edits, max_new_tokens, options) for inputs in work]
     stop = _token_ids(options.get("eos_token_id"), tokenizer.eos_token_id,

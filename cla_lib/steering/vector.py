@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from cla_lib.files import atomic_file
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,28 +104,30 @@ def save_vectors(vectors: Mapping[str, SteeringVector], path: str | Path) -> Non
     tensors = {f"{name}.{layer}": vector[layer].detach().to("cpu", torch.float32).contiguous()
                for name, vector in vectors.items() for layer in vector.layers}
     metadata = {"sources": json.dumps({name: vector.source for name, vector in vectors.items()}, ensure_ascii=False)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
 
 
 def load_vectors(path: str | Path) -> dict[str, SteeringVector]:
     """Read a `save_vectors` file back: `{"en.ko": SteeringVector, ...}`."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        sources = json.loads((handle.metadata() or {}).get("sources", "{}"))
-        grouped: dict[str, dict[int, torch.Tensor]] = {}
-        for key in handle.keys():
-            name, _, layer = key.rpartition(".")
-            if not name or not layer.lstrip("-").isdigit():
-                raise ValueError(f"{path}: key {key!r} is not <kind>.<language>.<layer>")
-            grouped.setdefault(name, {})[int(layer)] = handle.get_tensor(key)
-    return {name: SteeringVector(layers, sources.get(name, {})) for name, layers in grouped.items()}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        sources = json.loads(metadata.get("sources", "{}"))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a steering-vectors file ({reason}); write one with `cla vectors` or "
+                         "save_vectors") from None
+    grouped: dict[str, dict[int, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        name, _, layer = key.rpartition(".")
+        if not name or not layer.lstrip("-").isdigit():
+            raise ValueError(f"{path}: key {key!r} is not <kind>.<language>.<layer>: not a file of `cla vectors`")
+        grouped.setdefault(name, {})[int(layer)] = tensor
+    try:
+        return {name: SteeringVector(layers, sources.get(name, {})) for name, layers in grouped.items()}
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}: not a file of `cla vectors`") from None

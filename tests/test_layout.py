@@ -1,0 +1,90 @@
+"""The package's shape: imports flow one way (no cycle, no late import to dodge one), and no module is a sprawl."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import cla_lib
+
+PACKAGE = Path(cla_lib.__file__).parent
+# `cla` imports what a command needs when it runs, so that `cla --help` does not wait for torch: the one module
+# allowed imports inside functions.
+LAZY_MODULES = {"cla_lib.cli"}
+MAX_LINES = 500
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(node: ast.AST) -> set[str]:
+    """The cla_lib modules an import statement loads: the module itself and every package above it."""
+    names = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    loaded = set()
+    for name in names:
+        parts = name.split(".")
+        loaded |= {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+    return {name for name in loaded if name in MODULES and name != "cla_lib"}
+
+
+def top_level_imports(module: str) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text())
+    edges = set()
+    for node in tree.body:
+        edges |= imported_modules(node)
+    return edges - {module}
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {module: top_level_imports(module) for module in MODULES}
+    # A package's submodule is only reached through the package: importing it runs the package's __init__ first.
+    for module in MODULES:
+        parent = module.rpartition(".")[0]
+        if parent in MODULES and parent != "cla_lib":
+            graph[module] = graph[module] | {parent} - {module}
+            graph[module] -= {module}
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if target in path or state.get(target) == "open":
+                # A package's own __init__ importing its submodules is the one legitimate back edge.
+                if not (target.startswith(module + ".") or module.startswith(target + ".")):
+                    raise AssertionError(" -> ".join(path + [module, target]))
+                continue
+            if target not in state:
+                visit(target, path + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_no_module_imports_the_library_inside_a_function():
+    late = []
+    for module, path in MODULES.items():
+        if module in LAZY_MODULES:
+            continue
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                late += [f"{module}:{node.lineno}" for node in ast.walk(function)
+                         if isinstance(node, (ast.Import, ast.ImportFrom)) and imported_modules(node)]
+    assert late == []
+
+
+def test_no_module_is_over_500_lines():
+    long = {module: length for module, path in MODULES.items()
+            if (length := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
