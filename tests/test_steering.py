@@ -685,3 +685,18 @@ def test_answer_language_sweep_reads_three_rates_off_the_bilingual_scores(tiny_l
     with pytest.raises(ValueError, match="cannot be told apart"):
         answer_language_sweep(model, [item for item in evaluation if item.language == "es"], {"es": vector}, [0],
                               [1.0])
+
+
+def test_cla_steer_refuses_a_corrupt_or_foreign_vectors_file_in_one_line(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from cla_lib.cli import main
+
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"model.embed_tokens.weight": torch.zeros(4, 2)}, str(foreign))
+    for path, message in ((corrupt, "is not a steering-vectors file"), (foreign, "not a file of `cla vectors`")):
+        assert main(["steer", "--language", "ko", "--vectors", str(path), "--add", "en.ko.1"]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1 and "Traceback" not in error
