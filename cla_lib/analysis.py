@@ -188,3 +188,19 @@ def probe_prompts(items: Sequence[Item]) -> dict[str, list[str]]:
         if item.meta.get("english_prompt"):
             prompts[ENGLISH].append(item.meta["english_prompt"])
     return {language: list(dict.fromkeys(texts)) for language, texts in prompts.items() if texts}
+
+
+def mean_abs_cosine(cosines, first: str, second: str, layer: int) -> float:
+    """The mean |cosine| over languages of two kinds of vector at one layer, from a `vector_cosines` frame."""
+    rows = cosines[(cosines.pair == f"{first}·{second}") & (cosines.layer == layer)]
+    return float(rows.cosine.abs().mean())
+
+
+def cross_layer_cosine(vectors: Mapping[str, SteeringVector], languages: Sequence[str], en_layer: int,
+                       loc_layer: int) -> float:
+    """The mean |cosine| over languages between the EN vector at its layer and the LOC vector at its own: how much
+    the two steer the same direction when each is applied where it works best."""
+    values = [torch.nn.functional.cosine_similarity(vectors[f"en.{code}"][en_layer].double(),
+                                                    vectors[f"loc.{code}"][loc_layer].double(), dim=0)
+              for code in languages]
+    return float(torch.stack(values).abs().mean())

@@ -291,3 +291,10 @@ def held_out_breakdown(answered: pd.DataFrame) -> pd.DataFrame:
     change = per_seed.sub(base, level="seed").groupby("method", sort=False).mean()
     columns = [column for column in ("taught", "held out") if column in means]
     return means[columns].join(change[columns].add_prefix("Δ "))
+
+
+def configuration_gain(means: pd.DataFrame, model: str, configuration: str, metric: str,
+                       reference: str = "unsteered") -> float:
+    """How much `configuration` moves `metric` from `reference`, in a frame of means indexed by (model,
+    configuration)."""
+    return float(means.loc[(model, configuration), metric] - means.loc[(model, reference), metric])

@@ -41,5 +41,5 @@ from cla_lib.steering.sweeps import (
 )
 from cla_lib.steering.selection import (
     LayerChoice, SurgicalChoice, SELECTION_RULE, SURGICAL_RULE, best_layer, select_surgical, TARGET_METRIC,
-    best_alpha_per_layer, ranked_layers
+    best_alpha_per_layer, ranked_layers, sweep_means
 )

@@ -105,3 +105,12 @@ def ranked_layers(frame, metric: str, count: int | None = None) -> list[int]:
     means = best_alpha_per_layer(frame, metric).groupby("layer")[metric].mean().reset_index()
     ranked = [int(layer) for layer in means.sort_values([metric, "layer"], ascending=[False, True])["layer"]]
     return ranked if count is None else ranked[:count]
+
+
+def sweep_means(frame, **where):
+    """Transfer and localization of a sweep frame's rows that match `where` (`layer=3, alpha=2.0`), averaged over
+    languages."""
+    selected = frame
+    for column, value in where.items():
+        selected = selected[selected[column] == value]
+    return selected[["transfer", "localization"]].mean()

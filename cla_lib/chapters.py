@@ -1,0 +1,99 @@
+"""The chapters' shared set-up: a chapter's parameters cell, resolved once into the values every chapter needs.
+
+Chapters 01, 03 and 04 take the same parameters (`model`, `language`, `seed`, `organism_size`, `aligned`, `alphas`,
+`remote`); `chapter_setup` turns them into one `ChapterSetup`, so that a chapter's first cell is a call, not a
+page of bookkeeping that each chapter repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cla_lib.comparison import parse_list
+from cla_lib.evaluation import plane_items
+from cla_lib.items import SPLITS, Item
+from cla_lib.languages import resolve_languages
+from cla_lib.loading import load_model
+from cla_lib.model.reference import ModelRef
+from cla_lib.organism.registry import organism_path
+from cla_lib.steering.splits import check_disjoint
+
+
+@dataclass(frozen=True)
+class ChapterSetup:
+    """A chapter's model, languages and strengths.
+
+    Attributes:
+        reference: the base model; an organism named without a seed gets the chapter's `seed`.
+        languages: the target languages.
+        aligned: the aligned organisms' methods (none for a real model).
+        strengths: the steering strengths (`alphas`), without 0.
+        remote: run on NDIF.
+    """
+
+    reference: ModelRef
+    languages: list[str]
+    seed: int
+    aligned: list[str]
+    strengths: list[float]
+    remote: bool = False
+
+    @property
+    def is_organism(self) -> bool:
+        return self.reference.is_organism
+
+    @property
+    def name(self) -> str:
+        return self.reference.name
+
+    @property
+    def label(self) -> str:
+        """How figures name the model: the organism by size and seed, any other model by its name."""
+        return f"the {self.reference.size} model organism (seed {self.seed})" if self.is_organism else self.name
+
+    @property
+    def languages_text(self) -> str:
+        return ", ".join(self.languages)
+
+    @property
+    def grid(self) -> list[float]:
+        """The strengths of a sweep: 0 (the unsteered model, scored once per sweep) and `strengths`."""
+        return [0.0, *self.strengths]
+
+    def aligned_reference(self, method: str) -> ModelRef:
+        return ModelRef.organism(f"organism:{method}@{self.seed}", size=self.reference.size)
+
+    def directory(self, method: str = "base") -> Path | str:
+        """The directory of the base organism or an aligned one (trained first if need be); a real model's name."""
+        if not self.is_organism:
+            return self.name
+        reference = self.reference if method == "base" else self.aligned_reference(method)
+        return organism_path(reference, progress=False)
+
+    def load(self, method: str = "base"):
+        """The base model, or the aligned organism of `method`, loaded for tracing."""
+        return load_model(str(self.directory(method)), remote=self.remote)
+
+    def items(self, *, tokenizer=None, transfer_data: str | None = None, localization_data: str | None = None
+              ) -> list[Item]:
+        return plane_items(self.reference, self.languages, transfer_data=transfer_data,
+                           localization_data=localization_data, tokenizer=tokenizer)
+
+
+def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
+                  aligned: str = "", alphas: str = "", remote: bool = False) -> ChapterSetup:
+    """The set-up of a chapter from its parameters' values (see `ChapterSetup`)."""
+    reference = ModelRef.parse(model, size=organism_size)
+    if reference.is_organism and "@" not in reference.name:
+        reference = ModelRef.organism(f"{reference.name}@{seed}", size=organism_size)
+    return ChapterSetup(reference, resolve_languages(language), seed,
+                        parse_list(aligned) if reference.is_organism else [],
+                        [float(alpha) for alpha in parse_list(alphas)], remote)
+
+
+def by_split(items: list[Item]) -> dict[str, list[Item]]:
+    """The items of each split, checked: no question of the extract split is asked again in validation or test."""
+    split = {name: [item for item in items if item.split == name] for name in SPLITS}
+    check_disjoint(split["extract"], split["validation"] + split["test"])
+    return split

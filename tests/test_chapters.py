@@ -1,0 +1,65 @@
+"""Tests for the helpers the chapters call: their set-up, and the analysis they once defined in cells."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from cla_lib.analysis import cross_layer_cosine, mean_abs_cosine, vector_cosines
+from cla_lib.chapters import by_split, chapter_setup
+from cla_lib.comparison import configuration_gain
+from cla_lib.steering import SteeringVector, sweep_means
+
+
+def test_a_chapter_setup_applies_the_seed_to_an_organism_and_reads_the_lists():
+    setup = chapter_setup("organism", "ko,es", seed=2, organism_size="tiny", aligned="midalign, clo", alphas="1,4")
+    assert (setup.name, setup.reference.seed, setup.reference.size) == ("organism@2", 2, "tiny")
+    assert setup.languages == ["ko", "es"] and setup.languages_text == "ko, es"
+    assert setup.aligned == ["midalign", "clo"] and setup.grid == [0.0, 1.0, 4.0]
+    assert setup.label == "the tiny model organism (seed 2)"
+    assert setup.aligned_reference("clo").name == "organism:clo@2"
+    assert chapter_setup("organism@1", "ko", seed=2).reference.seed == 1  # a seed in the name wins
+
+
+def test_a_real_model_has_no_aligned_organisms(tiny_llama_dir):
+    setup = chapter_setup(str(tiny_llama_dir), "ko", aligned="midalign")
+    assert not setup.is_organism and setup.aligned == [] and setup.label == str(tiny_llama_dir)
+    assert setup.directory() == str(tiny_llama_dir)
+
+
+def test_by_split_groups_items_and_refuses_a_question_in_two_splits(tiny_llama_dir):
+    items = chapter_setup(str(tiny_llama_dir), "ko").items()
+    split = by_split(items)
+    assert sum(len(part) for part in split.values()) == len(items)
+    leaked = split["extract"][0]
+    with pytest.raises(ValueError, match="overlap"):
+        by_split(items + [type(leaked)(**{**leaked.__dict__, "split": "test", "id": leaked.id + "/again"})])
+
+
+def vector(values: dict[int, list[float]], **source) -> SteeringVector:
+    return SteeringVector({layer: torch.tensor(v, dtype=torch.float32) for layer, v in values.items()}, source)
+
+
+def test_the_cross_layer_cosine_compares_each_vector_at_its_own_layer():
+    vectors = {"en.ko": vector({0: [1, 0], 1: [0, 1]}), "loc.ko": vector({0: [0, 1], 1: [-1, 0]}),
+               "en.es": vector({0: [1, 1], 1: [1, 0]}), "loc.es": vector({0: [1, 0], 1: [0, 1]})}
+    # ko: en@0 = (1, 0), loc@1 = (-1, 0): |cos| 1; es: en@0 = (1, 1), loc@1 = (0, 1): |cos| 1/sqrt(2)
+    assert cross_layer_cosine(vectors, ["ko", "es"], 0, 1) == pytest.approx((1 + 2 ** -0.5) / 2)
+    cosines = vector_cosines(vectors, [("en", "loc")], ["ko", "es"])
+    assert mean_abs_cosine(cosines, "en", "loc", 0) == pytest.approx((0 + 2 ** -0.5) / 2)
+
+
+def test_a_configuration_gain_is_the_difference_from_the_unsteered_row():
+    means = pd.DataFrame({"transfer": [0.25, 0.5], "localization": [0.5, 0.25]},
+                         index=pd.MultiIndex.from_tuples([("base", "unsteered"), ("base", "EN")]))
+    assert configuration_gain(means, "base", "EN", "transfer") == 0.25
+    assert configuration_gain(means, "base", "EN", "localization") == -0.25
+
+
+def test_sweep_means_average_the_matching_rows():
+    frame = pd.DataFrame({"layer": [0, 0, 1], "alpha": [0.0, 2.0, 2.0], "transfer": [0.1, 0.3, 0.5],
+                          "localization": [0.2, 0.4, 0.6]})
+    means = sweep_means(frame, alpha=2.0)
+    assert means.transfer == pytest.approx(0.4) and means.localization == pytest.approx(0.5)
+    assert sweep_means(frame, layer=0, alpha=0.0).transfer == pytest.approx(0.1)
