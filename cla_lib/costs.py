@@ -12,6 +12,7 @@ from cla_lib.model.reference import ModelRef
 from cla_lib.organism.base import config_for
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World
+from cla_lib.steering.selection import SURGICAL_CANDIDATE_LAYERS
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,10 @@ class ChapterWork:
     assumption: str
 
 
-# The steering chapters' own defaults (their `alphas` parameter, and chapter 04's CANDIDATE_LAYERS).
+# The steering chapters' `alphas` default (chapter 04's candidate layers are steering.SURGICAL_CANDIDATE_LAYERS).
 STEERING_STRENGTHS = 3  # alphas = "1,2,4"; strength 0 (the unsteered model) is scored once per sweep
 
 
-SURGICAL_CANDIDATE_LAYERS = 2  # the best layers of each single-vector sweep that the Surgical grid crosses
 
 
 CHAPTER_WORK: dict[str, ChapterWork] = {

@@ -40,6 +40,6 @@ from cla_lib.steering.sweeps import (
     answer_language_sweep
 )
 from cla_lib.steering.selection import (
-    LayerChoice, SurgicalChoice, SELECTION_RULE, SURGICAL_RULE, best_layer, select_surgical, TARGET_METRIC,
-    best_alpha_per_layer, ranked_layers, sweep_means
+    SELECTION_RULE, SURGICAL_CANDIDATE_LAYERS, SURGICAL_RULE, TARGET_METRIC, LayerChoice, SurgicalChoice,
+    best_alpha_per_layer, best_layer, ranked_layers, select_surgical, sweep_means,
 )

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 
+# Surgical Steering's candidate layers per vector: the best few of each single-vector sweep (chapter 04 crosses them;
+# `cla_lib.costs` counts the grid they make).
+SURGICAL_CANDIDATE_LAYERS = 2
+
+
 class LayerChoice(NamedTuple):
     layer: int
     alpha: float
