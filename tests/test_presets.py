@@ -97,3 +97,17 @@ def test_format_prompt_leaves_prompts_unchanged_without_a_chat_template():
     prompt = "What is 2+2?\nAnswer:"
     assert format_prompt(base, tiny_tokenizer(adds_bos=True), prompt) == prompt
     assert format_prompt(None, tiny_tokenizer(adds_bos=True), prompt) == prompt
+
+
+def test_each_preset_row_builds_its_architecture_with_the_published_parameter_count():
+    from cla_lib.model.presets import parameter_counts
+
+    total, multiplying = parameter_counts(PRESETS["llama-3.1-8b-instruct"])
+    assert total == 8_030_261_248  # Llama 3.1 8B's published count
+    assert total - multiplying == 128256 * 4096  # the untied input embedding is a lookup, not a multiplication
+    # Each text model's size in billions, as its name says (Gemma 3's vision tower is not in the text model).
+    named = {"gemma-3-12b-it": 12, "gemma-3-4b-it": 4, "llama-3.1-8b-instruct": 8, "llama-3.1-70b-instruct": 70,
+             "qwen2.5-7b-instruct": 7}
+    for name, billions in named.items():
+        total, multiplying = parameter_counts(PRESETS[name])
+        assert multiplying <= total and abs(total / 1e9 - billions) < 0.7

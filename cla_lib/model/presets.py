@@ -16,7 +16,7 @@ the scored continuation (" A", " kimchi") still comes right after "Answer:" as i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ANSWER_CUE = "Answer:"
 
@@ -32,6 +32,11 @@ class ModelPreset:
     text_model_note: str  # where the decoder layers sit in the loaded module tree, and how to load it
     remote: bool  # served on NDIF (nnsight `remote=True`)
     quirks: str
+    # The text model's transformers classes and the rest of its config.json (depth and width are above): enough to
+    # build its architecture without weights (`parameter_counts`).
+    config_class: str = ""
+    model_class: str = ""
+    text_config: dict = field(default_factory=dict, hash=False)
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -55,6 +60,10 @@ PRESETS: dict[str, ModelPreset] = {
                 "starts with <bos> and the tokenizer adds <bos> too, so format_prompt drops the template's copy. "
                 "Layers alternate five sliding-window (1024 tokens) and one global attention layer."
             ),
+            config_class="Gemma3TextConfig",
+            model_class="Gemma3ForCausalLM",
+            text_config=dict(intermediate_size=15360, num_attention_heads=16, num_key_value_heads=8, head_dim=256,
+                             vocab_size=262208),
         ),
         ModelPreset(
             name="gemma-3-4b-it",
@@ -69,6 +78,10 @@ PRESETS: dict[str, ModelPreset] = {
             ),
             remote=False,
             quirks="A small Gemma 3 for quick runs on one GPU; same template and dtype caveats as gemma-3-12b-it.",
+            config_class="Gemma3TextConfig",
+            model_class="Gemma3ForCausalLM",
+            text_config=dict(intermediate_size=10240, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+                             vocab_size=262208),
         ),
         ModelPreset(
             name="llama-3.1-8b-instruct",
@@ -84,6 +97,10 @@ PRESETS: dict[str, ModelPreset] = {
                 "check its status page. No pad token: set pad_token to eos for batching. The chat template adds a "
                 "system header with 'Cutting Knowledge Date' and 'Today Date' lines."
             ),
+            config_class="LlamaConfig",
+            model_class="LlamaForCausalLM",
+            text_config=dict(intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                             tie_word_embeddings=False),
         ),
         ModelPreset(
             name="llama-3.1-70b-instruct",
@@ -95,6 +112,10 @@ PRESETS: dict[str, ModelPreset] = {
             text_model_note="LlamaForCausalLM: decoder layers at model.model.layers[0..79].",
             remote=True,
             quirks="Remote only in practice (about 140 GB in bfloat16); gated; same template as the 8B.",
+            config_class="LlamaConfig",
+            model_class="LlamaForCausalLM",
+            text_config=dict(intermediate_size=28672, num_attention_heads=64, num_key_value_heads=8, vocab_size=128256,
+                             tie_word_embeddings=False),
         ),
         ModelPreset(
             name="qwen2.5-7b-instruct",
@@ -109,6 +130,10 @@ PRESETS: dict[str, ModelPreset] = {
                 "The chat template inserts a default system prompt ('You are Qwen, created by Alibaba Cloud...') "
                 "when none is given. No BOS token is added."
             ),
+            config_class="Qwen2Config",
+            model_class="Qwen2ForCausalLM",
+            text_config=dict(intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+                             tie_word_embeddings=False),
         ),
     )
 }
@@ -168,3 +193,19 @@ def _adds_bos(tokenizer) -> bool:
         return False
     input_ids = tokenizer("a")["input_ids"]
     return bool(input_ids) and input_ids[0] == tokenizer.bos_token_id
+
+
+def parameter_counts(preset: ModelPreset) -> tuple[int, int]:
+    """(all parameters, parameters that multiply each token) of a preset's text model, built on the meta device from
+    its row (no weights, no download)."""
+    import torch
+    import transformers
+
+    config = getattr(transformers, preset.config_class)(hidden_size=preset.hidden_size,
+                                                        num_hidden_layers=preset.n_layers, **preset.text_config)
+    with torch.device("meta"):
+        network = getattr(transformers, preset.model_class)(config)
+    total = sum(parameter.numel() for parameter in network.parameters())
+    embedding = network.get_input_embeddings().weight.numel()
+    # A tied embedding is also the output head, which multiplies every token; an untied one is only a lookup.
+    return total, total if config.tie_word_embeddings else total - embedding
