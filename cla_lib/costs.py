@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
+from cla_lib.comparison import parse_list
 from cla_lib.evaluation import plane_items
 from cla_lib.model.reference import ModelRef
 from cla_lib.organism.base import config_for
@@ -30,10 +33,6 @@ class ChapterWork:
     reads: Callable[[dict], float]
     requests: Callable[[dict, int], int]
     assumption: str
-
-
-# The steering chapters' `alphas` default (chapter 04's candidate layers are steering.SURGICAL_CANDIDATE_LAYERS).
-STEERING_STRENGTHS = 3  # alphas = "1,2,4"; strength 0 (the unsteered model) is scored once per sweep
 
 
 
@@ -140,8 +139,33 @@ def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path]
                          counted_with=counted_with)
 
 
+def chapter_parameters(path: str | Path) -> dict[str, Any]:
+    """The names and default values the chapter's `parameters` cell assigns (literals only; others as None)."""
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    cells = [cell for cell in notebook["cells"] if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path}: no cell tagged 'parameters', so papermill cannot rerun it")
+    values = {}
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        values[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        values[target.id] = None
+    return values
+
+
+def steering_strengths(path: str | Path) -> int:
+    """How many nonzero strengths a chapter sweeps: the entries of its `alphas` parameter's default (0 without one);
+    strength 0, the unsteered model, is scored once per sweep."""
+    alphas = chapter_parameters(path).get("alphas") if Path(path).exists() else None
+    return len(parse_list(alphas)) if alphas else 0
+
+
 def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers: int, batch_size: int = 64,
-                  methods: int = 3, seeds: int = 1, strengths: int = STEERING_STRENGTHS, counted_with: str = ""):
+                  methods: int = 3, seeds: int = 1, strengths: int | None = None, counted_with: str = ""):
     """The cost table of `estimate` from a workload (`plane_workload`'s counts, or counts assumed for data that is
     not at hand: `items`, `sequences`, `tokens`, `read_prompts`, `read_tokens` and the splits' shares)."""
     import pandas as pd
@@ -153,6 +177,8 @@ def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers
     for path in chapter_paths:
         number = Path(path).stem.split("_")[0]
         work = CHAPTER_WORK.get(number, UNKNOWN_CHAPTER)
+        # The strengths a chapter sweeps are its own `alphas` parameter's, unless the caller says otherwise.
+        context["strengths"] = strengths if strengths is not None else steering_strengths(path)
         passes, reads = work.scoring_passes(context), work.reads(context)
         sequences = passes * workload["sequences"] + reads * workload["read_prompts"]
         tokens = passes * workload["tokens"] + reads * workload["read_tokens"]

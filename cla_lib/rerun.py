@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cla_lib.costs import describe_cost, estimate
+from cla_lib.costs import chapter_parameters, describe_cost, estimate
 from cla_lib.files import write_atomic
 from cla_lib.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
@@ -91,24 +91,6 @@ def select_chapters(spec: str | Sequence[str] | None, book: str | Path = BOOK) -
             raise ValueError(f"no chapter {name!r} in {book}; chapters: {', '.join(available) or 'none'}")
         selected += [path for path in matches if path not in selected]
     return selected
-
-
-def chapter_parameters(path: str | Path) -> dict[str, Any]:
-    """The names and default values the chapter's `parameters` cell assigns (literals only; others as None)."""
-    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
-    cells = [cell for cell in notebook["cells"] if "parameters" in cell.get("metadata", {}).get("tags", [])]
-    if not cells:
-        raise ValueError(f"{path}: no cell tagged 'parameters', so papermill cannot rerun it")
-    values = {}
-    for node in ast.parse("".join(cells[0]["source"])).body:
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    try:
-                        values[target.id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        values[target.id] = None
-    return values
 
 
 def parse_value(text: str) -> Any:
