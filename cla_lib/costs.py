@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from cla_lib.comparison import parse_list
 from cla_lib.evaluation import plane_items
-from cla_lib.model.reference import ModelRef
+from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.organism.base import config_for
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World
@@ -76,9 +76,9 @@ def _approximate_token_count(text: str) -> int:
 
 def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str]:
     """A function counting the tokens of a text for `model` (its tokenizer when it is at hand), and what it is."""
-    reference = ModelRef.parse(model)
-    source = reference.source
-    if reference.is_organism:
+    reference = known_reference(model)
+    source = reference.source if reference is not None else str(model)
+    if reference is not None and reference.is_organism:
         try:
             source = str(organism_path(reference, train_if_missing=False))
         except FileNotFoundError:
@@ -117,23 +117,23 @@ def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path]
     `batch_size` sequences), tokens, remote_requests, assumption; `DataFrame.attrs` holds the item counts and how
     tokens were counted. Nothing runs the model; an organism that is not trained yet is not trained.
     """
-    reference = ModelRef.parse(model, size=organism_size)
-    count_tokens, counted_with = token_counter(reference)
-    if reference.is_organism:
+    reference = known_reference(model, size=organism_size)
+    count_tokens, counted_with = token_counter(reference or model)
+    if reference is not None and reference.is_organism:
         config = config_for(reference.size, reference.seed)
         world = World(config.world)
         items = world.transfer_items("en") + world.items(language)
         layers = n_layers or config.n_layers
     else:
         try:
-            items = plane_items(reference, [language], transfer_data=transfer_data,
+            items = plane_items(reference or model, [language], transfer_data=transfer_data,
                                 localization_data=localization_data)
         except OSError:  # a chat-template preset whose tokenizer is not at hand: count the bare prompts
             items = plane_items("unformatted", [language], transfer_data=transfer_data,
                                 localization_data=localization_data)
             counted_with += "; without the chat template's tokens"
         # Unknown depth: a typical 7-8B model, stated in the output as the layer count used.
-        layers = n_layers or reference.layers or 32
+        layers = n_layers or (reference.layers if reference is not None else None) or 32
     workload = plane_workload(items, count_tokens)
     return chapter_costs(workload, chapter_paths, layers=layers, batch_size=batch_size, methods=methods, seeds=seeds,
                          counted_with=counted_with)

@@ -26,7 +26,7 @@ from cla_lib import data
 from cla_lib.items import Item
 from cla_lib.languages import resolve_languages
 from cla_lib.model import presets
-from cla_lib.model.reference import ModelNotFoundError, ModelRef
+from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.organism.base import is_organism_directory, world_of
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World, WorldConfig
@@ -151,7 +151,7 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
         preset: a preset name or `ModelPreset` overriding the one `model` names.
     """
     languages = resolve_languages(list(languages))
-    reference = _reference(model, size)
+    reference = known_reference(model, size=size)
     organism_directory = reference is not None and reference.kind == "directory" and is_organism_directory(reference.path)
     if reference is not None and (reference.is_organism or organism_directory):
         if transfer_data or localization_data:
@@ -177,15 +177,6 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
 
 # The prompts of an item that a model reads: the scored prompt, and the parallel prompts of the steering vectors.
 PROMPT_META_KEYS = ("english_prompt", "explicit_prompt")
-
-
-def _reference(model: str | ModelRef, size: str | None) -> ModelRef | None:
-    """The model's reference; None for a name no loader knows, which still labels a real model (its items are the
-    real data or the embedded world, without a chat template)."""
-    try:
-        return ModelRef.parse(model, size=size)
-    except ModelNotFoundError:
-        return None
 
 
 def _through_chat_template(items: list[Item], own_preset, tokenizer, preset) -> list[Item]:

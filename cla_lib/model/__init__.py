@@ -3,7 +3,7 @@
 Loading sits one floor up, in `cla_lib.loading`, because loading the organism may train it (`cla_lib.organism`).
 """
 
-from cla_lib.model.reference import HUB_ID_PATTERN, ModelNotFoundError, ModelRef, UnknownOrganismError, parse_name
+from cla_lib.model.reference import HUB_ID_PATTERN, ModelNotFoundError, ModelRef, UnknownOrganismError, known_reference, parse_name
 from cla_lib.model import presets
 from cla_lib.model.presets import ANSWER_CUE, ModelPreset, PRESETS, resolve_preset, format_prompt
 from cla_lib.model.layers import (

@@ -135,6 +135,15 @@ class ModelRef:
         return self.name
 
 
+def known_reference(model: str | Path | ModelRef, *, size: str | None = None) -> ModelRef | None:
+    """`ModelRef.parse(model)`, or None for a name no loader knows: such a name still labels a real model where
+    nothing is loaded (its items, a cost estimate, a runs folder)."""
+    try:
+        return ModelRef.parse(model, size=size)
+    except ModelNotFoundError:
+        return None
+
+
 def _looks_like_organism(text: str) -> bool:
     return text == ORGANISM or text.startswith((f"{ORGANISM}:", f"{ORGANISM}@"))
 
