@@ -5,11 +5,12 @@
 Three ratios, each from the same items in the same process, the two sides alternating within every repeat so that a
 noisy machine slows both alike; medians over `--repeats` (after one warm-up):
 
-1. **steering**: `scoring.choice_logprobs(edits=...)`, the library's nnsight path, over raw PyTorch forward hooks
-   on the plain transformers model doing the same work (same tokenization, batches and log-probability gather).
-   Goal: at most 1.10.
+1. **steering**: `scoring.choice_logprobs(edits=..., shared_prompts=False)`, the library's nnsight path, over raw
+   PyTorch forward hooks on the plain transformers model doing the same work (same tokenization, one sequence per
+   choice, batches and log-probability gather). Goal: at most 1.10. (`benchmarks/floor.py` compares that path
+   with the shared-prompt one.)
 2. **extraction**: `last_token_activations` one pass per layer, over all layers from one pass (what it does).
-3. **batching**: scoring one (prompt, choice) sequence per forward, over batches of 64.
+3. **batching**: scoring one (prompt, choice) sequence per forward, over batches of 64 (the full-sequence path).
 
 The model is the default organism if it is cached, else the tiny one (trained on first use, about a minute on CPU).
 The numbers describe this machine and model only; `--json` writes them, with the setup, for the book's appendix.
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{arguments.threads} thread(s); {arguments.repeats} repeats", file=sys.stderr)
 
     # The two steering paths must compute the same thing before their speed means anything.
-    nnsight_scores = choice_logprobs(model, evaluation, edits=edits, batch_size=arguments.batch_size, progress=False)
+    nnsight_scores = choice_logprobs(model, evaluation, edits=edits, batch_size=arguments.batch_size, progress=False,
+                                     shared_prompts=False)
     hooked_scores = hooked_choice_logprobs(model._module, model.tokenizer, evaluation, edits, arguments.batch_size)
     largest = max(abs(a - b) for row_a, row_b in zip(nnsight_scores, hooked_scores) for a, b in zip(row_a, row_b))
     if largest > 1e-3:
@@ -161,15 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         compare("steering", lambda: hooked_choice_logprobs(model._module, model.tokenizer, evaluation, edits,
                                                            arguments.batch_size),
                 lambda: choice_logprobs(model, evaluation, edits=edits, batch_size=arguments.batch_size,
-                                        progress=False),
+                                        progress=False, shared_prompts=False),
                 arguments.repeats, "raw forward hooks", "nnsight steering", numerator="candidate"),
         compare("extraction", lambda: [last_token_activations(model, prompts, layers=[layer], progress=False,
                                                               batch_size=arguments.batch_size)
                                        for layer in range(layers)],
                 lambda: last_token_activations(model, prompts, progress=False, batch_size=arguments.batch_size),
                 arguments.repeats, "one pass per layer", "all layers in one pass", numerator="baseline"),
-        compare("batching", lambda: choice_logprobs(model, unbatched, batch_size=1, progress=False),
-                lambda: choice_logprobs(model, unbatched, batch_size=arguments.batch_size, progress=False),
+        compare("batching", lambda: choice_logprobs(model, unbatched, batch_size=1, progress=False,
+                                                    shared_prompts=False),
+                lambda: choice_logprobs(model, unbatched, batch_size=arguments.batch_size, progress=False,
+                                        shared_prompts=False),
                 arguments.repeats, "one sequence per forward", f"batches of {arguments.batch_size}",
                 numerator="baseline"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -12,7 +13,10 @@ from cla_lib.model import decoder_layers
 from cla_lib.scoring import (
     check_single_token_choices,
     choice_logprobs,
+    choice_logprobs_passes,
     encode_choice,
+    encode_item,
+    forwards_of,
     predictions,
 )
 
@@ -54,6 +58,18 @@ def reference_logprobs(plain_model, tokenizer, items, hook=None) -> list[list[fl
     return scores
 
 
+@contextlib.contextmanager
+def counting_forwards(model):
+    """The batch size of every forward of the model's module while the block runs."""
+    forwards = []
+    handle = model._module.register_forward_pre_hook(lambda module, args, kwargs: forwards.append(
+        kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        yield forwards
+    finally:
+        handle.remove()
+
+
 def assert_scores_close(actual, expected, tolerance=1e-5):
     """Equal to float32 rounding: sums of around -20 differ by a few 1e-6 between batch shapes."""
     assert [len(row) for row in actual] == [len(row) for row in expected]
@@ -79,15 +95,10 @@ def test_choice_logprobs_is_the_same_for_any_batch_size(tiny_model):
     assert_scores_close(three, one_at_a_time)
 
 
-def test_choice_logprobs_runs_one_forward_per_batch(tiny_model):
+def test_the_full_sequence_path_runs_one_forward_per_batch(tiny_model):
     n_sequences = sum(len(item.choices) for item in ITEMS)
-    forwards = []
-    handle = tiny_model._module.register_forward_pre_hook(lambda module, args, kwargs: forwards.append(
-        kwargs["input_ids"].shape[0]), with_kwargs=True)
-    try:
-        choice_logprobs(tiny_model, ITEMS, batch_size=4)
-    finally:
-        handle.remove()
+    with counting_forwards(tiny_model) as forwards:
+        choice_logprobs(tiny_model, ITEMS, batch_size=4, shared_prompts=False)
     assert len(forwards) == math.ceil(n_sequences / 4)
     assert sum(forwards) == n_sequences
 
@@ -120,7 +131,8 @@ def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
     from cla_lib.loading import load_model
 
     model = load_model(str(tiny_llama_dir))
-    assert choice_logprobs(model, ITEMS[:2], batch_size=2, progress=True) == choice_logprobs(model, ITEMS[:2])
+    # Two batch shapes: equal to float32 rounding, not bitwise (padding width changes the kernels' reduction order).
+    assert_scores_close(choice_logprobs(model, ITEMS[:2], batch_size=2, progress=True), choice_logprobs(model, ITEMS[:2]))
     assert "scoring" in capsys.readouterr().err
 
 
@@ -164,3 +176,76 @@ def test_check_single_token_choices_names_tokenizer_and_offending_choice(tiny_to
     assert str(tiny_llama_dir) in str(raised.value)
     with pytest.raises(ValueError, match="PreTrainedTokenizerFast|TokenizersBackend"):
         check_single_token_choices(tiny_tokenizer, [""])
+
+
+# --- the shared-prompt path (cla_lib.scoring.shared) against the full-sequence path and the reference -----------
+
+
+def test_shared_prompts_equal_the_full_sequences_and_the_reference_with_and_without_edits(tiny_model, plain_model):
+    delta = torch.randn(tiny_model.config.hidden_size, generator=torch.Generator().manual_seed(7)) * 4
+    for edits, hook in (([], None), ([(1, delta)], (1, lambda m, a, output: output + delta))):
+        for batch_size in (1, 3, 64):
+            shared = choice_logprobs(tiny_model, ITEMS, edits=edits, batch_size=batch_size)
+            full = choice_logprobs(tiny_model, ITEMS, edits=edits, batch_size=batch_size, shared_prompts=False)
+            assert_scores_close(shared, full)
+            assert predictions(shared) == predictions(full)
+        assert_scores_close(shared, reference_logprobs(plain_model, tiny_model.tokenizer, ITEMS, hook=hook))
+
+
+def test_shared_prompts_compute_each_prompt_once(tiny_model):
+    # One prompt batch (every prompt once, left-padded), then the multi-token choices on its cache in one chunk.
+    encoded = [encode_item(tiny_model.tokenizer, item) for item in ITEMS]
+    multi_token = sum(len(continuation) > 1 for item in encoded for continuation in item.continuations)
+    assert multi_token > 0
+    with counting_forwards(tiny_model) as forwards:
+        choice_logprobs(tiny_model, ITEMS, batch_size=64)
+    assert forwards == [len(ITEMS), multi_token]
+    assert forwards_of(tiny_model, [(ITEMS, [])]) == 2
+
+
+def test_single_token_choices_take_one_forward_per_prompt_batch(tiny_model, plain_model):
+    letters = [Item("transfer", "en", f"Question {n}: which letter? Answer:", (" A", " B", " C", " D"), n % 4,
+                    id=f"q{n}") for n in range(5)]
+    check_single_token_choices(tiny_model.tokenizer, [" A", " B", " C", " D"])
+    with counting_forwards(tiny_model) as forwards:
+        scores = choice_logprobs(tiny_model, letters, batch_size=64)
+    assert forwards == [5]  # prompts of several lengths, padded: no second pass needs their cache
+    assert_scores_close(scores, reference_logprobs(plain_model, tiny_model.tokenizer, letters))
+
+
+def test_passes_over_the_same_items_share_the_layers_below_their_edits(tiny_model):
+    hidden = tiny_model.config.hidden_size
+    generator = torch.Generator().manual_seed(11)
+    deltas = [torch.randn(hidden, generator=generator) * 3 for _ in range(3)]
+    passes = [(ITEMS, []), (ITEMS, [(1, deltas[0])]), (ITEMS, [(0, deltas[1])]), (ITEMS, [(1, deltas[2])])]
+    layer_calls = [0, 0]
+    # A skipped layer still passes its own hooks (nnsight skips its forward); its MLP is not called.
+    handles = [layer.mlp.register_forward_pre_hook(lambda module, args, number=number: layer_calls.__setitem__(
+        number, layer_calls[number] + 1)) for number, layer in enumerate(decoder_layers(tiny_model._module))]
+    try:
+        with counting_forwards(tiny_model) as forwards:
+            together = choice_logprobs_passes(tiny_model, passes)
+    finally:
+        for handle in handles:
+            handle.remove()
+    one_run = forwards_of(tiny_model, [(ITEMS, [])])
+    assert len(forwards) == forwards_of(tiny_model, passes) == 4 * one_run  # base + three steered runs
+    # Layers up to an edit run only in the unsteered base: a layer-0 edit skips layer 0, a layer-1 edit both.
+    assert layer_calls == [one_run, 2 * one_run]
+    for (items, edits), scores in zip(passes, together):
+        assert_scores_close(scores, choice_logprobs(tiny_model, items, edits=edits, shared_prompts=False))
+
+
+def test_shared_scoring_on_the_organism_equals_the_full_sequences(tiny_organism_dir):
+    from cla_lib.evaluation import plane_items
+    from cla_lib.loading import load_model
+
+    model = load_model(str(tiny_organism_dir))
+    items = plane_items(str(tiny_organism_dir), ["ko", "es"], tokenizer=model.tokenizer)[:120]
+    delta = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(2)) * 2
+    layer = model.config.num_hidden_layers // 2
+    shared = choice_logprobs_passes(model, [(items, []), (items, [(layer, delta)])])
+    for (edits, scores) in zip(([], [(layer, delta)]), shared):
+        full = choice_logprobs(model, items, edits=edits, shared_prompts=False)
+        assert_scores_close(scores, full)
+        assert predictions(scores) == predictions(full)

@@ -628,21 +628,27 @@ def test_steered_planes_equal_one_steered_plane_per_configuration_and_survive_re
     assert steered_planes(model, evaluation, configurations, remote="local") == planes
 
 
-def test_forward_count_is_the_number_of_forwards_a_sweep_runs(tiny_llama_dir, monkeypatch):
-    import cla_lib.scoring as scoring
+def test_forward_count_is_the_number_of_forwards_a_sweep_runs(tiny_model):
     from cla_lib.steering import forward_count
 
-    model = load_model(str(tiny_llama_dir))
+    model = tiny_model
     vectors = {language: random_vector(hidden_size(model), 2, seed=seed, language=language)
                for seed, language in enumerate(("es", "ko"))}
     evaluation = [item for item in ITEMS if item.split == "validation"]
     forwards = []
-    original = scoring._token_logprobs
-    monkeypatch.setattr(scoring, "_token_logprobs", lambda *args: forwards.append(1) or original(*args))
-    for batch_size in (1, 3, 64):
-        forwards.clear()
-        sweep(model, evaluation, vectors, [0, 1], [0.0, 1.0, 2.0], batch_size=batch_size, progress=False)
-        assert len(forwards) == forward_count(evaluation, shared=1, per_language=4, batch_size=batch_size)
+    handle = model._module.register_forward_pre_hook(lambda *args: forwards.append(1))
+    try:
+        for batch_size in (1, 3, 64):
+            forwards.clear()
+            sweep(model, evaluation, vectors, [0, 1], [0.0, 1.0, 2.0], batch_size=batch_size, progress=False)
+            assert len(forwards) == forward_count(model, evaluation, steered=4, batch_size=batch_size)
+            forwards.clear()
+            surgical_sweep(model, evaluation, vectors, vectors, en_layers=[0], en_alphas=[1.0], loc_layers=[1],
+                           loc_alphas=[1.0, 2.0], batch_size=batch_size, progress=False)
+            assert len(forwards) == forward_count(model, evaluation, steered=2, unsteered=False,
+                                                  batch_size=batch_size)
+    finally:
+        handle.remove()
 
 
 def test_probe_prompts_hold_each_language_and_the_english_versions_once():

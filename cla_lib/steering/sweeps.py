@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import torch
 
 from cla_lib.evaluation import PlanePoint, plane_from_answers
 from cla_lib.items import Item
 from cla_lib.languages import ENGLISH
-from cla_lib.scoring import choice_logprobs, choice_logprobs_passes, predictions
-from cla_lib.steering.activations import _progress
+from cla_lib.scoring import choice_logprobs_passes, forwards_of, predictions
+from cla_lib.steering.activations import PROGRESS_MIN_STEPS
 from cla_lib.steering.apply import Edits, steering_edits
 from cla_lib.steering.extraction import _target_languages
 from cla_lib.steering.vector import SteeringVector
@@ -21,10 +18,9 @@ from cla_lib.steering.vector import SteeringVector
 def _score_passes(model, passes: Sequence[tuple[Sequence[Item], list]], *, batch_size: int, remote: bool | str,
                   progress: bool | None) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass; remote passes run as one session (one request)."""
-    if remote:
-        return choice_logprobs_passes(model, passes, batch_size=batch_size, remote=remote)
-    return [choice_logprobs(model, pass_items, batch_size=batch_size, edits=pass_edits, progress=False)
-            for pass_items, pass_edits in _progress(passes, progress, "steering")]
+    if progress is None:
+        progress = len(passes) >= PROGRESS_MIN_STEPS
+    return choice_logprobs_passes(model, passes, batch_size=batch_size, remote=remote, progress=bool(progress))
 
 
 def _edits_by_language(edits: Edits | Mapping[str, Edits], languages: Sequence[str]) -> dict[str, list]:
@@ -40,8 +36,9 @@ class _Plan:
     """The passes that place a model on the plane under several configurations of edits.
 
     English items (the ceiling) are scored once, unsteered: the ceiling says what the model knows in English, and a
-    target language's vector has no meaning on English prompts. Target items share one pass per configuration when
-    every language gets the same edits, else one pass per language; identical configurations share their passes.
+    target language's vector has no meaning on English prompts. Target items get one pass per language and
+    configuration, each over the same `Item` objects, so that the scorer shares the unsteered lower layers between
+    a language's configurations (`cla_lib.scoring.shared`); identical configurations share their passes.
     """
 
     def __init__(self, items: Sequence[Item]):
@@ -68,14 +65,8 @@ class _Plan:
             self.configurations.append(self._known[key])
             return
         passes = [0] if self.english else []
-        same = all(_same_edits(edits_by_language[language], edits_by_language[self.languages[0]])
-                   for language in self.languages)
-        if same and self.languages:
-            rows = [row for language in self.languages for row in self.of_language[language]]
-            passes.append(self._add_pass(rows, edits_by_language[self.languages[0]]))
-        else:
-            for language in self.languages:
-                passes.append(self._add_pass(self.of_language[language], edits_by_language[language]))
+        for language in self.languages:
+            passes.append(self._add_pass(self.of_language[language], edits_by_language[language]))
         if key is not None:
             self._known[key] = passes
         self.configurations.append(passes)
@@ -90,10 +81,6 @@ class _Plan:
                     chosen[row] = answer
             results.append(plane_from_answers(model_name, self.items, chosen))
         return results
-
-
-def _same_edits(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(la == lb and (da is db or torch.equal(da, db)) for (la, da), (lb, db) in zip(a, b))
 
 
 def steered_plane(
@@ -277,28 +264,27 @@ def steered_planes(
     return dict(zip(configurations, plan.points(model_name, scores)))
 
 
-def forward_count(items: Sequence[Item], *, per_language: int = 0, shared: int = 0, batch_size: int = 64) -> int:
-    """How many batched forwards scoring `items` under some configurations runs (what one remote request carries).
+def forward_count(model, items: Sequence[Item], *, steered: int = 0, unsteered: bool = True,
+                  batch_size: int = 64) -> int:
+    """How many forwards scoring `items` under some configurations runs (what one remote request carries).
 
-    English items (the ceiling) are scored once; a configuration whose edits are the same for every language (the
-    unsteered model) is one pass over all target items; one with each language's own vector is one pass per language.
-    Each pass runs ceil(sequences / batch_size) forwards, one sequence per choice.
+    Counts the passes of the same plan that `sweep`, `surgical_sweep` and `steered_planes` build (the English
+    ceiling once, one pass per language and configuration) as `cla_lib.scoring.forwards_of` counts them: a prompt
+    forward per prompt batch, one per chunk of multi-token choices, and the unsteered run shared by a language's
+    configurations.
 
     Args:
-        per_language: Configurations steered with each language's own vector (a sweep's (layer, alpha) pairs).
-        shared: Configurations with the same edits for every language.
+        model: The nnsight model (its tokenizer and config decide batches and chunks).
+        steered: Configurations with a steering edit (a sweep's (layer, alpha) pairs).
+        unsteered: Whether the unsteered model is one of the configurations.
     """
-    def forwards(selected: Sequence[Item]) -> int:
-        return math.ceil(sum(len(item.choices) for item in selected) / batch_size)
-
-    english = [item for item in items if item.language == ENGLISH]
-    targets = [item for item in items if item.language != ENGLISH]
-    languages = _target_languages(items)
-    count = forwards(english) if english else 0
-    count += shared * forwards(targets)
-    count += per_language * sum(forwards([item for item in targets if item.language == language])
-                                for language in languages)
-    return count
+    plan = _Plan(items)
+    marker = [(0, None)]  # any nonempty edits: counting never runs them
+    for number in range(steered):
+        plan.add({language: marker for language in plan.languages}, key=("steered", number))
+    if unsteered:
+        plan.add({language: [] for language in plan.languages}, key=("unsteered",))
+    return forwards_of(model, plan.passes, batch_size=batch_size)
 
 
 def with_english_choices(items: Sequence[Item]) -> list[Item]:
@@ -390,17 +376,17 @@ def answer_language_sweep(
     of_language = {language: [item for item in bilingual if item.language == language] for language in languages}
     vectors = {language: _vector_for(vector, language) for language in languages}
     _check_held_out(bilingual, list(vectors.values()))
+    # Per language: the unsteered pass and every steered one over the same items, so they share lower layers.
     passes, labels = [], []
-    if any(not alpha for alpha in alphas):
-        passes.append((bilingual, []))
-        labels.append(("unsteered", None))
-    for layer in layers:
-        for alpha in alphas:
-            if not alpha:
-                continue
-            for language in languages:
-                passes.append((of_language[language], steering_edits((vectors[language], layer, alpha))))
-                labels.append(("steered", {"layer": int(layer), "alpha": float(alpha)}))
+    for language in languages:
+        if any(not alpha for alpha in alphas):
+            passes.append((of_language[language], []))
+            labels.append(("unsteered", None))
+        for layer in layers:
+            for alpha in alphas:
+                if alpha:
+                    passes.append((of_language[language], steering_edits((vectors[language], layer, alpha))))
+                    labels.append(("steered", {"layer": int(layer), "alpha": float(alpha)}))
     scores = _score_passes(model, passes, batch_size=batch_size, remote=remote, progress=progress)
     rows = []
     for (what, label), (pass_items, _), pass_scores in zip(labels, passes, scores):

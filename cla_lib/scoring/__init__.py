@@ -1,0 +1,114 @@
+"""Scoring multiple-choice items by the likelihood a model gives each answer.
+
+A model "answers" an item without generating anything: each choice is scored by how likely the model finds it
+as a continuation of the prompt, and the most likely choice is its answer. The score of a choice is the sum of
+the log-probabilities of its tokens, each given everything before it — the lm-evaluation-harness convention:
+
+    context      = tokenizer(prompt)["input_ids"]            # default special tokens (a BOS, for most models)
+    whole        = tokenizer(prompt + choice)["input_ids"]
+    continuation = whole[len(context):]
+    score        = sum over continuation tokens t_i of log p(t_i | whole[:position of t_i])
+
+The continuation is cut from the encoding of prompt + choice rather than encoded on its own, because a choice
+tokenizes differently after a prompt (" Paris" is often one token after "is", two on its own). Scores are raw
+sums, not length-normalized, so choices of different lengths compete as the harness's `acc` metric has them.
+
+One way to score serves every chapter. `choice_logprobs` computes each prompt once and each choice from the
+prompt's key/value cache; `choice_logprobs_passes` scores several (items, edits) passes, sharing the unsteered
+lower layers between passes over the same items (`cla_lib.scoring.shared`). Both equal the harness's one sequence
+per choice (`cla_lib.scoring.full`, `shared_prompts=False`) to float32 rounding. Steering plugs in through
+`edits`, vectors added to the residual stream inside the same forwards (see `cla_lib.model.layers`). The
+log-probabilities are gathered inside the trace, so only a few numbers per token leave it — not the
+`[batch, seq, vocabulary]` logits, which matters when the trace runs remotely on a 256k-token vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from cla_lib.items import Item
+from cla_lib.model.remote import remote_session
+from cla_lib.scoring.encoding import (
+    EncodedItem,
+    check_single_token_choices,
+    encode_choice,
+    encode_item,
+    predictions,
+    tokenizer_name,
+)
+from cla_lib.scoring.full import full_sequence_logprobs
+from cla_lib.scoring.shared import forwards_of, score_passes
+
+# With fewer batches than this a progress bar only adds noise.
+PROGRESS_MIN_BATCHES = 8
+
+Passes = Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]]
+
+
+def choice_logprobs(
+    model,
+    items: Sequence[Item],
+    *,
+    batch_size: int = 64,
+    edits: Sequence[tuple[int, torch.Tensor]] = (),
+    progress: bool | None = None,
+    shared_prompts: bool = True,
+) -> list[list[float]]:
+    """The log-likelihood of each choice of each item after its prompt.
+
+    Args:
+        model: An nnsight model from `cla_lib.loading.load_model` (its tokenizer at `model.tokenizer`).
+        items: The items to score.
+        batch_size: At most this many rows in one forward: prompts, or choices on their prompts' cache (with
+            `shared_prompts=False`, (prompt + choice) sequences).
+        edits: `(layer, delta)` pairs: add `delta` (a `[hidden]` vector) to the residual stream after decoder
+            layer `layer` in every forward — how steering vectors are applied. Deltas for the same layer add up.
+        progress: Show a progress bar; `None` shows one when there are many batches.
+        shared_prompts: Compute each prompt once (default); False runs one sequence per choice, as the harness.
+
+    Returns:
+        One list per item, one float per choice: the summed log-probability of the choice's tokens.
+
+    Raises:
+        ValueError: `batch_size` is below 1, or a prompt encodes to no tokens while its choice does (there is
+            nothing to condition the choice's first token on).
+
+    Example:
+        >>> scores = choice_logprobs(model, items, edits=[(6, 4.0 * vector)])
+        >>> accuracy = sum(p == item.gold for p, item in zip(predictions(scores), items)) / len(items)
+    """
+    _check_batch_size(batch_size)
+    if progress is None:
+        progress = len(items) >= PROGRESS_MIN_BATCHES * batch_size
+    if not shared_prompts:
+        return full_sequence_logprobs(model, items, batch_size=batch_size, edits=edits, progress=progress)
+    return choice_logprobs_passes(model, [(items, edits)], batch_size=batch_size, progress=progress)[0]
+
+
+def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remote: bool | str = False,
+                           progress: bool = False) -> list[list[list[float]]]:
+    """`choice_logprobs` for several (items, edits) passes; remotely, all of them run as one session (one request).
+
+    Passes over the same `Item` objects share their unsteered lower layers (`score_passes`). `remote` defaults to
+    what the model was loaded with (`load_model(..., remote=True)`), so a remote model's plane costs one NDIF
+    request rather than one per batch.
+    """
+    _check_batch_size(batch_size)
+    remote = remote or getattr(model, "_default_remote", False)
+    if not remote:
+        return score_passes(model, passes, batch_size=batch_size, progress=progress)
+    return remote_session(model, score_passes, [{"passes": passes}], remote=remote, batch_size=batch_size)[0]
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+
+
+__all__ = [
+    "PROGRESS_MIN_BATCHES", "EncodedItem", "check_single_token_choices", "choice_logprobs",
+    "choice_logprobs_passes", "encode_choice", "encode_item", "forwards_of", "full_sequence_logprobs",
+    "predictions", "score_passes", "tokenizer_name",
+]

@@ -1,0 +1,253 @@
+"""Scoring at the FLOP floor: each prompt once, its choices from its key/value cache, a sweep's lower layers once.
+
+Three savings over one (prompt + choice) sequence per row (`cla_lib.scoring.full`), each exact:
+
+1. **Shared prompts.** A batch of prompts runs once, keeping its key/value cache; every choice then runs only its
+   own tokens against that cache (the cache rows are repeated per choice). Packing prompt and choices into one
+   sequence with a block mask would do the same work in one forward, but it needs a hand-built 4D mask per
+   attention type (Gemma 3's sliding-window layers mask by distance), which transformers' own mask builders and
+   caches already get right; the cache path uses them unchanged.
+2. **Single-token choices in one pass.** The first token of every choice is predicted at the prompt's last
+   position, so choices of one token (Global-MMLU's " A" ... " D") need no second forward at all; only the last
+   position's logits are computed (`logits_to_keep`), not the prompt's.
+3. **Suffix-only sweeps.** An edit after layer L leaves layers 0..L as they are unsteered. When several passes
+   score the same items (a sweep over layers and strengths), the unsteered run is done once per batch, keeping
+   every layer's output; a steered run then skips layers 0..L (nnsight's `skip`, fed the unsteered outputs, layer
+   L's plus the edit) and reuses their cache rows.
+
+Prompts of different lengths share a batch, left-padded with explicit positions, so that every prompt ends in the
+last column (only that column's logits are computed) and every choice follows its prompt without a gap (a gap
+would shift a sliding window, which counts cache slots, not positions).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import nnsight
+import torch
+
+from cla_lib.batching import combine_edits, pad
+from cla_lib.items import Item
+from cla_lib.model.layers import apply_edits, decoder_layers, residual
+from cla_lib.scoring.encoding import EncodedItem, encode_item
+
+Edits = list[tuple[int, torch.Tensor]]
+
+
+@dataclass
+class CandidateChunk:
+    """Up to `batch_size` choices of a prompt batch that are longer than one token, run on the prompts' cache."""
+
+    cells: list[tuple[int, int, int]]  # (prompt row, item index, choice index) per candidate row
+    sources: torch.Tensor  # the prompt row of each candidate row (which cache rows it reads)
+    input_ids: torch.Tensor  # the choice's tokens but its last, right-padded
+    attention_mask: torch.Tensor  # the prompt's mask, then the choice's
+    position_ids: torch.Tensor  # each row continues its own prompt's length
+    targets: torch.Tensor  # the choice's tokens but its first (predicted at the positions above)
+
+
+@dataclass
+class PromptBatch:
+    """Prompts that run together, and what their choices need."""
+
+    items: list[int]  # item index per prompt row
+    input_ids: torch.Tensor  # left-padded: every prompt ends in the last column
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor  # each token at its unpadded position
+    first_tokens: torch.Tensor  # [rows, choices]: each choice's first token (0 where it has none)
+    chunks: list[CandidateChunk] = field(default_factory=list)
+
+    @property
+    def forwards(self) -> int:
+        return 1 + len(self.chunks)
+
+
+def plan_batches(encoded: Sequence[EncodedItem], batch_size: int, *, pad_token_id: int) -> list[PromptBatch]:
+    """The prompt batches (longest prompts first) and candidate chunks that score `encoded`.
+
+    Items with no choice to score are left out (their scores are 0). `batch_size` bounds the rows of every forward:
+    prompts per prompt batch, candidates per chunk.
+    """
+    order = sorted((index for index, item in enumerate(encoded) if any(item.continuations)),
+                   key=lambda index: -len(encoded[index].context))
+    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return [_prompt_batch([encoded[index] for index in group], group, batch_size, pad_token_id) for group in groups]
+
+
+def _prompt_batch(encoded: list[EncodedItem], indices: list[int], batch_size: int, pad_token_id: int) -> PromptBatch:
+    inputs = pad([item.context for item in encoded], pad_token_id, side="left")
+    width = max(len(item.continuations) for item in encoded)
+    first = torch.zeros((len(encoded), width), dtype=torch.long)
+    cells = []
+    for row, (item, index) in enumerate(zip(encoded, indices)):
+        for choice, continuation in enumerate(item.continuations):
+            if continuation:
+                first[row, choice] = continuation[0]
+            if len(continuation) > 1:
+                cells.append((row, index, choice))
+    batch = PromptBatch(indices, inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"], first)
+    by_index = dict(zip(indices, encoded))
+    for start in range(0, len(cells), batch_size):
+        chunk = cells[start : start + batch_size]
+        continuations = [by_index[index].continuations[choice] for _, index, choice in chunk]
+        sources = torch.tensor([row for row, _, _ in chunk])
+        choice_inputs = pad([continuation[:-1] for continuation in continuations], pad_token_id)
+        lengths = torch.tensor([len(by_index[index].context) for _, index, _ in chunk]).unsqueeze(-1)
+        steps = torch.arange(choice_inputs["input_ids"].shape[1]).unsqueeze(0)
+        batch.chunks.append(CandidateChunk(
+            chunk, sources, choice_inputs["input_ids"],
+            torch.cat([batch.attention_mask[sources], choice_inputs["attention_mask"]], dim=1),
+            lengths + steps, pad([continuation[1:] for continuation in continuations], 0)["input_ids"]))
+    return batch
+
+
+@dataclass
+class _Run:
+    """What one configuration's forwards over a prompt batch leave: log-probabilities, cache, kept layer outputs."""
+
+    first: torch.Tensor  # [rows, choices]
+    rest: list[torch.Tensor]  # per chunk, [rows, steps] (0 past a row's end)
+    cache: object
+    prompt_hidden: list[torch.Tensor]
+    chunk_hidden: list[list[torch.Tensor]]
+
+
+def _run(model, batch: PromptBatch, edits: Edits, *, below: _Run | None = None, skipped: int = 0,
+         keep: int = 0) -> _Run:
+    """One configuration over a batch: the prompt forward, then each candidate chunk on its cache.
+
+    With `below` (the unsteered run of the same batch), layers 0..skipped-1 do not run: their outputs are `below`'s
+    (plus the edits after the last of them) and so are their cache rows. `keep` saves the outputs of layers
+    0..keep-1 for later runs to skip.
+    """
+    layers = decoder_layers(model)
+    upper = [(layer, delta) for layer, delta in edits if layer >= skipped]
+    with torch.no_grad():
+        replacements = _replacements(below.prompt_hidden if skipped else [], edits, skipped)
+        with model.trace(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         position_ids=batch.position_ids, logits_to_keep=1):
+            for layer, replacement in enumerate(replacements):
+                layers[layer].skip(replacement)
+            apply_edits(model, upper)
+            prompt_hidden = nnsight.save([residual(model, layer) for layer in range(keep)])
+            # model.output.logits, not lm_head's output: Gemma 2/3 soft-cap the logits after the head.
+            last = model.output.logits[:, -1].float()
+            first = (last.gather(-1, batch.first_tokens.to(last.device)) - last.logsumexp(-1, keepdim=True)).save()
+            cache = model.output.cache.save()
+    rest, chunk_hidden = [], []
+    for number, chunk in enumerate(batch.chunks):
+        chunk_cache = _select_rows(below.cache if skipped else cache, cache, skipped, chunk.sources)
+        with torch.no_grad():
+            replacements = _replacements(below.chunk_hidden[number] if skipped else [], edits, skipped)
+            with model.trace(input_ids=chunk.input_ids, attention_mask=chunk.attention_mask,
+                             position_ids=chunk.position_ids, cache=chunk_cache):
+                for layer, replacement in enumerate(replacements):
+                    layers[layer].skip(replacement)
+                apply_edits(model, upper)
+                hidden = nnsight.save([residual(model, layer) for layer in range(keep)])
+                logits = model.output.logits.float()
+                targets = chunk.targets.to(logits.device).unsqueeze(-1)
+                token_logprobs = (logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)).save()
+        rest.append(token_logprobs.cpu() * _real(chunk))
+        chunk_hidden.append(hidden)
+    return _Run(first.cpu(), rest, cache, prompt_hidden, chunk_hidden)
+
+
+def _replacements(hidden: Sequence[torch.Tensor], edits: Edits, skipped: int) -> list[torch.Tensor]:
+    """The outputs that skipped layers 0..skipped-1 return: the unsteered ones, plus the edits made after them."""
+    replacements = list(hidden[:skipped])
+    for layer, delta in edits:
+        if layer < skipped:
+            replacements[layer] = replacements[layer] + delta.to(replacements[layer].device,
+                                                                 replacements[layer].dtype)
+    return replacements
+
+
+def _real(chunk: CandidateChunk) -> torch.Tensor:
+    """Which steps of a chunk are real tokens of a choice (the choice's part of the attention mask)."""
+    return chunk.attention_mask[:, -chunk.input_ids.shape[1]:].bool()
+
+
+def _select_rows(lower, upper, skipped: int, rows: torch.Tensor):
+    """A cache for a candidate chunk: layers below `skipped` from `lower`, the rest from `upper`, rows repeated.
+
+    Layers are shallow-copied and re-indexed, so the prompt caches stay as they were for the next chunk.
+    """
+    cache = copy.copy(upper)
+    cache.layers = []
+    for index, layer in enumerate(upper.layers):
+        selected = copy.copy(lower.layers[index] if index < skipped else layer)
+        selected.batch_select_indices(rows.to(selected.keys.device))
+        cache.layers.append(selected)
+    return cache
+
+
+def _fill(scores: list[list[float]], batch: PromptBatch, run: _Run, encoded: Sequence[EncodedItem]) -> None:
+    for row, index in enumerate(batch.items):
+        for choice, continuation in enumerate(encoded[index].continuations):
+            if continuation:
+                scores[index][choice] = float(run.first[row, choice])
+    for chunk, rest in zip(batch.chunks, run.rest):
+        for position, (_, index, choice) in enumerate(chunk.cells):
+            scores[index][choice] += float(rest[position].sum())
+
+
+def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]], *,
+                 batch_size: int = 64, progress: bool = False) -> list[list[list[float]]]:
+    """Choice log-likelihoods for each (items, edits) pass, with shared prompts and shared lower layers.
+
+    Passes over the same items (the same `Item` objects in the same order) share one unsteered run per batch when
+    there are several of them, or when one of them is unsteered; a lone steered pass runs on its own.
+    """
+    tokenizer = model.tokenizer
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encodings: dict[int, EncodedItem] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for number, (items, _) in enumerate(passes):
+        groups.setdefault(tuple(id(item) for item in items), []).append(number)
+    work = []
+    for numbers in groups.values():
+        items = passes[numbers[0]][0]
+        encoded = [encodings.setdefault(id(item), encode_item(tokenizer, item)) for item in items]
+        edits = [combine_edits(passes[number][1]) for number in numbers]
+        work.append((numbers, encoded, edits, plan_batches(encoded, batch_size, pad_token_id=pad_token_id)))
+    results: list[list[list[float]]] = [[[0.0] * len(item.choices) for item in items] for items, _ in passes]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(batches) for *_, batches in work), desc="scoring", unit="batch")
+    for numbers, encoded, edits, batches in work:
+        # A steered run on top of the shared unsteered one skips every layer up to and including its first edit.
+        skips = [edit[0][0] + 1 if edit else 0 for edit in edits]
+        shared = len(numbers) > 1 or not all(edits)
+        keep = max(skips) if shared else 0
+        for batch in batches:
+            base = _run(model, batch, [], keep=keep) if shared else None
+            for number, edit, skipped in zip(numbers, edits, skips):
+                run = base if not edit else _run(model, batch, edit, below=base, skipped=skipped if shared else 0)
+                _fill(results[number], batch, run, encoded)
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def forwards_of(model, passes: Sequence[tuple[Sequence[Item], Sequence]], *, batch_size: int = 64) -> int:
+    """How many forwards `score_passes` runs for `passes` (what one remote request carries), without running them."""
+    tokenizer = model.tokenizer
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    groups: dict[tuple[int, ...], tuple[Sequence[Item], list]] = {}
+    for items, edits in passes:
+        groups.setdefault(tuple(id(item) for item in items), (items, []))[1].append(edits)
+    total = 0
+    for items, group in groups.values():
+        batches = plan_batches([encode_item(tokenizer, item) for item in items], batch_size,
+                               pad_token_id=pad_token_id)
+        runs = sum(1 for edits in group if edits) + (1 if len(group) > 1 or not all(group) else 0)
+        total += runs * sum(batch.forwards for batch in batches)
+    return total
