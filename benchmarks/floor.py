@@ -1,6 +1,7 @@
 """Scoring against its FLOP floor: the full-sequence path and the shared-prompt path, side by side in one run.
 
-    python benchmarks/floor.py [--model PATH] [--items 512] [--sweep-language ko] [--repeats 3] [--json out.json]
+    python benchmarks/floor.py [--model PATH] [--items 512] [--sweep-language ko] [--sweep-items 24] [--repeats 3]
+                               [--json out.json]
 
 Two workloads on the same model, each scored both ways (`choice_logprobs(shared_prompts=False)` per pass, the
 path every chapter used before, against `choice_logprobs_passes`, what they use now):
@@ -11,7 +12,8 @@ path every chapter used before, against `choice_logprobs_passes`, what they use 
 
 For each: the floor (the fewest matmul FLOPs the log-probabilities need, `cla_lib.performance.floor_flops`, from
 the model's config and the token counts), the matmul FLOPs each path ran (torch's FlopCounterMode, padding
-included; also for shared prompts without shared lower layers, each pass on its own), and the wall time of each (medians of `--repeats` alternating runs after one warm-up), with ratios.
+included; also for shared prompts without shared lower layers, each pass on its own), and the wall time of each
+(medians of `--repeats` alternating runs after the counted ones, which warm up both), with ratios.
 Before timing, the two paths must agree (max |difference| <= 1e-4 and the same answer on every item).
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -27,26 +28,17 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import add_common_options, machine, setup  # noqa: E402
 
 from cla_lib.evaluation import plane_items  # noqa: E402
-from cla_lib.loading import load_model  # noqa: E402
 from cla_lib.model import n_layers  # noqa: E402
 from cla_lib.performance import counted_flops, floor_flops  # noqa: E402
 from cla_lib.scoring import choice_logprobs, choice_logprobs_passes, encode_item, predictions  # noqa: E402
 
 LANGUAGES = ["es", "zh", "ko", "id", "el", "fa"]
 SWEEP_ALPHAS = (1.0, 2.0, 4.0)  # chapter 3's default `alphas`
-
-
-def default_model() -> tuple[str, str]:
-    """(directory, label): the default organism if cached, else the tiny one (trained if needed)."""
-    from cla_lib.organism import organism_path
-
-    try:
-        return str(organism_path("organism", size="default", train_if_missing=False)), "organism (default size)"
-    except FileNotFoundError:
-        return str(organism_path("organism", size="tiny", progress=False)), "organism (tiny size; default not cached)"
 
 
 def old_path(model, passes, batch_size):
@@ -76,8 +68,7 @@ def measure(name: str, chapters: str, model, passes, skips, batch_size: int, rep
     floor = floor_flops(model.config, encoded, skips)
     # Without sharing the lower layers (each pass on its own): the FLOPs the suffix-only runs save on top.
     _, prompts_only_flops = counted_flops(lambda: prompts_only_path(model, passes, batch_size))
-    old_times, new_times = [], []
-    old_path(model, passes, batch_size), new_path(model, passes, batch_size)  # warm-up
+    old_times, new_times = [], []  # the counted runs above were the warm-up
     for _ in range(repeats):
         for times, path in ((old_times, old_path), (new_times, new_path)):
             started = time.perf_counter()
@@ -95,22 +86,19 @@ def measure(name: str, chapters: str, model, passes, skips, batch_size: int, rep
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a model directory (default: the default organism if cached, else tiny)")
     parser.add_argument("--items", type=int, default=512, help="plane items, spread over languages (default 512)")
     parser.add_argument("--sweep-language", default="ko", help="the sweep's language (default ko)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--sweep-items", type=int, default=24,
+                        help="validation items of that language the sweep scores (default 24)")
+    add_common_options(parser, repeats=3)
     arguments = parser.parse_args(argv)
 
-    torch.set_num_threads(arguments.threads)
-    directory, label = (arguments.model, arguments.model) if arguments.model else default_model()
-    model = load_model(directory)
+    model, directory, label = setup(arguments)
     items = plane_items(directory, LANGUAGES, tokenizer=model.tokenizer)
     step = max(1, len(items) // arguments.items)
     plane = sorted(items, key=lambda item: item.id)[::step][: arguments.items]
     validation = [item for item in items if item.split == "validation" and item.language == arguments.sweep_language]
+    validation = validation[:: max(1, len(validation) // arguments.sweep_items)][: arguments.sweep_items]
     layers = n_layers(model)
     direction = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0))
     direction = 4.0 * direction / direction.norm()  # a stand-in vector: the work, not the effect, is measured
@@ -132,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.json:
         record = {"model": label, "model_directory": directory, "layers": layers, "batch_size": arguments.batch_size,
                   "threads": arguments.threads, "repeats": arguments.repeats, "sweep_language":
-                  arguments.sweep_language, "sweep_alphas": list(SWEEP_ALPHAS), "device": "cpu",
-                  "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
+                  arguments.sweep_language, "sweep_alphas": list(SWEEP_ALPHAS), **machine(),
                   "results": results}
         Path(arguments.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {arguments.json}", file=sys.stderr)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,25 +27,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import add_common_options, machine, setup  # noqa: E402
 
 from cla_lib.evaluation import plane_items  # noqa: E402
-from cla_lib.loading import load_model
 from cla_lib.model import decoder_layers, n_layers  # noqa: E402
 from cla_lib.scoring import choice_logprobs, encode_choice  # noqa: E402
 from cla_lib.steering import extract_vectors, last_token_activations, steering_edits  # noqa: E402
 
 GOAL = 1.10
-
-
-def default_model() -> tuple[str, str]:
-    """(directory, label): the default organism if cached, else the tiny one (trained if needed)."""
-    from cla_lib.organism import organism_path
-
-    try:
-        return str(organism_path("organism", size="default", train_if_missing=False)), "organism (default size)"
-    except FileNotFoundError:
-        return str(organism_path("organism", size="tiny", progress=False)), "organism (tiny size; default not cached)"
 
 
 def hooked_choice_logprobs(module, tokenizer, items, edits, batch_size: int = 64) -> list[list[float]]:
@@ -122,19 +112,13 @@ def compare(name: str, baseline, candidate, repeats: int, baseline_label: str, c
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a model directory (default: the default organism if cached, else tiny)")
     parser.add_argument("--items", type=int, default=256, help="test items scored per run (default 256)")
     parser.add_argument("--unbatched-items", type=int, default=48,
                         help="items for the one-sequence-per-forward comparison, which is slow (default 48)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--json", help="also write the results here")
+    add_common_options(parser, repeats=5)
     arguments = parser.parse_args(argv)
 
-    torch.set_num_threads(arguments.threads)
-    directory, label = (arguments.model, arguments.model) if arguments.model else default_model()
-    model = load_model(directory)
+    model, directory, label = setup(arguments)
     items = plane_items(directory, ["es", "zh", "ko", "id", "el", "fa"])
     evaluation = sorted((item for item in items if item.split == "test" and item.language != "en"),
                         key=lambda item: item.id)
@@ -190,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {"model": label, "model_directory": directory, "layers": layers, "items": len(evaluation),
                   "sequences": sequences, "unbatched_items": len(unbatched), "prompts": len(prompts),
                   "batch_size": arguments.batch_size, "threads": arguments.threads, "repeats": arguments.repeats,
-                  "device": "cpu", "machine": platform.machine(), "python": platform.python_version(),
-                  "torch": torch.__version__, "goal": GOAL, "results": results}
+                  **machine(), "goal": GOAL, "results": results}
         Path(arguments.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {arguments.json}", file=sys.stderr)
     return 0

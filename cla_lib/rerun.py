@@ -18,8 +18,8 @@ model that fits it several times; on NDIF each process sends its own requests):
     cla rerun --model gemma-3-12b-it --language es --out runs/ &
     wait
 
-Before it starts, a rerun prints what it will cost (`estimate`): per chapter, the scored sequences (one forward
-each, in batches), the tokens they hold, and on NDIF the number of requests. The estimate counts the plane's items
+Before it starts, a rerun prints what it will cost (`estimate`): per chapter, the choices scored, the forwards and
+tokens the scorer runs for them (each prompt once), and on NDIF the number of requests. The estimate counts the plane's items
 for the language with the model's tokenizer and multiplies by each chapter's passes over them (`CHAPTER_WORK`); its
 assumptions are printed with it.
 

@@ -64,7 +64,10 @@ def test_deltas_against_the_replay_control_and_without_a_reference():
 
 def test_t_quantile():
     assert t_quantile(2) == pytest.approx(4.303) and t_quantile(1) == pytest.approx(12.706)
-    assert t_quantile(100) == pytest.approx(1.96) and math.isnan(t_quantile(0))
+    assert t_quantile(100) == pytest.approx(1.984, abs=1e-3) and math.isnan(t_quantile(0))
+    # Beyond the table the expansion continues it: t(31) = 2.0395, t(60) = 2.0003, t(1000) = 1.9623 (tables).
+    assert t_quantile(31) == pytest.approx(2.0395, abs=2e-4) and t_quantile(31) < t_quantile(30)
+    assert t_quantile(60) == pytest.approx(2.0003, abs=2e-4) and t_quantile(1000) == pytest.approx(1.9623, abs=2e-4)
 
 
 def test_summarize_gives_mean_spread_interval_and_sign_counts():

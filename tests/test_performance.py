@@ -33,3 +33,61 @@ def test_matmul_ceiling_is_a_positive_rate_measured_quickly():
     ceiling = matmul_ceiling(size=256, repeats=3)
     assert time.perf_counter() - started < 5
     assert math.isfinite(ceiling) and 0.01 < ceiling < 1e5  # GFLOP/s: above a crawl, below any CPU's peak
+
+
+# -- scoring against its floor ------------------------------------------------------------------------------------
+
+
+def test_linear_flops_per_token_counted_by_hand():
+    from types import SimpleNamespace
+
+    from cla_lib.performance import linear_flops_per_token
+
+    # Hidden 8, 2 query heads of 4, 1 key/value head of 4, intermediate 16, vocabulary 10, 3 layers.
+    config = SimpleNamespace(hidden_size=8, intermediate_size=16, num_attention_heads=2, num_key_value_heads=1,
+                             head_dim=4, vocab_size=10, num_hidden_layers=3)
+    per_layer = 2 * (8 * 8 + 2 * 8 * 4 + 8 * 8) + 2 * 3 * 8 * 16  # q, k + v, o; gate, up, down
+    assert linear_flops_per_token(config) == (3 * per_layer, 2 * 8 * 10)
+    assert linear_flops_per_token(config, layers=1) == (per_layer, 160)
+
+
+def test_the_floor_is_what_the_full_path_counts_without_padding_and_what_shared_prompts_approach(tiny_llama_dir):
+    from cla_lib.loading import load_model
+    from cla_lib.performance import counted_flops, floor_flops, linear_flops_per_token
+    from cla_lib.scoring import EncodedItem, choice_logprobs, encode_item
+    from test_scoring import ITEMS
+
+    model = load_model(str(tiny_llama_dir))
+    encoded = [encode_item(model.tokenizer, item) for item in ITEMS]
+    # One sequence per forward: no padding, so torch's count is the config count of every (prompt + choice) token.
+    _, full = counted_flops(lambda: choice_logprobs(model, ITEMS, batch_size=1, shared_prompts=False))
+    layers, head = linear_flops_per_token(model.config)
+    sequences = [len(item.context) + len(c) - 1 for item in encoded for c in item.continuations if c]
+    assert full == sum(sequences) * (layers + head)
+    _, shared = counted_flops(lambda: choice_logprobs(model, ITEMS))
+    floor = floor_flops(model.config, encoded)
+    assert floor <= shared < full / 2
+    # A run that skips the lower layer redoes the same tokens through the other one only.
+    single = [EncodedItem((1, 2, 3), ((4,), (5, 6)))]
+    one_layer, _ = linear_flops_per_token(model.config, layers=1)
+    assert floor_flops(model.config, single, skips=(0, 1)) - floor_flops(model.config, single) == 4 * one_layer + 2 * head
+
+
+def test_the_floor_benchmark_reports_both_paths_and_their_ratios(tiny_organism_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    output = tmp_path / "floor.json"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, str(root / "benchmarks" / "floor.py"), "--model", str(tiny_organism_dir),
+                    "--items", "40", "--sweep-items", "6", "--repeats", "1", "--json", str(output)], check=True,
+                   capture_output=True, text=True, timeout=600)
+    record = json.loads(output.read_text())
+    plane, sweep = record["results"]
+    assert (plane["name"], sweep["name"]) == ("plane", "sweep")
+    for result in (plane, sweep):
+        assert result["floor_flops"] <= result["new_flops"] < result["old_flops"]
+        assert result["flops_ratio"] > 2 and result["max_difference"] <= 1e-4
+    assert sweep["prompts_only_over_new"] > 1.2  # skipping the lower layers saves on top of shared prompts

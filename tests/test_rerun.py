@@ -110,20 +110,39 @@ def test_glued_values_are_read_back_as_python_values():
 # -- the cost ------------------------------------------------------------------------------------------------------
 
 
-def test_the_cost_counts_the_scored_sequences_and_their_tokens(tiny_llama_dir):
+def test_the_cost_counts_the_scored_choices_their_tokens_and_the_scorers_forwards(tiny_llama_dir):
     from transformers import AutoTokenizer
+
+    from cla_lib.loading import load_model
+    from cla_lib.scoring import encode_item, forwards_of
 
     chapter = ROOT / "book" / "01_organism_plane.ipynb"
     frame = rerun.estimate(str(tiny_llama_dir), "ko", [chapter], batch_size=64)
     items = plane_items(str(tiny_llama_dir), ["ko"])
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     sequences = sum(len(item.choices) for item in items)
-    tokens = sum(len(tokenizer(item.prompt + choice)["input_ids"]) for item in items for choice in item.choices)
+    encoded = [encode_item(tokenizer, item) for item in items]
+    # Each prompt once, and each choice's tokens after its first (the first is read off the prompt's last logits).
+    tokens = sum(len(item.context) + sum(max(len(c) - 1, 0) for c in item.continuations) for item in encoded)
+    harness = sum(len(tokenizer(item.prompt + choice)["input_ids"]) for item in items for choice in item.choices)
     (row,) = frame.itertuples()
-    assert (row.sequences, row.tokens, row.batches) == (sequences, tokens, math.ceil(sequences / 64))
+    assert (row.sequences, row.tokens) == (sequences, tokens) and tokens < harness / 2
+    assert row.batches == forwards_of(load_model(str(tiny_llama_dir)), [(items, [])], batch_size=64)
+    assert frame.attrs["harness_tokens"] == harness
     assert row.remote_requests == 1  # chapter 01 scores all its batches in one session
     text = rerun.describe_cost(frame)
-    assert f"{sequences:,} sequences" in text and "tokenizer of" in text and "01_organism_plane" in text
+    assert f"{sequences:,} choices" in text and "tokenizer of" in text and "01_organism_plane" in text
+
+
+def test_a_sweep_costs_its_steered_configurations_at_the_suffix_share():
+    from cla_lib.costs import chapter_costs, suffix_share
+
+    workload = {"items": 10, "sequences": 40, "tokens": 1000, "head_positions": 10, "forwards": 1, "read_prompts": 0,
+                "read_tokens": 0, "extract": 0.2, "validation": 0.2, "test": 0.6}
+    (row,) = chapter_costs(workload, ["03_chapter"], layers=8, strengths=3).itertuples()
+    assert suffix_share(8) == 7 / 16
+    assert row.swept_passes == round(0.2 * (3 * 8 * 3 + 8), 2) and row.scoring_passes == round(0.2 * 4 + 0.6 * 6, 2)
+    assert math.isclose(row.tokens, (row.scoring_passes + row.swept_passes * 7 / 16) * 1000, rel_tol=1e-6)
 
 
 def test_the_cost_of_a_preset_is_estimated_offline_and_says_how():

@@ -113,7 +113,7 @@ def _load_hub(hub_id: str, config: str, split: str | None) -> dict[str, tuple[li
         raise DatasetUnavailableError(
             f"could not load {hub_id!r} (config {config!r}, split {split or 'all'!r}) from the Hugging Face hub"
             f"{where}: {type(error).__name__}: {error}. Without network access, download the data set elsewhere "
-            f"(for example `huggingface-cli download --repo-type dataset {hub_id} --local-dir DIR`) and pass the "
+            f"(for example `hf download --repo-type dataset {hub_id} --local-dir DIR`) and pass the "
             f"local directory as the source instead."
         ) from error
     splits = {split: loaded} if split is not None else dict(loaded)

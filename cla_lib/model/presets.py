@@ -209,3 +209,8 @@ def parameter_counts(preset: ModelPreset) -> tuple[int, int]:
     embedding = network.get_input_embeddings().weight.numel()
     # A tied embedding is also the output head, which multiplies every token; an untied one is only a lookup.
     return total, total if config.tie_word_embeddings else total - embedding
+
+
+def head_parameters(preset: ModelPreset) -> int:
+    """The output head's weights (vocabulary x hidden size) of a preset's text model, from its row."""
+    return int(preset.text_config["vocab_size"]) * preset.hidden_size

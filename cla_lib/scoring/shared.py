@@ -71,8 +71,10 @@ def plan_batches(encoded: Sequence[EncodedItem], batch_size: int, *, pad_token_i
     Items with no choice to score are left out (their scores are 0). `batch_size` bounds the rows of every forward:
     prompts per prompt batch, candidates per chunk.
     """
-    order = sorted((index for index, item in enumerate(encoded) if any(item.continuations)),
-                   key=lambda index: -len(encoded[index].context))
+    # No multi-line lambda here: nnsight ships this module's source to remote sessions, line by line.
+    negative_length = [-len(item.context) for item in encoded]
+    scored = [index for index, item in enumerate(encoded) if any(item.continuations)]
+    order = sorted(scored, key=negative_length.__getitem__)
     groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     return [_prompt_batch([encoded[index] for index in group], group, batch_size, pad_token_id) for group in groups]
 
