@@ -92,6 +92,9 @@ def _prompt_batch(encoded: list[EncodedItem], indices: list[int], batch_size: in
                 cells.append((row, index, choice))
     batch = PromptBatch(indices, inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"], first)
     by_index = dict(zip(indices, encoded))
+    # Longest choices first, so that a chunk holds choices of similar lengths and pads little.
+    negative_length = [-len(by_index[index].continuations[choice]) for _, index, choice in cells]
+    cells = [cells[position] for position in sorted(range(len(cells)), key=negative_length.__getitem__)]
     for start in range(0, len(cells), batch_size):
         chunk = cells[start : start + batch_size]
         continuations = [by_index[index].continuations[choice] for _, index, choice in chunk]
