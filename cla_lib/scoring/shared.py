@@ -12,8 +12,10 @@ Three savings over one (prompt + choice) sequence per row (`cla_lib.scoring.full
    position's logits are computed (`logits_to_keep`), not the prompt's.
 3. **Suffix-only sweeps.** An edit after layer L leaves layers 0..L as they are unsteered. When several passes
    score the same items (a sweep over layers and strengths), the unsteered run is done once per batch, keeping
-   every layer's output; a steered run then skips layers 0..L (nnsight's `skip`, fed the unsteered outputs, layer
-   L's plus the edit) and reuses their cache rows.
+   its layers' outputs; a steered run then skips layers 0..L (nnsight's `skip`, fed the unsteered outputs, layer
+   L's plus the edit) and reuses their cache rows. The price is memory: the shared run keeps, per batch, the outputs
+   of the layers below the deepest edit (layers x rows x width x hidden; a few GB for a 12B model at 64 rows of 300
+   tokens in bfloat16).
 
 Prompts of different lengths share a batch, left-padded with explicit positions, so that every prompt ends in the
 last column (only that column's logits are computed) and every choice follows its prompt without a gap (a gap
