@@ -31,6 +31,11 @@ def pad(token_lists: Sequence[Sequence[int]], pad_token_id: int, side: str = "ri
     return inputs
 
 
+def pad_id(tokenizer) -> int:
+    """The token that pads a tokenizer's rows: its pad token, else 0 (padding is masked, so any id serves)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def combine_edits(edits: Sequence[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
     """Sum the deltas of each layer and order them by layer, the order a forward reaches them in."""
     by_layer: dict[int, torch.Tensor] = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cla_lib.batching import combine_edits, pad
+from cla_lib.batching import combine_edits, pad, pad_id
 from cla_lib.items import Item
 from cla_lib.model.layers import apply_edits
 from cla_lib.scoring.encoding import encode_item
@@ -46,7 +46,7 @@ def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64
     sequences.sort(key=lambda sequence: -len(sequence.tokens))
     batches = [sequences[start : start + batch_size] for start in range(0, len(sequences), batch_size)]
     layer_deltas = combine_edits(edits)
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_token_id = pad_id(tokenizer)
     if progress:
         from tqdm.auto import tqdm
 

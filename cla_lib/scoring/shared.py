@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import nnsight
 import torch
 
-from cla_lib.batching import combine_edits, pad
+from cla_lib.batching import combine_edits, pad, pad_id
 from cla_lib.items import Item
 from cla_lib.model.layers import apply_edits, decoder_layers, residual
 from cla_lib.scoring.encoding import EncodedItem, encode_item
@@ -202,6 +202,27 @@ def _fill(scores: list[list[float]], batch: PromptBatch, run: _Run, encoded: Seq
             scores[index][choice] += float(rest[position].sum())
 
 
+def _groups(model, passes: Sequence[tuple[Sequence[Item], Sequence]], batch_size: int
+            ) -> list[tuple[list[int], list[EncodedItem], list[PromptBatch]]]:
+    """The passes over the same items (the same `Item` objects in the same order), grouped: (pass numbers, the
+    items encoded, their batches). Both `score_passes` and `forwards_of` plan through here."""
+    tokenizer = model.tokenizer
+    encodings: dict[int, EncodedItem] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for number, (items, _) in enumerate(passes):
+        groups.setdefault(tuple(id(item) for item in items), []).append(number)
+    planned = []
+    for numbers in groups.values():
+        encoded = [encodings.setdefault(id(item), encode_item(tokenizer, item)) for item in passes[numbers[0]][0]]
+        planned.append((numbers, encoded, plan_batches(encoded, batch_size, pad_token_id=pad_id(tokenizer))))
+    return planned
+
+
+def _shares_a_base(edits: Sequence) -> bool:
+    """Whether a group's passes share one unsteered run: several passes, or an unsteered one among them."""
+    return len(edits) > 1 or not all(edits)
+
+
 def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]], *,
                  batch_size: int = 64, progress: bool = False) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass, with shared prompts and shared lower layers.
@@ -209,28 +230,18 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
     Passes over the same items (the same `Item` objects in the same order) share one unsteered run per batch when
     there are several of them, or when one of them is unsteered; a lone steered pass runs on its own.
     """
-    tokenizer = model.tokenizer
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encodings: dict[int, EncodedItem] = {}
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for number, (items, _) in enumerate(passes):
-        groups.setdefault(tuple(id(item) for item in items), []).append(number)
-    work = []
-    for numbers in groups.values():
-        items = passes[numbers[0]][0]
-        encoded = [encodings.setdefault(id(item), encode_item(tokenizer, item)) for item in items]
-        edits = [combine_edits(passes[number][1]) for number in numbers]
-        work.append((numbers, encoded, edits, plan_batches(encoded, batch_size, pad_token_id=pad_token_id)))
+    work = _groups(model, passes, batch_size)
     results: list[list[list[float]]] = [[[0.0] * len(item.choices) for item in items] for items, _ in passes]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(len(batches) for *_, batches in work), desc="scoring", unit="batch")
-    for numbers, encoded, edits, batches in work:
+    for numbers, encoded, batches in work:
+        edits = [combine_edits(passes[number][1]) for number in numbers]
         # A steered run on top of the shared unsteered one skips every layer up to and including its first edit.
         skips = [edit[0][0] + 1 if edit else 0 for edit in edits]
-        shared = len(numbers) > 1 or not all(edits)
+        shared = _shares_a_base(edits)
         keep = max(skips) if shared else 0
         for batch in batches:
             base = _run(model, batch, [], keep=keep) if shared else None
@@ -246,15 +257,9 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
 
 def forwards_of(model, passes: Sequence[tuple[Sequence[Item], Sequence]], *, batch_size: int = 64) -> int:
     """How many forwards `score_passes` runs for `passes` (what one remote request carries), without running them."""
-    tokenizer = model.tokenizer
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    groups: dict[tuple[int, ...], tuple[Sequence[Item], list]] = {}
-    for items, edits in passes:
-        groups.setdefault(tuple(id(item) for item in items), (items, []))[1].append(edits)
     total = 0
-    for items, group in groups.values():
-        batches = plan_batches([encode_item(tokenizer, item) for item in items], batch_size,
-                               pad_token_id=pad_token_id)
-        runs = sum(1 for edits in group if edits) + (1 if len(group) > 1 or not all(group) else 0)
+    for numbers, _, batches in _groups(model, passes, batch_size):
+        edits = [passes[number][1] for number in numbers]
+        runs = sum(1 for edit in edits if edit) + _shares_a_base(edits)
         total += runs * sum(batch.forwards for batch in batches)
     return total

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cla_lib.batching import pad
+from cla_lib.batching import pad, pad_id
 from cla_lib.model.layers import n_layers, residual
 from cla_lib.model.remote import remote_session
 
@@ -40,7 +40,7 @@ def _prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: st
         if not tokens:
             raise ValueError(f"the prompt {prompt!r} encodes to no tokens, so it has no last token to read")
     order = sorted(range(len(prompts)), key=lambda index: -len(token_lists[index]))
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_token_id = pad_id(tokenizer)
     side = side or getattr(tokenizer, "padding_side", "right")
     batches = []
     for start in range(0, len(order), batch_size):
