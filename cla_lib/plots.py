@@ -15,6 +15,20 @@ def language_label(code: str) -> str:
     return f"{LANGUAGES[code].name} ({code})" if code in LANGUAGES else code
 
 
+def chance_lines(ax, chance: dict | None) -> None:
+    """Dotted lines at chance (``{"transfer": x, "localization": y}``), each labelled, so a printed figure says
+    what they are without its caption."""
+    for metric, level in (chance or {}).items():
+        if metric == "transfer":
+            ax.axvline(level, color="grey", ls=":", lw=1)
+            ax.annotate("chance", (level, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                        textcoords="offset points", fontsize=7, color="grey", ha="left", va="top", rotation=90)
+        elif metric == "localization":
+            ax.axhline(level, color="grey", ls=":", lw=1)
+            ax.annotate("chance", (1, level), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                        textcoords="offset points", fontsize=7, color="grey", ha="right", va="bottom")
+
+
 def plane_figure(frame: pd.DataFrame, *, title: str, hue: str = "language", style: str | None = None,
                  chance: dict | None = None, ax=None):
     """Scatter of (transfer, localization) per row of `frame`, with 95% interval bars when present.
@@ -36,11 +50,7 @@ def plane_figure(frame: pd.DataFrame, *, title: str, hue: str = "language", styl
                         fmt="none", ecolor=colour, alpha=0.35, lw=1)
     sns.scatterplot(data=data, x="transfer", y="localization", hue=hue if hue != "language" else "language",
                     style=style, palette=palette, s=90, ax=ax, zorder=3)
-    if chance:
-        if "transfer" in chance:
-            ax.axvline(chance["transfer"], color="grey", ls=":", lw=1)
-        if "localization" in chance:
-            ax.axhline(chance["localization"], color="grey", ls=":", lw=1)
+    chance_lines(ax, chance)
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title,
            xlabel="transfer: accuracy on English-only facts asked in the language",
            ylabel="localization: share of culture questions given the local answer")
@@ -101,11 +111,7 @@ def erasure_figure(frame: pd.DataFrame, *, title: str, reference: str = "base", 
             for _, row in here[here.method != reference].iterrows():
                 ax.annotate("", xy=(row.transfer, row.localization), xytext=(x0, y0),
                             arrowprops=dict(arrowstyle="->", color=palette[row.method], lw=1.6, shrinkA=4, shrinkB=4))
-        if chance:
-            if "transfer" in chance:
-                ax.axvline(chance["transfer"], color="grey", ls=":", lw=1)
-            if "localization" in chance:
-                ax.axhline(chance["localization"], color="grey", ls=":", lw=1)
+        chance_lines(ax, chance)
         ax.set(title=language_label(language), xlim=limits, ylim=limits,
                xlabel="transfer (accuracy)", ylabel="localization (share local)")
     for ax in list(axes.flat)[len(languages):]:
@@ -243,11 +249,7 @@ def conditions_figure(frame: pd.DataFrame, *, title: str, chance: dict | None = 
         base = data[data["family"] == "base"]
         ax.scatter(base["transfer"], base["localization"], s=max(sizes.values()), facecolors="none",
                    edgecolors="black", linewidths=1.8, zorder=5)
-        if chance:
-            if "transfer" in chance:
-                ax.axvline(chance["transfer"], color="grey", ls=":", lw=1)
-            if "localization" in chance:
-                ax.axhline(chance["localization"], color="grey", ls=":", lw=1)
+        chance_lines(ax, chance)
         ax.set(title=name, xlim=limits, ylim=limits, xlabel="transfer (accuracy)", ylabel="localization (share local)")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
 
 
 @dataclass(frozen=True)

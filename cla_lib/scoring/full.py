@@ -48,7 +48,7 @@ def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64
     layer_deltas = combine_edits(edits)
     pad_token_id = pad_id(tokenizer)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
 
         batches = tqdm(batches, desc="scoring", unit="batch")
 

@@ -234,7 +234,7 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
     results: list[list[list[float]]] = [[[0.0] * len(item.choices) for item in items] for items, _ in passes]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
 
         bar = tqdm(total=sum(len(batches) for *_, batches in work), desc="scoring", unit="batch")
     for numbers, encoded, batches in work:

@@ -115,6 +115,6 @@ def _progress(iterable, progress: bool | None, description: str):
         progress = len(steps) >= PROGRESS_MIN_STEPS
     if not progress:
         return steps
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
 
     return tqdm(steps, desc=description, unit="pass")
