@@ -189,6 +189,9 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     record = {"chapter": stem, "model": parameters.get("model"), "language": parameters.get("language"),
               "remote": parameters.get("remote", False), "parameters": parameters,
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+    # The chapter's results files (cla_lib.publish) go beside its notebook, not into a folder every run shares.
+    previous_results = os.environ.get("CLA_RESULTS")
+    os.environ["CLA_RESULTS"] = str(directory / "results")
     try:
         papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
                                    cwd=str(cwd or path.parent.parent), progress_bar=False, log_output=False)
@@ -200,6 +203,11 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
         raise RerunInterrupted(stem) from None
     except Exception as exception:  # a failing cell: keep the executed notebook with its traceback
         status, error = "failed", f"{type(exception).__name__}: {str(exception).strip().splitlines()[-1:]}"
+    finally:
+        if previous_results is None:
+            os.environ.pop("CLA_RESULTS", None)
+        else:
+            os.environ["CLA_RESULTS"] = previous_results
     target = directory / (f"{stem}.ipynb" if status == "ok" else f"{stem}.failed.ipynb")
     if running.exists():
         os.replace(running, target)

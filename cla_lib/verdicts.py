@@ -218,3 +218,39 @@ def balance_claims(plane: pd.DataFrame, *, candidate: str, methods: Sequence[str
                      f"({average.candidate_sum:.3f} against {average.method_sum:.3f})")
     text = (f"**The claim {status} here.** {name} has the higher transfer + localization " + "; ".join(parts) + ".")
     return RuleVerdict(status=status, text=text, checks=checks)
+
+
+PLANE_RULE = (
+    "The plane can place a model when, in every language, the lower end of the 95% Wilson interval of its transfer "
+    "and of its localization lies above chance: both axes then measure something the model does, not guessing. It "
+    "partly can when only some (language, axis) pairs clear chance and cannot when none does.")
+
+
+def plane_claims(plane: pd.DataFrame, *, chance: dict, model_label: str = "the model") -> RuleVerdict:
+    """Judge whether both axes of the plane measure `plane`'s model above chance (`PLANE_RULE`; the paper's claim 1
+    is a definition, so what a run can check is that its two numbers are not noise).
+
+    `plane` is `evaluation.points_frame` output (one row per language, with ``transfer_interval`` and
+    ``localization_interval``); `chance` maps ``transfer`` and ``localization`` to their chance levels.
+    """
+    rows = []
+    for row in plane.itertuples():
+        for axis in ("transfer", "localization"):
+            low, high = getattr(row, f"{axis}_interval")
+            rows.append({"language": row.language, "axis": axis, "value": getattr(row, axis), "low": low,
+                         "high": high, "chance": chance[axis], "holds": low > chance[axis]})
+    checks = pd.DataFrame(rows)
+    held = int(checks.holds.sum())
+    status = "holds" if held == len(checks) else "fails" if held == 0 else "partly holds"
+    means = checks.groupby("axis").value.mean()
+    text = (f"**Both axes measure {model_label} above chance in {held} of {len(checks)} (language, axis) pairs.** "
+            f"Mean transfer {means['transfer']:.3f} (chance {chance['transfer']:.3f}), mean localization "
+            f"{means['localization']:.3f} (chance {chance['localization']:.3f}).")
+    return RuleVerdict(status=status, text=text, checks=checks)
+
+
+def erasure_evidence(verdict: Verdict, n_seeds: int) -> str:
+    """One line for the claims table: how many (method, language) pairs passed, out of how many, on how many seeds."""
+    cells = verdict.cells
+    return (f"{int(cells.both.sum())} of {len(cells)} method–language pairs transfer and erase in every seed "
+            f"(n = {n_seeds} seed{'s' if n_seeds != 1 else ''} × {cells.language.nunique()} languages)")

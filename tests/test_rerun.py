@@ -166,6 +166,8 @@ def test_rerun_of_the_first_chapter_writes_the_notebook_and_its_results_and_gath
     assert results["language"] == "ko" and results["model"] == str(tiny_llama_dir)
     assert 0 <= results["values"]["mean_transfer"] <= 1 and results["values"]["n_languages"] == 1
     assert lines[0].startswith("Estimated cost")  # printed before anything runs
+    published = directory / "results" / "01_organism_plane"  # the chapter's files, beside its notebook
+    assert (published / "plane.csv").exists() and (published / "provenance.json").exists()
     gathered = rerun.gather(tmp_path / "runs")
     assert set(gathered.name) >= set(rerun.PLANE_VALUES.values())
     plane = rerun.plane_frame(gathered)
