@@ -1,0 +1,176 @@
+"""Open every page of the built book in headless Chromium and check what a reader would trip over.
+
+    python scripts/check_site.py [_build/html] [--screenshots _build/screenshots] [--chromium /usr/bin/chromium]
+
+Serves the site from a local HTTP server (as a reader's browser would load it, not from file://) and, per page:
+no JavaScript error in the console from the book's own assets, every image of the book loaded (natural width > 0),
+every internal link and anchor resolving to a file and an id of the site; on the first page, the claims table with
+a verdict in every row. A full-page screenshot of each page is saved. Requests that leave the local server (CDN
+scripts such as MathJax) are blocked and counted: nothing outside this machine is reachable here, and a page must
+not depend on it to show its content.
+
+Exit status: 0 when every check passes, 1 when one fails (each failure on its own line), 2 on bad input (no site,
+no Chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import re
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+SKIPPED = ("_static", "_sources", "_images", "_downloads", "_sphinx_design_static")
+CLAIMS_HEADER = "this build's verdict"
+
+
+def pages(site: Path) -> list[Path]:
+    return sorted(path for path in site.rglob("*.html")
+                  if not any(part in SKIPPED for part in path.relative_to(site).parts))
+
+
+@functools.lru_cache(maxsize=None)
+def ids_of(path: Path) -> frozenset[str]:
+    return frozenset(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
+
+
+def broken_links(site: Path, origin: str, hrefs: list[str]) -> list[str]:
+    """The internal links (same origin) whose file is not in the site, or whose #anchor is not an id there."""
+    broken = []
+    for href in sorted(set(hrefs)):
+        if not href.startswith(origin):
+            continue
+        parts = urlsplit(href)
+        target = site / unquote(parts.path).lstrip("/")
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(f"{href} (no such file)")
+        elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in ids_of(target):
+            broken.append(f"{href} (no id {parts.fragment!r} on that page)")
+    return broken
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+CLAIMS_SCRIPT = """(header) => {
+  const plain = text => text.replace(/[\u2018\u2019]/g, "'");  // Sphinx's smart quotes
+  const table = Array.from(document.querySelectorAll('table')).find(t => plain(t.innerText).includes(header));
+  if (!table) return null;
+  const heads = Array.from(table.querySelectorAll('thead th')).map(th => plain(th.innerText.trim()));
+  const column = heads.findIndex(text => text.includes(header));
+  return Array.from(table.querySelectorAll('tbody tr')).map(row => row.cells[column].innerText.trim());
+}"""
+IMAGES_SCRIPT = """(origin) => Array.from(document.images)
+  .filter(image => image.src.startsWith(origin) || image.src.startsWith('data:'))
+  .filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"""
+
+
+def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path | None, *, first: bool
+               ) -> tuple[list[str], int]:
+    """The failures on one page, and how many requests to other hosts it tried (blocked)."""
+    name = path.relative_to(site).as_posix()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, blocked = [], []
+
+    def route(request_route):
+        if request_route.request.url.startswith(origin) or request_route.request.url.startswith("data:"):
+            request_route.continue_()
+        else:
+            blocked.append(request_route.request.url)
+            request_route.abort()
+
+    def on_console(message):
+        if message.type == "error" and (message.location or {}).get("url", "").startswith(origin):
+            errors.append(f"console error: {message.text}")
+
+    page.route("**/*", route)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(f"uncaught JavaScript error: {error}"))
+    page.goto(f"{origin}/{name}", wait_until="load")
+    failures = [f"{name}: {error}" for error in errors]
+    failures += [f"{name}: image not loaded: {source}" for source in page.evaluate(IMAGES_SCRIPT, origin)]
+    hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+    failures += [f"{name}: broken internal link: {link}" for link in broken_links(site, origin, hrefs)]
+    if first:
+        verdicts = page.evaluate(CLAIMS_SCRIPT, CLAIMS_HEADER)
+        if verdicts is None:
+            failures.append(f"{name}: no claims table (a table with a {CLAIMS_HEADER!r} column)")
+        elif not verdicts or not all(verdicts):
+            failures.append(f"{name}: the claims table has a row without a verdict: {verdicts}")
+    if screenshots is not None:
+        target = screenshots / (name.removesuffix(".html").replace("/", "__") + ".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+    page.close()
+    return failures, len(blocked)
+
+
+def first_page(site: Path) -> Path:
+    """The book's first page: where index.html redirects (Jupyter Book writes a redirect to the root file)."""
+    index = site / "index.html"
+    match = re.search(r'url=([^"\'>]+)', index.read_text(encoding="utf-8")) if index.exists() else None
+    return (site / match.group(1)).resolve() if match else index.resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("site", nargs="?", default="_build/html", type=Path)
+    parser.add_argument("--screenshots", default=None, type=Path,
+                        help="where full-page screenshots go (default: <site>/../screenshots)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable to drive")
+    args = parser.parse_args(argv)
+    site = args.site.resolve()
+    if not (site / "index.html").is_file():
+        print(f"error: no built site at {site} (build the book first: bash scripts/build-book.sh)", file=sys.stderr)
+        return 2
+    if not Path(args.chromium).is_file():
+        print(f"error: no Chromium at {args.chromium} (install it: bash scripts/check-browser.sh does, as root, "
+              "with apt-get install chromium)", file=sys.stderr)
+        return 2
+    screenshots = args.screenshots or site.parent / "screenshots"
+    from playwright.sync_api import sync_playwright
+
+    server, origin = serve(site)
+    start = first_page(site).relative_to(site)
+    failures, blocked = [], 0
+    checked = [path for path in pages(site) if path.relative_to(site) == start or path.name != "index.html"
+               or path.parent != site]  # the root index.html only redirects to the first page
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+            for path in checked:
+                found, tried = check_page(browser, site, origin, path, screenshots,
+                                          first=path.relative_to(site) == start)
+                failures += found
+                blocked += tried
+            browser.close()
+    finally:
+        server.shutdown()
+    for failure in failures:
+        print(failure)
+    print(f"checked {len(checked)} pages in Chromium ({len(failures)} failures; {blocked} requests to other hosts "
+          f"blocked); screenshots in {screenshots}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(2)

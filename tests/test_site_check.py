@@ -1,0 +1,72 @@
+"""The browser check of the rendered book (scripts/check_site.py), run in real headless Chromium on a small site:
+it passes a sound site and fails on a missing image, a broken internal link, a missing anchor, a JavaScript error
+and a claims table without verdicts (each broken on purpose)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: bash scripts/install-browser.sh installs it")
+
+# A 1x1 PNG.
+PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+CLAIMS = """<table><thead><tr><th>claim</th><th>this build's verdict</th></tr></thead>
+<tbody><tr><td>1. the plane</td><td>{verdict}</td></tr></tbody></table>"""
+
+
+def write_site(directory: Path, *, verdict: str = "holds", image: bool = True, link: str = "other.html#results",
+               script: str = "") -> Path:
+    site = directory / "html"
+    (site / "book" / "_images").mkdir(parents=True)
+    (site / "index.html").write_text('<html><head><meta http-equiv="Refresh" content="0; url=book/intro.html" />'
+                                     "</head></html>")
+    (site / "book" / "intro.html").write_text(
+        f"<html><body><h1>Intro</h1>{CLAIMS.format(verdict=verdict)}"
+        f'<img src="_images/figure.png" alt="a figure"><a href="{link}">results</a>'
+        f'<a href="https://example.org/elsewhere">outside</a>{script}</body></html>')
+    (site / "book" / "other.html").write_text('<html><body><h2 id="results">Results</h2></body></html>')
+    if image:
+        (site / "book" / "_images" / "figure.png").write_bytes(PIXEL)
+    return site
+
+
+def check(site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "check_site.py"), str(site), "--chromium",
+                           CHROMIUM, "--screenshots", str(site.parent / "shots")],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
+    result = check(write_site(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checked 2 pages" in result.stdout
+    shots = sorted(path.name for path in (tmp_path / "shots").glob("*.png"))
+    assert shots == ["book__intro.png", "book__other.png"]
+    assert all((tmp_path / "shots" / name).stat().st_size > 0 for name in shots)
+
+
+@pytest.mark.parametrize("broken, expected", [
+    ({"image": False}, "image not loaded"),
+    ({"link": "missing.html"}, "broken internal link"),
+    ({"link": "other.html#nowhere"}, "no id 'nowhere'"),
+    ({"script": "<script>undefinedFunction();</script>"}, "uncaught JavaScript error"),
+    ({"verdict": ""}, "a row without a verdict"),
+], ids=["image", "link", "anchor", "javascript", "claims"])
+def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
+    result = check(write_site(tmp_path, **broken))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert expected in result.stdout, result.stdout
+
+
+def test_no_site_is_a_clear_error(tmp_path):
+    result = check(tmp_path / "nothing")
+    assert result.returncode == 2
+    assert "build the book first" in result.stderr and "Traceback" not in result.stderr
