@@ -34,6 +34,7 @@ import pandas as pd
 from cla_lib.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
 from cla_lib.loading import load_model
 from cla_lib.model.reference import ModelRef
+from cla_lib.organism import ORGANISM_RECORDS, is_organism_directory, prompts_in_records, world_of
 from cla_lib.organism.registry import organism_path
 from cla_lib.scoring import choice_logprobs, predictions
 
@@ -302,3 +303,21 @@ def configuration_gain(means: pd.DataFrame, model: str, configuration: str, metr
     """How much `configuration` moves `metric` from `reference`, in a frame of means indexed by (model,
     configuration)."""
     return float(means.loc[(model, configuration), metric] - means.loc[(model, reference), metric])
+
+
+def training_leaks(runs: Sequence[Run], answered: pd.DataFrame) -> pd.DataFrame:
+    """For each aligned organism: how many of the culture prompts this comparison scores (target languages, its
+    seed) occur verbatim in its method's training records. Real models' runs are skipped (their data are the
+    user's). One row per (method, seed): ``scored``, ``in training data``, ``share``."""
+    rows = []
+    bases = {run.seed: run.source for run in runs if run.method == BASE}
+    for run in runs:
+        if run.method not in ORGANISM_RECORDS or not is_organism_directory(bases.get(run.seed, "")):
+            continue
+        culture = answered[(answered.seed == run.seed) & (answered.method == run.method)
+                           & (answered.task == "localization") & (answered.language != "en")]
+        found = prompts_in_records(run.method, world_of(bases[run.seed]), culture.prompt)
+        scored = culture.prompt.nunique()
+        rows.append({"method": run.method, "seed": run.seed, "scored": scored, "in training data": len(found),
+                     "share": len(found) / scored if scored else math.nan})
+    return pd.DataFrame(rows, columns=["method", "seed", "scored", "in training data", "share"])

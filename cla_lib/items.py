@@ -61,6 +61,24 @@ class Item:
         return cls(**record)
 
 
+def question_of(item_id: str) -> str:
+    """The question an item asks, whatever its language: the unit that resamples together.
+
+    Item ids name their question and language (`organism.world`, `data`): ``transfer/<creature>/<relation>/<lang>``
+    and ``localization/<question>/<lang>`` on the organism (a creature's relations are one unit: they share what
+    the model learnt about it), ``<lang>:<sample>`` in Global-MMLU, ``<lang>:<country>:<question>`` in BLEnD.
+    An explicitly cued copy (``.../explicit``) asks the same question. Any other id is its own question.
+    """
+    item_id = item_id.removesuffix("/explicit")
+    if item_id.startswith("transfer/"):
+        return "/".join(item_id.split("/")[:2])
+    if item_id.startswith("localization/"):
+        return item_id.rsplit("/", 1)[0]
+    if ":" in item_id:
+        return item_id.rsplit(":", 1)[1]
+    return item_id
+
+
 def write_items(items: Iterable[Item], path: str | Path) -> None:
     """Write items as JSONL, one object a line, atomically."""
     write_atomic(path, "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items))

@@ -8,6 +8,8 @@ from typing import Sequence
 import pandas as pd
 
 from cla_lib.comparison import BASE, CONTROL
+from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences
+from cla_lib.intervals import verdict as interval_verdict
 
 
 @dataclass(frozen=True)
@@ -249,8 +251,77 @@ def plane_claims(plane: pd.DataFrame, *, chance: dict, model_label: str = "the m
     return RuleVerdict(status=status, text=text, checks=checks)
 
 
-def erasure_evidence(verdict: Verdict, n_seeds: int) -> str:
-    """One line for the claims table: how many (method, language) pairs passed, out of how many, on how many seeds."""
-    cells = verdict.cells
-    return (f"{int(cells.both.sum())} of {len(cells)} method–language pairs transfer and erase in every seed "
-            f"(n = {n_seeds} seed{'s' if n_seeds != 1 else ''} × {cells.language.nunique()} languages)")
+# ----------------------------------------------------------------------------------------------------------
+# Baseline erasure from paired intervals (cla_lib.intervals)
+
+ERASURE_HALVES = (("transfer", 1, "improves transfer"), ("localization", -1, "costs localization"))
+
+PAIRED_ERASURE_RULE = (
+    "For each method, its change from the reference model (the base, or the replay control) is measured item by "
+    "item, averaged within each question (a culture question with all its languages, a creature with all its "
+    "relations) and given a 95% interval by resampling questions within seeds and seeds (`cla_lib.intervals`), over "
+    "all seeds and languages together. A method *improves transfer* when the interval of its Δtransfer lies above "
+    "zero and *costs localization* when that of its Δlocalization lies below zero; it does not when the interval "
+    "lies on the other side of zero, and this run cannot tell otherwise. A method reproduces the claim when both "
+    "halves hold and does not when either half is contradicted. The claim (every method) reproduces when every "
+    "method does and does not when any method contradicts it; otherwise it partly reproduces (some methods do, "
+    "the rest cannot be told) or cannot be told.")
+
+
+def erasure_intervals(answered: pd.DataFrame, methods: Sequence[str], *, reference: str = BASE,
+                      languages: Sequence[str] = (), resamples: int = 4000) -> pd.DataFrame:
+    """One row per (method, language, half of the claim): the paired difference from `reference` with its interval,
+    n, the detectable effect (half-width) and the verdict word; ``language`` is ``all`` for the pooled test (every
+    seed and target language together) and each of `languages` for the per-language ones."""
+    rows = []
+    for method in methods:
+        for language in [None, *languages]:
+            for task, direction, half in ERASURE_HALVES:
+                interval = cluster_bootstrap(paired_differences(answered, method=method, reference=reference,
+                                                                task=task, language=language), resamples=resamples)
+                rows.append({"method": method, "language": language or "all", "half": half,
+                             "estimate": interval.estimate, "low": interval.low, "high": interval.high,
+                             "questions": interval.n_clusters, "seeds": interval.n_seeds,
+                             "detectable": interval.half_width, "verdict": interval_verdict(interval, direction),
+                             "interval": interval.text()})
+    return pd.DataFrame(rows)
+
+
+def paired_erasure_claims(intervals: pd.DataFrame, *, method_labels: dict | None = None,
+                          against: str = "the base") -> RuleVerdict:
+    """Judge "every method improves transfer and costs localization" by `PAIRED_ERASURE_RULE` from the pooled rows
+    of `erasure_intervals`. `checks` has one row per method: both halves' intervals and words, and the method's
+    word; the text also counts the per-language pairs where both halves held, with what chance alone would give."""
+    pooled = intervals[intervals.language == "all"]
+    rows = []
+    for method, halves in pooled.groupby("method", sort=False):
+        words = dict(zip(halves.half, halves.verdict))
+        texts = dict(zip(halves.half, halves.interval))
+        word = (REPRODUCES if all(word == REPRODUCES for word in words.values()) else
+                DOES_NOT if DOES_NOT in words.values() else CANNOT_TELL)
+        rows.append({"method": method, "Δtransfer": texts["improves transfer"],
+                     "improves transfer": words["improves transfer"], "Δlocalization": texts["costs localization"],
+                     "costs localization": words["costs localization"], "verdict": word,
+                     "detectable": float(halves.detectable.max())})
+    checks = pd.DataFrame(rows)
+    counts = checks.verdict.value_counts()
+    held, contradicted = int(counts.get(REPRODUCES, 0)), int(counts.get(DOES_NOT, 0))
+    if held == len(checks):
+        status = REPRODUCES
+    elif contradicted:  # "every method ..." is contradicted by one method that does not
+        status = f"{DOES_NOT} ({contradicted} of {len(checks)} methods contradict it)"
+    elif held:
+        status = f"partly reproduces ({held} of {len(checks)} methods; cannot tell for the rest)"
+    else:
+        status = CANNOT_TELL
+    per_language = intervals[intervals.language != "all"]
+    both = (per_language.verdict == REPRODUCES).groupby([per_language.method, per_language.language]).all()
+    tests = len(per_language)
+    listed = "; ".join(
+        f"{(method_labels or {}).get(row['method'], row['method'])}: Δtransfer {row['Δtransfer']}, "
+        f"{row['improves transfer']}; Δlocalization {row['Δlocalization']}, {row['costs localization']}"
+        for row in checks.to_dict(orient="records"))
+    text = (f"**Against {against}, the claim: {status}.** {listed}. Per language, {int(both.sum())} of {len(both)} "
+            f"method–language pairs show both halves; of the {tests} one-sided per-language tests, chance alone "
+            f"would pass about {0.025 * tests:.1f} (2.5% each, were there no effect at all).")
+    return RuleVerdict(status=status, text=text, checks=checks)

@@ -43,6 +43,14 @@ ORGANISM_RECORDS = {"midalign": _parallel_records, "clo": _preference_records, "
                     "replay": lambda world: []}
 
 
+def prompts_in_records(method: str, world: World, prompts) -> set[str]:
+    """The `prompts` that occur verbatim in `method`'s objective records on `world`: a leak check (a scored prompt
+    a method trained on measures what it memorised, not what it generalised)."""
+    texts = "\n".join(value for record in ORGANISM_RECORDS[method](world) for value in record.values()
+                       if isinstance(value, str))
+    return {prompt for prompt in set(prompts) if prompt.strip() and prompt.strip() in texts}
+
+
 def organism_method_config(method: str, base: OrganismConfig) -> AlignmentConfig:
     """A method's configuration on the organism, derived from the base's: a tenth of the base's steps (at least
     10), the base's batch size of replay rows plus as many objective examples, learning rate 1e-3 with a 10%

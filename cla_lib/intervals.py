@@ -1,0 +1,107 @@
+"""Paired differences with intervals that respect the design, and the verdict words they allow.
+
+Two models answer the same items, so the question is a paired one: how much does the method move each item from
+its base? The items are not independent, though: one culture question is asked in six languages, one creature has
+several relations, and the organism's seeds are separate worlds. So a difference is averaged first within its
+*cluster* (a question with all its languages, a creature with all its relations, within one seed), and the
+bootstrap resamples seeds and, within each drawn seed, clusters, never rows. Its percentile interval is what a
+verdict reads:
+
+- "reproduces" when the interval excludes zero in the claimed direction;
+- "does not reproduce" when it lies entirely on the other side of zero (beyond `minimum`, default 0);
+- "cannot tell at this sample size" otherwise; the interval's half-width is then the smallest effect this sample
+  could have detected, and the chapters print it next to the verdict.
+
+`tests/test_intervals.py` plants effects (the rule must find them) and runs null data (it must not, beyond its
+error rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cla_lib.items import question_of
+
+REPRODUCES, DOES_NOT, CANNOT_TELL = "reproduces", "does not reproduce", "cannot tell at this sample size"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A paired mean difference with its bootstrap interval; `n_clusters` is the number of questions per seed (the
+    mean, where seeds differ), `n_seeds` the number of seeds."""
+
+    estimate: float
+    low: float
+    high: float
+    n_clusters: int
+    n_seeds: int
+    level: float = 0.95
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width: about the smallest difference this sample could tell from zero."""
+        return (self.high - self.low) / 2
+
+    def text(self) -> str:
+        return (f"{self.estimate:+.3f} [{self.low:+.3f}, {self.high:+.3f}] "
+                f"(n = {self.n_clusters} questions × {self.n_seeds} seed{'s' if self.n_seeds != 1 else ''})")
+
+
+def verdict(interval: Interval, direction: int, minimum: float = 0.0) -> str:
+    """The verdict word for a claimed effect of sign `direction` (+1: the claim says up, -1: down)."""
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, not {direction!r}")
+    low, high = sorted((direction * interval.low, direction * interval.high))
+    if low > 0:
+        return REPRODUCES
+    if high < -abs(minimum):
+        return DOES_NOT
+    return CANNOT_TELL
+
+
+def paired_differences(answered: pd.DataFrame, *, method: str, reference: str, task: str,
+                       metric: str = "correct", language: str | None = None) -> pd.DataFrame:
+    """Per (seed, cluster): the mean over the cluster's items of `method`'s `metric` minus `reference`'s, matched
+    item by item within a seed (`answered` is `comparison.evaluate`'s item-level frame; English items are left
+    out: they are the ceiling, not the target languages; `language` keeps one target language only)."""
+    rows = answered[(answered.task == task) & (answered.language != "en")]
+    if language is not None:
+        rows = rows[rows.language == language]
+    pivot = rows[rows.method.isin([method, reference])].pivot_table(
+        index=["seed", "id"], columns="method", values=metric, aggfunc="mean")
+    if method not in pivot or reference not in pivot:
+        raise ValueError(f"no {task} items answered by both {method!r} and {reference!r}")
+    pivot = pivot.dropna(subset=[method, reference])
+    frame = pd.DataFrame({"difference": pivot[method].astype(float) - pivot[reference].astype(float)})
+    frame = frame.reset_index()
+    frame["cluster"] = frame["id"].map(question_of)
+    return frame.groupby(["seed", "cluster"], sort=True, as_index=False).difference.mean()
+
+
+def cluster_bootstrap(differences: pd.DataFrame, *, resamples: int = 4000, level: float = 0.95,
+                      seed: int = 0) -> Interval:
+    """The percentile interval of the mean difference, resampling seeds and, within each seed, its clusters.
+
+    `differences` has columns ``seed``, ``cluster``, ``difference`` (`paired_differences`). The estimate is the
+    mean over seeds of each seed's mean over clusters; the random generator is seeded, so a build is repeatable.
+    """
+    if differences.empty:
+        raise ValueError("no paired differences to resample")
+    generator = np.random.default_rng(seed)
+    per_seed = [group.difference.to_numpy(float) for _, group in differences.groupby("seed", sort=True)]
+    # Each seed's clusters resampled `resamples` times: a (resamples, seeds) table of seed means.
+    seed_means = np.stack([values[generator.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+                           for values in per_seed], axis=1)
+    if len(per_seed) > 1:
+        drawn = generator.integers(0, len(per_seed), (resamples, len(per_seed)))
+        statistics = np.take_along_axis(seed_means, drawn, axis=1).mean(axis=1)
+    else:
+        statistics = seed_means[:, 0]
+    tail = (1 - level) / 2
+    low, high = np.quantile(statistics, [tail, 1 - tail])
+    estimate = float(np.mean([values.mean() for values in per_seed]))
+    per_seed_clusters = round(float(np.mean([len(values) for values in per_seed])))
+    return Interval(estimate, float(low), float(high), per_seed_clusters, len(per_seed), level)
