@@ -62,23 +62,44 @@ def verdict(interval: Interval, direction: int, minimum: float = 0.0) -> str:
     return CANNOT_TELL
 
 
-def paired_differences(answered: pd.DataFrame, *, method: str, reference: str, task: str,
-                       metric: str = "correct", language: str | None = None) -> pd.DataFrame:
-    """Per (seed, cluster): the mean over the cluster's items of `method`'s `metric` minus `reference`'s, matched
-    item by item within a seed (`answered` is `comparison.evaluate`'s item-level frame; English items are left
-    out: they are the ceiling, not the target languages; `language` keeps one target language only)."""
-    rows = answered[(answered.task == task) & (answered.language != "en")]
-    if language is not None:
-        rows = rows[rows.language == language]
+def _cluster_differences(rows: pd.DataFrame, method: str, reference: str, metric: str) -> pd.DataFrame:
     pivot = rows[rows.method.isin([method, reference])].pivot_table(
         index=["seed", "id"], columns="method", values=metric, aggfunc="mean")
     if method not in pivot or reference not in pivot:
-        raise ValueError(f"no {task} items answered by both {method!r} and {reference!r}")
+        return pd.DataFrame(columns=["seed", "cluster", "difference"])
     pivot = pivot.dropna(subset=[method, reference])
     frame = pd.DataFrame({"difference": pivot[method].astype(float) - pivot[reference].astype(float)})
     frame = frame.reset_index()
     frame["cluster"] = frame["id"].map(question_of)
     return frame.groupby(["seed", "cluster"], sort=True, as_index=False).difference.mean()
+
+
+def paired_differences(answered: pd.DataFrame, *, method: str, reference: str, task: str,
+                       metric: str = "correct", language: str | None = None,
+                       relative_to_english: bool = False) -> pd.DataFrame:
+    """Per (seed, cluster): the mean over the cluster's items of `method`'s `metric` minus `reference`'s, matched
+    item by item within a seed (`answered` is `comparison.evaluate`'s item-level frame; English items are left
+    out: they are the ceiling, not the target languages; `language` keeps one target language only).
+
+    `relative_to_english` subtracts, per cluster, the same difference on the cluster's English items: the change of
+    the gap to the English ceiling, so that a method that only moves what the model knows in English (the ceiling)
+    does not count as transfer. Clusters without English items are dropped then.
+    """
+    rows = answered[answered.task == task]
+    target = rows[rows.language != "en"]
+    if language is not None:
+        target = target[target.language == language]
+    differences = _cluster_differences(target, method, reference, metric)
+    if differences.empty:
+        raise ValueError(f"no {task} items answered by both {method!r} and {reference!r}")
+    if relative_to_english:
+        english = _cluster_differences(rows[rows.language == "en"], method, reference, metric)
+        differences = differences.merge(english, on=["seed", "cluster"], suffixes=("", "_english"))
+        if differences.empty:
+            raise ValueError(f"no {task} question answered in English and in a target language")
+        differences["difference"] = differences.difference - differences.difference_english
+        differences = differences.drop(columns="difference_english")
+    return differences
 
 
 def cluster_bootstrap(differences: pd.DataFrame, *, resamples: int = 4000, level: float = 0.95,

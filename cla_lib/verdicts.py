@@ -255,6 +255,10 @@ def plane_claims(plane: pd.DataFrame, *, chance: dict, model_label: str = "the m
 # Baseline erasure from paired intervals (cla_lib.intervals)
 
 ERASURE_HALVES = (("transfer", 1, "improves transfer"), ("localization", -1, "costs localization"))
+# Reported beside the halves, not judged by the rule: transfer relative to the same model's English ceiling (the
+# change of the gap between the facts asked in the language and asked in English), so that a method that moves the
+# ceiling is not read as transfer.
+GAP_ROW = (("transfer", 1, "closes the gap to English"),)
 
 PAIRED_ERASURE_RULE = (
     "For each method, its change from the reference model (the base, or the replay control) is measured item by "
@@ -272,13 +276,15 @@ def erasure_intervals(answered: pd.DataFrame, methods: Sequence[str], *, referen
                       languages: Sequence[str] = (), resamples: int = 4000) -> pd.DataFrame:
     """One row per (method, language, half of the claim): the paired difference from `reference` with its interval,
     n, the detectable effect (half-width) and the verdict word; ``language`` is ``all`` for the pooled test (every
-    seed and target language together) and each of `languages` for the per-language ones."""
+    seed and target language together) and each of `languages` for the per-language ones. A third row per
+    (method, language), ``closes the gap to English``, reports transfer relative to the English ceiling."""
     rows = []
     for method in methods:
         for language in [None, *languages]:
-            for task, direction, half in ERASURE_HALVES:
-                interval = cluster_bootstrap(paired_differences(answered, method=method, reference=reference,
-                                                                task=task, language=language), resamples=resamples)
+            for task, direction, half in ERASURE_HALVES + GAP_ROW:
+                interval = cluster_bootstrap(paired_differences(
+                    answered, method=method, reference=reference, task=task, language=language,
+                    relative_to_english=half == GAP_ROW[0][2]), resamples=resamples)
                 rows.append({"method": method, "language": language or "all", "half": half,
                              "estimate": interval.estimate, "low": interval.low, "high": interval.high,
                              "questions": interval.n_clusters, "seeds": interval.n_seeds,
@@ -292,6 +298,8 @@ def paired_erasure_claims(intervals: pd.DataFrame, *, method_labels: dict | None
     """Judge "every method improves transfer and costs localization" by `PAIRED_ERASURE_RULE` from the pooled rows
     of `erasure_intervals`. `checks` has one row per method: both halves' intervals and words, and the method's
     word; the text also counts the per-language pairs where both halves held, with what chance alone would give."""
+    halves = {half for _, _, half in ERASURE_HALVES}
+    intervals = intervals[intervals.half.isin(halves)]
     pooled = intervals[intervals.language == "all"]
     rows = []
     for method, halves in pooled.groupby("method", sort=False):

@@ -105,10 +105,13 @@ def test_the_erasure_claim_is_worded_from_pooled_paired_intervals():
     transfer = erasing[erasing.method == "base"].assign(task="transfer",
                                                         id=lambda frame: frame.id.str.replace("localization/",
                                                                                                "transfer/"))
+    transfer = pd.concat([transfer, transfer[transfer.language == "es"].assign(
+        language="en", id=lambda frame: frame.id.str.replace("/es", "/en"))], ignore_index=True)
     answered = pd.concat([answered, transfer, transfer.assign(method="eraser"), transfer.assign(method="idle")],
                          ignore_index=True)
     intervals = erasure_intervals(answered, ["eraser", "idle"], languages=["ko", "fa"], resamples=500)
-    assert set(intervals.language) == {"all", "ko", "fa"} and len(intervals) == 2 * 3 * 2
+    assert set(intervals.language) == {"all", "ko", "fa"} and len(intervals) == 2 * 3 * 3
+    assert set(intervals.half) == {"improves transfer", "costs localization", "closes the gap to English"}
     claim = paired_erasure_claims(intervals)
     words = claim.checks.set_index("method")
     assert words.loc["eraser", "costs localization"] == "reproduces"
@@ -131,3 +134,23 @@ def test_one_contradicting_method_is_enough_against_every_method():
     assert paired_erasure_claims(pd.DataFrame(both + rows("b", DOES_NOT, REPRODUCES))).status.startswith(DOES_NOT)
     assert paired_erasure_claims(pd.DataFrame(both + rows("b", CANNOT_TELL, REPRODUCES))).status.startswith(
         "partly reproduces (1 of 2")
+
+
+def test_a_method_that_only_moves_the_english_ceiling_does_not_close_the_gap():
+    generator = np.random.default_rng(7)
+    rows = []
+    for creature in range(80):
+        difficulty = np.clip(0.5 + generator.normal(0, 0.2), 0.05, 0.8)
+        for language in ("en", *LANGUAGES):
+            for relation in ("colour", "size"):
+                for method, shift in (("base", 0.0), ("method", 0.15)):  # up by as much in English as elsewhere
+                    rows.append({"id": f"transfer/c{creature}/{relation}/{language}", "task": "transfer",
+                                 "language": language, "seed": 0, "method": method,
+                                 "correct": generator.random() < difficulty + shift})
+    answers = pd.DataFrame(rows)
+    plain = cluster_bootstrap(paired_differences(answers, method="method", reference="base", task="transfer"),
+                              resamples=1000)
+    gap = cluster_bootstrap(paired_differences(answers, method="method", reference="base", task="transfer",
+                                               relative_to_english=True), resamples=1000)
+    assert verdict(plain, 1) == REPRODUCES
+    assert verdict(gap, 1) == CANNOT_TELL and abs(gap.estimate) < 0.05
