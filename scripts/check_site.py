@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     server, origin = serve(site)
     start = first_page(site).relative_to(site)
     failures, blocked = [], 0
-    checked = [path for path in pages(site) if path.relative_to(site) == start or path.name != "index.html"
-               or path.parent != site]  # the root index.html only redirects to the first page
+    redirect = site / "index.html" if start != Path("index.html") else None  # it only redirects to the first page
+    checked = [path for path in pages(site) if path != redirect]
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
