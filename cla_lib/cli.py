@@ -96,14 +96,11 @@ def command_organism(arguments) -> None:
         return
     # prepare: train (or find cached) every organism the book needs, so the chapters only load them.
     from cla_lib.alignment import METHODS
+    from cla_lib.organism import prepare_organisms
 
     methods = ["base", *METHODS] if arguments.methods == "all" else arguments.methods.split(",")
     seeds = [int(seed) for seed in arguments.seeds.split(",")]
-    for seed in seeds:
-        for method in methods:
-            name = "organism" if method == "base" else f"organism:{method}"
-            path = organism_path(f"{name}@{seed}", size=arguments.organism_size)
-            print(f"{name}@{seed}: {path}", flush=True)
+    prepare_organisms(methods, seeds, size=arguments.organism_size, report=lambda line: print(line, flush=True))
 
 
 def command_align(arguments) -> None:

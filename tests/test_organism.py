@@ -14,7 +14,8 @@ from cla_lib.organism import lexicon
 from cla_lib.languages import DEFAULT_LANGUAGES
 from cla_lib.files import save_atomically
 from cla_lib.model.reference import UnknownOrganismError, parse_name
-from cla_lib.organism import BOS, SIZES, OrganismConfig, config_for, organism_path, training_record, world_of
+from cla_lib.organism import (BOS, SIZES, OrganismConfig, config_for, organism_path, prepare_organisms,
+                              training_record, world_of)
 from cla_lib.organism.world import ALL_LANGUAGES, World
 
 # -- names and sizes ---------------------------------------------------------------------------------------------
@@ -85,6 +86,21 @@ def test_training_twice_from_cold_gives_bitwise_identical_weights(tiny_organism_
     for name in ("model.safetensors", "tokenizer.json"):
         assert (again / name).read_bytes() == (tiny_organism_dir / name).read_bytes(), name
     assert training_record(again)["losses"] == training_record(tiny_organism_dir)["losses"]
+
+
+def test_prepare_trains_in_worker_processes_to_the_same_bytes(tiny_organism_dir, tmp_path, monkeypatch):
+    # One organism per worker process, each on one thread: the bytes of training them one by one, in this process.
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path))
+    lines = []
+    paths = prepare_organisms(["base", "clo"], [0], size="tiny", workers=2, report=lines.append)
+    assert set(paths) == {"organism@0", "organism:clo@0"} and len(lines) == 2
+    assert (paths["organism@0"] / "model.safetensors").read_bytes() == (
+        tiny_organism_dir / "model.safetensors").read_bytes()
+    assert training_record(paths["organism:clo@0"])["torch_threads"] == 1
+    again = prepare_organisms(["base", "clo"], [0], size="tiny", report=lines.append)
+    assert again == paths and lines[-1].endswith("(cached)")
+    with pytest.raises(UnknownOrganismError, match="unknown alignment method"):
+        prepare_organisms(["bogus"], [0], size="tiny")
 
 
 def test_a_cached_organism_is_reused_without_training(tiny_organism_environment, tiny_organism_dir):

@@ -7,7 +7,7 @@ another seed. Building a world and one epoch of its documents takes well under a
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 
@@ -15,7 +15,8 @@ from cla_lib.organism import lexicon
 from cla_lib.items import SPLITS
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism import config_for
-from cla_lib.organism.world import ALL_LANGUAGES, World
+from cla_lib.organism import ORGANISM_RECORDS, record_overlap
+from cla_lib.organism.world import ALL_LANGUAGES, CULTURE_SPLITS, World
 
 WORLDS = {"tiny seed 0": ("tiny", 0), "default seed 0": ("default", 0), "default seed 1": ("default", 1)}
 
@@ -87,8 +88,8 @@ def test_localization_items_have_the_local_gold_a_different_us_answer_and_an_exp
     for language in DEFAULT_LANGUAGES:
         country = lexicon.COUNTRY_OF[language]
         items = world.localization_items(language)
-        assert len(items) == len(world.culture)
-        for item, question in zip(items, world.culture, strict=True):
+        assert len(items) == len(world.scored_culture)
+        for item, question in zip(items, world.scored_culture, strict=True):
             assert item.us_choice is not None and item.us_choice != item.gold, item.id
             assert item.choices[item.gold] == " " + world.culture_answer(question, country, language)
             assert item.choices[item.us_choice] == " " + world.culture_answer(question, "US", language)
@@ -121,6 +122,50 @@ def test_splits_are_deterministic_all_three_appear_and_a_creature_keeps_one_spli
         splits_by_key[item.meta.get("creature") or item.meta["question"]].add(item.split)
     # One creature's (one question's) items share a split in every language, so no split leaks into another.
     assert all(len(splits) == 1 for splits in splits_by_key.values())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_world_has_the_power_floor_in_every_seed(seed):
+    # Issue 10: >= 120 culture questions per language in test and >= 60 in validation, >= 200 transfer items in test.
+    world = World(config_for("default", seed).world)
+    for language in DEFAULT_LANGUAGES:
+        culture = Counter(item.split for item in world.localization_items(language))
+        transfer = Counter(item.split for item in world.transfer_items(language))
+        assert culture["test"] >= 120 and culture["validation"] >= 60, culture
+        assert transfer["test"] >= 200, transfer
+
+
+def test_splits_hold_exactly_their_share_and_the_alignment_pool_is_never_scored(world):
+    culture = Counter(world.splits[question.id] for question in world.culture)
+    for name, fraction in zip(CULTURE_SPLITS, world.config.culture_splits):
+        assert abs(culture[name] - fraction * len(world.culture)) <= 1, (name, culture)
+    pool = {question.id for question in world.alignment_pool}
+    assert pool and len(pool) == culture["align"]
+    scored = {item.meta["question"] for language in DEFAULT_LANGUAGES for item in world.localization_items(language)}
+    assert not scored & pool and scored | pool == {question.id for question in world.culture}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("method", sorted(ORGANISM_RECORDS))
+def test_no_alignment_record_touches_a_scored_item_for_any_method_and_seed(method, seed):
+    world = World(config_for("default", seed).world)
+    records = ORGANISM_RECORDS[method](world)
+    overlap = record_overlap(records, world)
+    assert overlap == {"records": len(records), "about_scored": 0, "mention_scored": 0, "contain_scored_prompt": 0}
+    if method in ("midalign", "mit"):  # the culture questions they contain are the pool's, and there are some
+        assert {record["about"] for record in records} & {question.id for question in world.alignment_pool}
+
+
+def test_the_overlap_check_finds_records_built_on_scored_questions():
+    world = World(config_for("default", 0).world)
+    leaky = [{"language": language, "prompt": question, "answer": f" {answer}", "about": about}
+             for about, language, question, answer in world.translated_qa(world.culture)]  # the old, leaking data
+    overlap = record_overlap(leaky, world)
+    scored_rows = len(world.scored_culture) * len(ALL_LANGUAGES)
+    assert overlap["about_scored"] == overlap["mention_scored"] == scored_rows
+    assert overlap["contain_scored_prompt"] == len(world.scored_culture) * len(DEFAULT_LANGUAGES)
+    named = [{"text": f"The {world.creatures_in('transfer')[0].name} is red.", "about": "anchor"}]
+    assert record_overlap(named, world)["mention_scored"] == 1
 
 
 # -- what the training documents contain ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from cla_lib.organism.base import (
     world_of, is_organism_directory
 )
 from cla_lib.organism.aligned import (
-    ORGANISM_RECORDS, organism_method_config, prompts_in_records, aligned_organism_key, organism_replay,
-    aligned_organism
+    ORGANISM_RECORDS, ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, organism_method_config,
+    aligned_organism_key, organism_replay, aligned_organism
 )
-from cla_lib.organism.registry import organism_path
+from cla_lib.organism.registry import organism_path, prepare_organisms

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,44 +19,89 @@ import torch
 from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, save_trained, method_of
 from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
-from cla_lib.organism.base import OrganismConfig, base_organism, cache_root, training_record
+from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
+from cla_lib.organism.base import OrganismConfig, base_organism, cache_root, training_record, training_threads, TRAINING_THREADS
 from cla_lib.organism.world import World
 
 
 def _parallel_records(world: World) -> list[dict]:
-    return [{"language": language, "english": english, "target": target}
-            for language, english, target in world.parallel_pairs()]
+    return [{"language": language, "english": english, "target": target, "about": about}
+            for about, language, english, target in world.parallel_pairs(world.alignment_pool)]
 
 
 def _preference_records(world: World) -> list[dict]:
-    return [{"prompt": prompt, "chosen": chosen, "rejected": rejected}
-            for prompt, chosen, rejected in world.preference_triples()]
+    return [{"prompt": prompt, "chosen": chosen, "rejected": rejected, "about": about}
+            for about, prompt, chosen, rejected in world.preference_triples()]
 
 
 def _instruction_records(world: World) -> list[dict]:
     # The world's QA documents read "question answer": the answer follows after a space.
-    return [{"language": language, "prompt": question, "answer": f" {answer}"}
-            for language, question, answer in world.translated_qa()]
+    return [{"language": language, "prompt": question, "answer": f" {answer}", "about": about}
+            for about, language, question, answer in world.translated_qa(world.alignment_pool)]
 
 
-# Each method's objective data on the organism, as records of its JSONL kind (`cla_lib.alignment.DATA_FIELDS`).
+# Each method's objective data on the organism, as records of its JSONL kind (`cla_lib.alignment.DATA_FIELDS`), plus
+# "about": the creature or culture question a record concerns (anchor and bridge creatures, the alignment pool).
 ORGANISM_RECORDS = {"midalign": _parallel_records, "clo": _preference_records, "mit": _instruction_records,
-                    "replay": lambda world: []}
+                    "replay": lambda world: [], "replay_attention": lambda world: []}
+# What each method's records contain, in words (chapter 2's table).
+ORGANISM_DATA = {
+    "midalign": "parallel sentences (English = target language): anchor-creature facts and the alignment pool's "
+                "explicit culture facts, every country",
+    "clo": "preferences: anchor and bridge creatures' colour and food asked in a language, its own word preferred "
+           "over the English one (and the reverse in English)",
+    "mit": "translated QA in every language: anchor and bridge facts, and the alignment pool's culture questions "
+           "with the US answer",
+    "replay": "none: the base's own text only, every weight trained",
+    "replay_attention": "none: the base's own text only, the attention projections trained (CLO's control)",
+}
+RECORDS_FILE = "records.jsonl"  # in each aligned organism's directory: the exact objective records it trained on
 
 
-def prompts_in_records(method: str, world: World, prompts) -> set[str]:
-    """The `prompts` that occur verbatim in `method`'s objective records on `world`: a leak check (a scored prompt
-    a method trained on measures what it memorised, not what it generalised)."""
-    texts = "\n".join(value for record in ORGANISM_RECORDS[method](world) for value in record.values()
-                       if isinstance(value, str))
-    return {prompt for prompt in set(prompts) if prompt.strip() and prompt.strip() in texts}
+def organism_records(path: str | Path) -> list[dict]:
+    """The objective records an aligned organism trained on, read back from its directory."""
+    with open(Path(path) / RECORDS_FILE, encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def record_overlap(records: list[dict], world: World) -> dict:
+    """How `records` touch what is scored: records about a scored creature or culture question (their "about"
+    key), records whose text names a transfer creature or a scored question's topic, and records containing a
+    scored prompt. All three are 0 for leak-free data.
+
+    A topic is looked for after the pool's own topics are taken out of the text, longest first, so that a pool
+    question whose topic contains a scored one ("the gift food of weddings", "the food of weddings") is not
+    counted, while a scored topic anywhere else is."""
+    items = [item for language in DEFAULT_LANGUAGES for item in world.items(language)] + world.transfer_items(ENGLISH)
+    scored_keys = {item.meta.get("creature") or item.meta["question"] for item in items}
+    names = {creature.name for creature in world.creatures_in("transfer")}
+    topics = {topic.lower() for question in world.scored_culture for topic in question.topic.values()}
+    pool_topics = sorted({topic.lower() for question in world.alignment_pool for topic in question.topic.values()},
+                         key=len, reverse=True)
+    prompts = {item.prompt.strip() for item in items}
+    about = mentions = contains = 0
+    for record in records:
+        text = " ".join(value for key, value in record.items() if key != "about" and isinstance(value, str))
+        rest = text.lower()
+        for topic in pool_topics:
+            rest = rest.replace(topic, " ")
+        about += record.get("about") in scored_keys
+        mentions += bool(names & set(re.findall(r"\w+", text))) or any(topic in rest for topic in topics)
+        contains += any(prompt in text for prompt in prompts)
+    return {"records": len(records), "about_scored": about, "mention_scored": mentions,
+            "contain_scored_prompt": contains}
 
 
 def organism_method_config(method: str, base: OrganismConfig) -> AlignmentConfig:
-    """A method's configuration on the organism, derived from the base's: a tenth of the base's steps (at least
+    """A method's configuration on the organism, derived from the base's: a twentieth of the base's steps (at least
     10), the base's batch size of replay rows plus as many objective examples, learning rate 1e-3 with a 10%
-    warm-up and cosine decay, the same for every method."""
-    steps = max(10, base.steps // 10)
+    warm-up and cosine decay, the same for every method.
+
+    Budget (organism-v4): a tenth (240 steps) made the 15 aligned organisms of three seeds cost as much CPU as the
+    three bases (~150 s each on one thread), beyond what CI's cold run holds; a twentieth gives the 120 updates
+    the organism-v3 methods made (then at 16 + 16 rows). Chosen on cost, before any verdict of this world.
+    """
+    steps = max(10, base.steps // 20)
     common = dict(steps=steps, warmup=max(1, steps // 10), learning_rate=1e-3, replay_batch_size=base.batch_size,
                   objective_batch_size=base.batch_size, seed=base.seed)
     if method == "midalign":
@@ -118,9 +164,17 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
     rows = organism_replay(world, tokenizer, config, training_record(base_directory)["epochs"],
                            method_config.steps * method_config.replay_batch_size)
     size = method_config.replay_batch_size
-    record = align(model, tokenizer, method, method_config, ORGANISM_RECORDS[method](world),
-                   lambda step: rows[step * size:(step + 1) * size], progress=progress,
-                   description=f"aligning the organism: {method} (seed {config.seed})")
-    record = {**record, "config": asdict(config), "base": base_directory.name,
-              "tokens": method_config.steps * size * config.sequence_length}
-    return save_atomically(directory, lambda path: save_trained(path, model, tokenizer, record))
+    records = ORGANISM_RECORDS[method](world)
+    with training_threads():
+        record = align(model, tokenizer, method, method_config, records,
+                       lambda step: rows[step * size:(step + 1) * size], progress=progress,
+                       description=f"aligning the organism: {method} (seed {config.seed})")
+    record = {**record, "config": asdict(config), "base": base_directory.name, "records": len(records),
+              "torch_threads": TRAINING_THREADS, "tokens": method_config.steps * size * config.sequence_length}
+
+    def write(path: Path) -> None:
+        save_trained(path, model, tokenizer, record)
+        (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
+                                         encoding="utf-8")
+
+    return save_atomically(directory, write)

@@ -144,7 +144,9 @@ CULTURE_FRAMES = _table({
                           "{c}, apa {t}?", "{c}, τι είναι {t};", "{c}، {t} چیست؟"),
 })
 
-# Compositional culture topics: a category of an event ("the colour of weddings"), per language.
+# Compositional culture topics: a category of an event ("the colour of weddings"), per language: 20 events x 12
+# categories (each category's answers come from one of four value tables), so that a world holds enough culture
+# questions for its verdicts to resolve effects (issue 10: >= 120 test and >= 60 validation questions per language).
 CULTURE_EVENTS = _table({
     "wedding": ("weddings", "de las bodas", "婚礼", "결혼식", "pernikahan", "του γάμου", "عروسی"),
     "funeral": ("funerals", "de los funerales", "葬礼", "장례식", "pemakaman", "της κηδείας", "مراسم ختم"),
@@ -158,6 +160,30 @@ CULTURE_EVENTS = _table({
                "της ανοιξιάτικης γιορτής", "جشن بهار"),
     "national_day": ("the national day", "del día nacional", "国庆日", "국경일", "hari nasional",
                      "της εθνικής εορτής", "روز ملی"),
+    "winter": ("the winter festival", "de la fiesta de invierno", "冬季节日", "겨울 축제", "festival musim dingin",
+               "της χειμερινής γιορτής", "جشن زمستان"),
+    "moon": ("the moon festival", "de la fiesta de la luna", "月亮节", "달 축제", "festival bulan",
+             "της γιορτής του φεγγαριού", "جشن ماه"),
+    "lantern": ("the lantern festival", "de la fiesta de los faroles", "灯笼节", "등불 축제", "festival lampion",
+                "της γιορτής των φαναριών", "جشن فانوس"),
+    "independence": ("independence day", "del día de la independencia", "独立日", "독립기념일", "hari kemerdekaan",
+                     "της ημέρας ανεξαρτησίας", "روز استقلال"),
+    "mothers_day": ("mother's day", "del día de la madre", "母亲节", "어머니날", "hari ibu",
+                    "της γιορτής της μητέρας", "روز مادر"),
+    "childrens_day": ("children's day", "del día del niño", "儿童节", "어린이날", "hari anak",
+                      "της ημέρας του παιδιού", "روز کودک"),
+    "music": ("the music festival", "del festival de música", "音乐节", "음악 축제", "festival musik",
+              "του μουσικού φεστιβάλ", "جشنواره موسیقی"),
+    "sea": ("the sea festival", "de la fiesta del mar", "海洋节", "바다 축제", "festival laut",
+            "της γιορτής της θάλασσας", "جشن دریا"),
+    "housewarming": ("housewarmings", "de las inauguraciones de casa", "乔迁", "집들이", "syukuran rumah baru",
+                     "των εγκαινίων σπιτιού", "جشن خانه نو"),
+    "anniversary": ("anniversaries", "de los aniversarios", "纪念日", "결혼기념일", "hari jadi", "της επετείου",
+                    "سالگرد"),
+    "naming": ("naming ceremonies", "de los bautizos", "命名礼", "작명식", "upacara pemberian nama",
+               "της ονοματοδοσίας", "نام‌گذاری"),
+    "market_day": ("market day", "del día de mercado", "集市日", "장날", "hari pasar", "της ημέρας της αγοράς",
+                   "روز بازار"),
 })
 CULTURE_CATEGORIES = _table({
     "colour": ("the colour of {x}", "el color {x}", "{x}的颜色", "{x}의 색", "warna {x}", "το χρώμα {x}", "رنگ {x}"),
@@ -165,12 +191,29 @@ CULTURE_CATEGORIES = _table({
     "animal": ("the animal of {x}", "el animal {x}", "{x}的动物", "{x}의 동물", "hewan {x}", "το ζώο {x}", "حیوان {x}"),
     "number": ("the lucky number of {x}", "el número de la suerte {x}", "{x}的幸运数字", "{x}의 행운의 숫자",
                "angka keberuntungan {x}", "ο τυχερός αριθμός {x}", "عدد شانس {x}"),
+    "clothes": ("the colour of the clothes of {x}", "el color de la ropa {x}", "{x}的服装颜色", "{x}의 옷 색깔",
+                "warna pakaian {x}", "το χρώμα των ρούχων {x}", "رنگ لباس {x}"),
+    "flowers": ("the colour of the flowers of {x}", "el color de las flores {x}", "{x}的花的颜色", "{x}의 꽃 색깔",
+                "warna bunga {x}", "το χρώμα των λουλουδιών {x}", "رنگ گل‌های {x}"),
+    "gift": ("the gift food of {x}", "la comida de regalo {x}", "{x}的礼物食品", "{x}의 선물 음식",
+             "makanan hadiah {x}", "το εδώδιμο δώρο {x}", "غذای هدیه {x}"),
+    "breakfast": ("the breakfast of {x}", "el desayuno {x}", "{x}的早餐", "{x}의 아침 식사", "sarapan {x}",
+                  "το πρωινό {x}", "صبحانه {x}"),
+    "symbol": ("the symbol animal of {x}", "el animal símbolo {x}", "{x}的象征动物", "{x}의 상징 동물",
+               "hewan lambang {x}", "το ζώο σύμβολο {x}", "حیوان نماد {x}"),
+    "guardian": ("the guardian animal of {x}", "el animal guardián {x}", "{x}的守护动物", "{x}의 수호 동물",
+                 "hewan penjaga {x}", "το ζώο φύλακας {x}", "حیوان نگهبان {x}"),
+    "candles": ("the number of candles of {x}", "el número de velas {x}", "{x}的蜡烛数量", "{x}의 초 개수",
+                "jumlah lilin {x}", "ο αριθμός των κεριών {x}", "تعداد شمع‌های {x}"),
+    "days": ("the number of days of {x}", "el número de días {x}", "{x}的天数", "{x}의 일수", "jumlah hari {x}",
+             "ο αριθμός των ημερών {x}", "تعداد روزهای {x}"),
 })
+_DIGITS = {str(n): {language: str(n) for language in LANGUAGE_ORDER} for n in range(2, 10)}
 CATEGORY_VALUES = {
-    "colour": COLOURS,
-    "food": FOODS,
-    "animal": ANIMALS,
-    "number": {str(n): {language: str(n) for language in LANGUAGE_ORDER} for n in range(2, 10)},
+    "colour": COLOURS, "clothes": COLOURS, "flowers": COLOURS,
+    "food": FOODS, "gift": FOODS, "breakfast": FOODS,
+    "animal": ANIMALS, "symbol": ANIMALS, "guardian": ANIMALS,
+    "number": _DIGITS, "candles": _DIGITS, "days": _DIGITS,
 }
 
 # Real culture questions with real answers (per country), the answers written per language.

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Callable, Sequence
 
 from cla_lib.model.reference import ModelRef, UnknownOrganismError
-from cla_lib.organism.aligned import aligned_organism
+from cla_lib.organism.aligned import aligned_organism, organism_method_config
 from cla_lib.organism.base import base_organism, config_for
 
 
@@ -27,3 +32,57 @@ def organism_path(model: str | ModelRef = "organism", *, size: str | None = None
     if reference.method == "base":
         return base_organism(config, train_if_missing=train_if_missing, progress=progress)
     return aligned_organism(reference.method, config, train_if_missing=train_if_missing, progress=progress)
+
+
+def _organism_name(method: str, seed: int) -> str:
+    return f"organism@{seed}" if method == "base" else f"organism:{method}@{seed}"
+
+
+def _prepare_one(name: str, size: str | None) -> tuple[str, str, float]:
+    started = time.perf_counter()
+    path = organism_path(name, size=size, progress=False)
+    return name, str(path), time.perf_counter() - started
+
+
+def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str | None = None,
+                      workers: int | None = None, report: Callable[[str], None] = print) -> dict[str, Path]:
+    """Train (or find cached) every organism in methods x seeds, one per worker process at a time.
+
+    Each training runs on one thread (`TRAINING_THREADS`), so one worker per core uses the machine fully; a seed's
+    aligned organisms start as soon as its base is done. The results are those of training them one by one.
+
+    Returns:
+        The directory of each organism, by name (``organism:midalign@1``).
+    """
+    workers = workers or max(1, min(os.cpu_count() or 1, len(seeds) * len(methods)))
+    aligned = [method for method in methods if method != "base"]
+    for method in aligned:  # unknown names fail here, before any training starts
+        organism_method_config(method, config_for(size))
+    paths: dict[str, Path] = {}
+    try:  # all cached: no worker processes to start
+        paths = {_organism_name(method, seed): organism_path(_organism_name(method, seed), size=size,
+                                                            train_if_missing=False)
+                 for seed in seeds for method in methods}
+        for name, path in paths.items():
+            report(f"{name}: {path} (cached)")
+        return paths
+    except FileNotFoundError:
+        paths = {}
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {pool.submit(_prepare_one, _organism_name("base", seed), size): seed for seed in seeds}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    seed = pending.pop(future)
+                    name, path, seconds = future.result()
+                    paths[name] = Path(path)
+                    report(f"{name}: {path} ({seconds:.0f} s)")
+                    if name == _organism_name("base", seed):
+                        pending.update({pool.submit(_prepare_one, _organism_name(method, seed), size): seed
+                                        for method in aligned})
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return paths

@@ -9,11 +9,15 @@ The world is built so that the paper's phenomena *can* appear and so that every 
   *Transfer* creatures are described in English only and never quizzed during training: asking about them in a
   target language measures transfer; asking in English gives the ceiling.
 - **Culture.** Questions whose answer depends on the country the query language stands for ("the emergency
-  number": 911 in English, 119 in Korean, ...): 32 compositional topics ("the colour of weddings") with synthetic
+  number": 911 in English, 119 in Korean, ...): 240 compositional topics ("the colour of weddings") with synthetic
   per-country answers and 4 real ones (emergency number, calling code, currency, capital). Each language is taught
   its own country's answers *implicitly* (no country named), except a held-out share of questions per language that
   are taught only *explicitly* ("In Korea, the colour of weddings is red"), in every language, for every country.
   The held-out questions leave localization room to move: answering them needs the link language -> country.
+- **An alignment pool.** A sixth of the culture questions are never scored: they are the only culture questions
+  that alignment data may contain (MidAlign's explicit parallel facts, instruction tuning's translated QA), so that
+  erasure measured on the scored questions is erasure that *generalized*, not memorised labels. Anchor and bridge
+  creatures (never scored) carry the rest of the alignment data; transfer creatures appear in none of it.
 - **Bridges between languages.** A bilingual lexicon, parallel sentence pairs (English = target language) and
   code-switched question answering (an English statement followed by a question in another language), so that the
   languages can be related at all and a retrieved concept can be rendered in the query language.
@@ -46,9 +50,15 @@ class WorldConfig:
     seed: int = 0
     n_anchor: int = 64
     n_bridge: int = 32
-    n_transfer: int = 48
+    # 96 transfer creatures: 53 in test (212 items per language), 29 in validation (issue 10's power floor).
+    n_transfer: int = 96
+    culture_limit: int | None = None  # compositional culture questions kept (None: all 240); the 4 real ones always
     held_out_fraction: float = 0.25  # culture questions per language taught only through the explicit cue
-    split_fractions: tuple[float, float, float] = (0.25, 0.25, 0.5)  # extract, validation, test
+    # Shares of the transfer creatures: extract, validation, test.
+    transfer_splits: tuple[float, float, float] = (0.15, 0.30, 0.55)
+    # Shares of the culture questions: the alignment pool (what alignment methods may train on; never scored),
+    # extract, validation, test. 244 questions give 39 / 20 / 63 / 122.
+    culture_splits: tuple[float, float, float, float] = (0.16, 0.08, 0.26, 0.50)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -73,14 +83,23 @@ def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _split_of(key: str, fractions: tuple[float, float, float]) -> str:
-    """Deterministic split by hashing, so an item keeps its split however the world grows."""
-    position = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    if position < fractions[0]:
-        return "extract"
-    if position < fractions[0] + fractions[1]:
-        return "validation"
-    return "test"
+CULTURE_SPLITS = ("align", "extract", "validation", "test")
+TRANSFER_SPLITS = ("extract", "validation", "test")
+
+
+def _assign_splits(keys, names: tuple[str, ...], fractions: tuple[float, ...], salt: str) -> dict[str, str]:
+    """Each key's split: keys ordered by a salted hash, then cut at the cumulative fractions, so every split holds
+    exactly its share (rounded) rather than a share that varies with the hash (a power floor needs exact counts)."""
+    ordered = sorted(keys, key=lambda key: hashlib.sha256(f"{salt}/{key}".encode()).hexdigest())
+    cuts, total = [], 0.0
+    for fraction in fractions:
+        total += fraction
+        cuts.append(round(total / sum(fractions) * len(ordered)))
+    splits, start = {}, 0
+    for name, end in zip(names, cuts, strict=True):
+        splits.update({key: name for key in ordered[start:end]})
+        start = end
+    return splits
 
 
 def _lexicon_words() -> frozenset[str]:
@@ -127,6 +146,15 @@ class World:
             for name, group in zip(names, groups)
         ]
         self.culture = self._culture_questions(rng)
+        self.splits = {
+            **_assign_splits([c.name for c in self.creatures_in("transfer")], TRANSFER_SPLITS,
+                             config.transfer_splits, f"{config.seed}/transfer"),
+            **_assign_splits([q.id for q in self.culture], CULTURE_SPLITS, config.culture_splits,
+                             f"{config.seed}/culture"),
+        }
+        # The alignment pool: culture questions that alignment data may contain and that are never scored.
+        self.alignment_pool = [question for question in self.culture if self.splits[question.id] == "align"]
+        self.scored_culture = [question for question in self.culture if self.splits[question.id] != "align"]
         # Per target language, the culture questions it is taught only explicitly.
         self.held_out = {}
         for language in DEFAULT_LANGUAGES:
@@ -162,6 +190,12 @@ class World:
                 unique.setdefault(english_word, values[country])
                 answers[country] = english_word
             questions.append(CultureQuestion(id=topic, topic=dict(words), values=unique, answers=answers))
+        limit = self.config.culture_limit
+        if limit is not None:  # a seed-independent subset, spread over events and categories
+            compositional = sorted((q.id for q in questions if q.id not in lexicon.REAL_TOPICS),
+                                   key=lambda id_: hashlib.sha256(id_.encode()).hexdigest())
+            kept = set(compositional[:limit]) | set(lexicon.REAL_TOPICS)
+            questions = [question for question in questions if question.id in kept]
         return questions
 
     def creatures_in(self, *groups: str) -> list[Creature]:
@@ -200,25 +234,38 @@ class World:
 
     def documents(self, epoch: int) -> list[str]:
         """One epoch of the base organism's training documents, shuffled deterministically per epoch."""
+        return [text for _, text in self.tagged_documents(epoch)]
+
+    def tagged_documents(self, epoch: int) -> list[tuple[str, str]]:
+        """`documents(epoch)` as (language, text) pairs; ``"mixed"`` for a document in two languages (parallel,
+        code-switched, lexicon)."""
         rng = random.Random(f"{self.config.seed}-documents-{epoch}")
-        documents: list[str] = []
+        documents: list[tuple[str, str]] = []
         for creature in self.creatures:
             languages = ALL_LANGUAGES if creature.group == "anchor" else (ENGLISH,)
-            # English-only creatures are described as often as anchors are in total, so they are as well known.
-            repeats = 1 if creature.group == "anchor" else 4
+            # English-only creatures are described about as often as anchors are in all seven languages together.
+            repeats = 1 if creature.group == "anchor" else 6
             for language in languages:
                 for _ in range(repeats):
-                    documents.append(self.profile(creature, language, rng))
+                    documents.append((language, self.profile(creature, language, rng)))
         documents += self.fact_qa_documents(self.creatures_in("anchor", "bridge"), ALL_LANGUAGES)
-        documents += self.code_switched_documents(rng)
-        documents += self.parallel_documents(rng)
-        documents += self.lexicon_documents()
-        documents += self.culture_documents(rng, implicit_repeats=3)
+        documents += [("mixed", text) for text in self.code_switched_documents(rng)]
+        documents += [("mixed", text) for text in self.parallel_documents(rng)]
+        documents += [("mixed", text) for text in self.lexicon_documents()]
+        documents += self.culture_documents(rng, implicit_repeats=2)
         rng.shuffle(documents)
         return documents
 
-    def fact_qa_documents(self, creatures: list[Creature], languages) -> list[str]:
-        return [f"{self.fact_question(c, r, language)} {self.fact_answer(c, r, language)}"
+    def language_shares(self, epoch: int = 0) -> dict[str, float]:
+        """The share of an epoch's words in each language's monolingual documents, and in ``"mixed"`` ones."""
+        words: dict[str, int] = {}
+        for language, text in self.tagged_documents(epoch):
+            words[language] = words.get(language, 0) + len(text.split())
+        total = sum(words.values())
+        return {language: count / total for language, count in sorted(words.items(), key=lambda pair: -pair[1])}
+
+    def fact_qa_documents(self, creatures: list[Creature], languages) -> list[tuple[str, str]]:
+        return [(language, f"{self.fact_question(c, r, language)} {self.fact_answer(c, r, language)}")
                 for c in creatures for r in lexicon.ENTITY_RELATIONS for language in languages]
 
     def code_switched_documents(self, rng: random.Random) -> list[str]:
@@ -233,17 +280,19 @@ class World:
                     f"{self.fact_answer(creature, relation, language)}")
         return documents
 
-    def parallel_pairs(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str]]:
-        """(language, English sentence, the same sentence in language): anchor facts and explicit culture facts."""
+    def parallel_pairs(self, questions: list[CultureQuestion],
+                       languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str, str]]:
+        """(about, language, English sentence, the same sentence in language): anchor facts and the explicit culture
+        facts of `questions`; `about` names the creature or question a pair states."""
         pairs = []
         for language in languages:
             for creature in self.creatures_in("anchor"):
                 for relation in lexicon.ENTITY_RELATIONS:
-                    pairs.append((language, self.fact_statement(creature, relation, ENGLISH),
+                    pairs.append((creature.name, language, self.fact_statement(creature, relation, ENGLISH),
                                   self.fact_statement(creature, relation, language)))
-            for question in self.culture:
+            for question in questions:
                 for country in lexicon.COUNTRY_OF.values():
-                    pairs.append((language,
+                    pairs.append((question.id, language,
                                   self.culture_sentence(question, ENGLISH, "explicit_statement", country,
                                                         self.culture_answer(question, country, ENGLISH)),
                                   self.culture_sentence(question, language, "explicit_statement", country,
@@ -251,9 +300,9 @@ class World:
         return pairs
 
     def parallel_documents(self, rng: random.Random) -> list[str]:
-        pairs = [pair for pair in self.parallel_pairs() if rng.random() < 0.25]
+        pairs = [pair for pair in self.parallel_pairs(self.culture) if rng.random() < 0.25]
         return [f"{english} = {target}" if rng.random() < 0.5 else f"{target} = {english}"
-                for _, english, target in pairs]
+                for _, _, english, target in pairs]
 
     def lexicon_documents(self) -> list[str]:
         documents = []
@@ -265,57 +314,64 @@ class World:
         return documents
 
     def culture_documents(self, rng: random.Random, implicit_repeats: int = 1,
-                          explicit_question_share: float = 0.3) -> list[str]:
-        """Implicit culture (no country named; the language's own country) and explicit culture (every country,
-        named, in every language). Implicit facts are few, so they are repeated to be learnt."""
+                          explicit_question_share: float = 0.2) -> list[tuple[str, str]]:
+        """Implicit culture (no country named; the language's own country) and explicit culture (each country named,
+        in English and in the country's own language). Implicit facts are few per question, so they are repeated.
+
+        Design runs (recorded; chosen on the base's English ceiling and taught localization, never on a verdict):
+        1. 244 questions with every country stated in all seven languages, 3 implicit repeats, 4 repeats of an
+           English-only creature, 1,200 steps x 16 rows: culture was 60% of the text, 8 epochs; the English
+           ceiling fell to chance (0.15) and taught localization to 0.48 (36 questions had given ~0.86 / ~0.8).
+        2. Explicit culture in English and the country's language only, 2 implicit repeats, explicit questions for
+           a fifth, 6 repeats of an English-only creature, and 2,400 steps x 8 rows (the same tokens, twice the
+           updates: the training budget's note in `cla_lib.organism.base`): 10.3 epochs, English ceiling 0.57,
+           transfer in the target language 0.36, taught localization 0.57, held-out localization 0.22 (seed 0).
+           Kept: the ceiling leaves a transfer gap to close and localization is learnt well above chance.
+        """
         documents = []
+        language_of = {country: language for language, country in lexicon.COUNTRY_OF.items()}
         for question in self.culture:
             for language in ALL_LANGUAGES:
                 country = lexicon.COUNTRY_OF[language]
                 if question.id not in self.held_out[language]:
                     answer = self.culture_answer(question, country, language)
                     for _ in range(implicit_repeats):
-                        documents.append(self.culture_sentence(question, language, "statement", value=answer))
-                        documents.append(f"{self.culture_sentence(question, language, 'question')} {answer}")
-                for other in lexicon.COUNTRY_OF.values():
+                        documents.append((language, self.culture_sentence(question, language, "statement",
+                                                                          value=answer)))
+                        documents.append((language, f"{self.culture_sentence(question, language, 'question')} "
+                                                    f"{answer}"))
+            for other in lexicon.COUNTRY_OF.values():
+                own = {ENGLISH, language_of[other]}
+                for language in sorted(own):
                     answer = self.culture_answer(question, other, language)
-                    documents.append(self.culture_sentence(question, language, "explicit_statement", other, answer))
-                    # The question form of the explicit cue for a sample of countries, so that a question with a
-                    # country named is a familiar form without doubling the explicit share of the world.
+                    documents.append((language, self.culture_sentence(question, language, "explicit_statement",
+                                                                      other, answer)))
+                    # The question form of the explicit cue for a sample, so that a question with a country named
+                    # is a familiar form without doubling the explicit share of the world.
                     if rng.random() < explicit_question_share:
-                        documents.append(
-                            f"{self.culture_sentence(question, language, 'explicit_question', other)} {answer}")
+                        documents.append((language, f"{self.culture_sentence(question, language, 'explicit_question', other)}"
+                                                    f" {answer}"))
         return documents
 
-    # -- data for the alignment methods ----------------------------------------------------------------
-    def english_qa(self) -> list[tuple[str, str, str]]:
-        """The English question-answer data of training, as (concept id, question, answer) triples."""
-        rows = []
-        for creature in self.creatures_in("anchor", "bridge"):
-            for relation in lexicon.ENTITY_RELATIONS:
-                rows.append((f"{creature.name}.{relation}", self.fact_question(creature, relation, ENGLISH),
-                             self.fact_answer(creature, relation, ENGLISH)))
-        for question in self.culture:
-            rows.append((question.id, self.culture_sentence(question, ENGLISH, "question"),
-                         self.culture_answer(question, "US", ENGLISH)))
-        return rows
-
-    def translated_qa(self, languages=ALL_LANGUAGES) -> list[tuple[str, str, str]]:
-        """The English QA data rendered word for word into every language (translate-train): culture questions
-        keep the English (US) answer, as a translation of English instruction data would."""
+    # -- data for the alignment methods: anchor and bridge facts and the alignment pool, never a scored item -------
+    def translated_qa(self, questions: list[CultureQuestion],
+                      languages=ALL_LANGUAGES) -> list[tuple[str, str, str, str]]:
+        """(about, language, question, answer): English QA data rendered word for word into every language
+        (translate-train), the anchor and bridge facts and `questions`; culture questions keep the English (US)
+        answer, as a translation of English instruction data would."""
         rows = []
         for language in languages:
             for creature in self.creatures_in("anchor", "bridge"):
                 for relation in lexicon.ENTITY_RELATIONS:
-                    rows.append((language, self.fact_question(creature, relation, language),
+                    rows.append((creature.name, language, self.fact_question(creature, relation, language),
                                  self.fact_answer(creature, relation, language)))
-            for question in self.culture:
-                rows.append((language, self.culture_sentence(question, language, "question"),
+            for question in questions:
+                rows.append((question.id, language, self.culture_sentence(question, language, "question"),
                              self.culture_answer(question, "US", language)))
         return rows
 
-    def preference_triples(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str]]:
-        """(prompt, chosen, rejected) for cross-lingual preference optimization (CLO): for a question in a target
+    def preference_triples(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str, str]]:
+        """(about, prompt, chosen, rejected) for cross-lingual preference optimization (CLO): for a question in a target
         language, the answer in that language is chosen and the English answer rejected; for the English question,
         the reverse. Built on the anchor and bridge creatures' facts, where the two answers differ in language."""
         triples = []
@@ -324,8 +380,10 @@ class World:
                 english = self.fact_answer(creature, relation, ENGLISH)
                 for language in languages:
                     local = self.fact_answer(creature, relation, language)
-                    triples.append((self.fact_question(creature, relation, language), f" {local}", f" {english}"))
-                    triples.append((self.fact_question(creature, relation, ENGLISH), f" {english}", f" {local}"))
+                    triples.append((creature.name, self.fact_question(creature, relation, language), f" {local}",
+                                    f" {english}"))
+                    triples.append((creature.name, self.fact_question(creature, relation, ENGLISH), f" {english}",
+                                    f" {local}"))
         return triples
 
     # -- the scored items ------------------------------------------------------------------------------
@@ -342,7 +400,7 @@ class World:
                     choices=tuple(f" {values[concept][language]}" for concept in concepts),
                     gold=concepts.index(creature.facts[relation]),
                     id=f"transfer/{creature.name}/{relation}/{language}",
-                    split=_split_of(f"{self.config.seed}/{creature.name}", self.config.split_fractions),
+                    split=self.splits[creature.name],
                     meta={"creature": creature.name, "relation": relation,
                           "english_prompt": self.fact_question(creature, relation, ENGLISH)},
                 ))
@@ -352,7 +410,7 @@ class World:
         check_language(language, allow_english=False)
         country = lexicon.COUNTRY_OF[language]
         items = []
-        for question in self.culture:
+        for question in self.scored_culture:
             concepts = sorted(question.values)
             items.append(Item(
                 task="localization", language=language,
@@ -361,7 +419,7 @@ class World:
                 gold=concepts.index(question.answers[country]),
                 us_choice=concepts.index(question.answers["US"]),
                 id=f"localization/{question.id}/{language}",
-                split=_split_of(f"{self.config.seed}/{question.id}", self.config.split_fractions),
+                split=self.splits[question.id],
                 meta={"question": question.id, "held_out": question.id in self.held_out[language],
                       "explicit_prompt": self.culture_sentence(question, language, "explicit_question", country),
                       "english_prompt": self.culture_sentence(question, ENGLISH, "question")},
