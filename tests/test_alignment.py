@@ -62,7 +62,7 @@ REPLAY = [{"text": text} for text in (
     "한국의 수도는 서울입니다. 대표 음식은 김치입니다.",
 )]
 DATA = {"midalign": ("parallel", PARALLEL), "clo": ("preference", PREFERENCE), "mit": ("instruction", INSTRUCTION),
-        "replay": (None, None)}
+        "replay": (None, None), "replay_attention": (None, None)}
 
 
 def write_jsonl(path, records):
@@ -186,7 +186,7 @@ def test_each_method_loss_decreases_on_a_tiny_model(method, tiny_llama_dir, tmp_
     out = align_model(tiny_llama_dir, method, data_files(tmp_path, method), tmp_path / "out", steps=6,
                       learning_rate=1e-2, batch_size=4, sequence_length=16, progress=False)
     record = json.loads((out / "training.json").read_text())
-    losses = record["objective_losses"] if method != "replay" else record["replay_losses"]
+    losses = record["replay_losses"] if method in ("replay", "replay_attention") else record["objective_losses"]
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert len(record["losses"]) == 6 and record["method"] == method
 

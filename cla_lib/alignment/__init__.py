@@ -21,9 +21,9 @@ continuing its packed stream at epochs the base never reached) plus a batch of t
 
 Replay keeps the fine-tuned model from forgetting what it learnt (without it, a prototype's translate-train model
 forgot its English-only facts), and it is extra training in its own right. The ``replay`` method runs exactly that
-extra training with no objective, so "method minus replay" is the effect of the method's objective alone. (CLO
-trains only the attention projections, its replay included, whereas ``replay`` trains every weight; so for CLO
-the control matches the data and steps, not the trainable set.)
+extra training with no objective, so "method minus replay" is the effect of the method's objective alone. CLO
+trains only the attention projections, its replay included, so its control is ``replay_attention``: the same
+replay training of the attention projections alone (`control_of`).
 
 Everything is deterministic in the configuration: the batch of a step is a pure function of the step and the
 seed.
@@ -42,7 +42,8 @@ from cla_lib.alignment.records import (
     RecordBatches, read_records
 )
 from cla_lib.alignment.recipes import (
-    FORMAT_VERSION, ATTENTION_PROJECTIONS, AlignmentConfig, MidAlignConfig, CLOConfig, Recipe, Method,
+    FORMAT_VERSION, ATTENTION_PROJECTIONS, AlignmentConfig, MidAlignConfig, CLOConfig, AttentionReplayConfig,
+    CONTROL_OF, CONTROLS, control_of, Recipe, Method,
     midalign_recipe, clo_recipe, mit_recipe, replay_recipe, METHODS, method_of, trainable_parameters, align,
     save_trained
 )

@@ -63,6 +63,13 @@ class CLOConfig(AlignmentConfig):
 
 
 @dataclass(frozen=True)
+class AttentionReplayConfig(AlignmentConfig):
+    """CLO's control: the replay training of ``replay``, on CLO's trainable set (the attention projections)."""
+
+    trainable: tuple[str, ...] = ATTENTION_PROJECTIONS
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A method made concrete for one model: its objective and how records become the objective's batch."""
 
@@ -129,6 +136,15 @@ def replay_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
     return Recipe()
 
 
+# The control each method is measured against: the same replay training on the same trainable parameters.
+CONTROL_OF = {"clo": "replay_attention"}
+CONTROLS = ("replay", "replay_attention")
+
+
+def control_of(method: str) -> str:
+    return CONTROL_OF.get(method, "replay")
+
+
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
@@ -140,6 +156,8 @@ METHODS: dict[str, Method] = {
                mit_recipe),
         Method("replay", "the control: the same extra training, replay only", AlignmentConfig, None,
                replay_recipe),
+        Method("replay_attention", "CLO's control: the same extra training of the attention weights, replay only",
+               AttentionReplayConfig, None, replay_recipe),
     )
 }
 
@@ -233,9 +251,10 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
 
 
 def save_trained(path: Path, model, tokenizer, record: dict) -> None:
-    """Write a fine-tuned model, its tokenizer and `training.json` (the record plus threads and finishing time)."""
+    """Write a fine-tuned model, its tokenizer and `training.json` (the record plus finishing time, and the
+    threads it trained on unless the record says)."""
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    record = {**record, "torch_threads": torch.get_num_threads(),
+    record = {"torch_threads": torch.get_num_threads(), **record,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (path / "training.json").write_text(json.dumps(record, indent=1))
