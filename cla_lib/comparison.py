@@ -10,15 +10,11 @@ turns the numbers into a verdict. This module holds those steps, as functions of
 - `evaluate`: every run on the plane, one row per (method, seed, language), plus one row per item answered;
 - `deltas`: each run minus its reference (the base, or the replay control) of the same seed and language;
 - `summarize`: mean, spread and 95% interval of the deltas across seeds, and in how many seeds each sign held;
-- `claims`: the verdict on "every method improves transfer and costs localization in every language".
+- `training_data`: what each aligned organism trained on, and its overlap with the scored items (none).
 
-**The verdict rule.** A method *improves transfer* in a language when its transfer minus the base's transfer (same
-seed, same language) is above zero in every seed; it *costs localization* when its localization minus the base's is
-below zero in every seed. A difference of exactly zero counts against the claim. The claim *holds* when every
-(method, language) pair does both, *fails* when none does, and *partly holds* otherwise. Sign agreement across
-seeds is a deliberately simple rule: with three seeds a method with no effect passes one half of it by chance one
-time in eight. The intervals in `summarize` (Student's t over seeds) say how large each effect is; they do not
-enter the verdict.
+The verdict on "every method improves transfer and costs localization" is read from paired intervals over questions
+and seeds (`cla_lib.verdicts.erasure_intervals`, `cla_lib.intervals`); the Student's t intervals of `summarize`
+describe the spread across seeds in the chapter's tables.
 """
 
 from __future__ import annotations
@@ -31,10 +27,11 @@ from typing import Sequence
 
 import pandas as pd
 
+from cla_lib.alignment.recipes import CONTROLS, control_of
 from cla_lib.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
 from cla_lib.loading import load_model
 from cla_lib.model.reference import ModelRef
-from cla_lib.organism import ORGANISM_RECORDS, is_organism_directory, prompts_in_records, world_of
+from cla_lib.organism import ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, world_of
 from cla_lib.organism.registry import organism_path
 from cla_lib.scoring import choice_logprobs, predictions
 
@@ -43,6 +40,14 @@ METRICS = ("transfer", "localization", "english_bias")
 
 
 BASE, CONTROL = "base", "replay"
+# As a `reference`: each method against its own replay control (`cla_lib.alignment.control_of`: CLO's trains the
+# attention projections only, as CLO does; every other method's trains every weight).
+OWN_CONTROL = "own control"
+
+
+def reference_of(method: str, reference: str) -> str:
+    """The method `method` is compared with for `reference` (``base``, a method name, or `OWN_CONTROL`)."""
+    return control_of(method) if reference == OWN_CONTROL else reference
 
 
 # Student's t quantile t(0.975, df) for df = 1 .. 30; beyond, the Cornish-Fisher expansion about z = 1.96 (within
@@ -120,7 +125,8 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
         methods: alignment method names (`cla_lib.alignment.METHODS`), without ``replay``.
         seeds: organism seeds (default: 0). For a real model, the seeds of its aligned checkpoints (default: every
             seed named in `aligned_models`); its base is the same model in every seed.
-        include_replay: add the ``replay`` control.
+        include_replay: add the replay controls: ``replay``, and ``replay_attention`` when CLO is compared (its
+            control trains the attention projections only, as CLO does).
         size: the organism size (``"tiny"`` for quick runs).
         progress: show progress bars while organisms train.
         aligned_models: real models only: the aligned checkpoints, trained beforehand with `cla align` or
@@ -132,8 +138,10 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
     Example:
         >>> erasure_runs("organism", ["midalign", "clo"], [0, 1, 2], size="tiny")
     """
-    methods = [method for method in methods if method not in (BASE, CONTROL)]
-    compared = methods + ([CONTROL] if include_replay else [])
+    methods = [method for method in methods if method not in (BASE, *CONTROLS)]
+    controls = [control for control in CONTROLS if any(control_of(method) == control for method in methods)
+                or control == CONTROL]
+    compared = methods + (controls if include_replay else [])
     runs = []
     if ModelRef.parse(model, size=size).is_organism:
         with _quiet_loading(not progress):
@@ -222,12 +230,18 @@ def evaluate(runs: Sequence[Run], languages: Sequence[str], *, transfer_data: st
 
 
 def deltas(plane: pd.DataFrame, reference: str = BASE, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Each run's metrics minus those of the `reference` method of the same seed and language.
+    """Each run's metrics minus those of the `reference` method of the same seed and language (`OWN_CONTROL`: each
+    alignment method minus its own replay control).
 
     Returns:
         One row per (method, seed, language), `reference` itself left out, with one column per metric (the
         difference) and ``reference``.
     """
+    if reference == OWN_CONTROL:
+        methods = [method for method in dict.fromkeys(plane.method) if method not in (BASE, *CONTROLS)]
+        frames = [deltas(plane[plane.method.isin([method, control_of(method)])], control_of(method), metrics)
+                  for method in methods]
+        return pd.concat(frames, ignore_index=True)
     keys = ["seed", "language"]
     baseline = plane.loc[plane.method == reference, keys + list(metrics)]
     if baseline.empty:
@@ -305,19 +319,17 @@ def configuration_gain(means: pd.DataFrame, model: str, configuration: str, metr
     return float(means.loc[(model, configuration), metric] - means.loc[(model, reference), metric])
 
 
-def training_leaks(runs: Sequence[Run], answered: pd.DataFrame) -> pd.DataFrame:
-    """For each aligned organism: how many of the culture prompts this comparison scores (target languages, its
-    seed) occur verbatim in its method's training records. Real models' runs are skipped (their data are the
-    user's). One row per (method, seed): ``scored``, ``in training data``, ``share``."""
+def training_data(runs: Sequence[Run]) -> pd.DataFrame:
+    """What each aligned organism trained on: its method's data (`ORGANISM_DATA`), the number of records it kept
+    (``records.jsonl`` in its directory) and their overlap with what this comparison scores
+    (`cla_lib.organism.record_overlap`, 0 for leak-free data). One row per (method, seed); real models' runs are
+    skipped (their data are the user's)."""
     rows = []
-    bases = {run.seed: run.source for run in runs if run.method == BASE}
     for run in runs:
-        if run.method not in ORGANISM_RECORDS or not is_organism_directory(bases.get(run.seed, "")):
+        path = Path(run.source)
+        if run.method not in ORGANISM_DATA or not (path / RECORDS_FILE).exists():
             continue
-        culture = answered[(answered.seed == run.seed) & (answered.method == run.method)
-                           & (answered.task == "localization") & (answered.language != "en")]
-        found = prompts_in_records(run.method, world_of(bases[run.seed]), culture.prompt)
-        scored = culture.prompt.nunique()
-        rows.append({"method": run.method, "seed": run.seed, "scored": scored, "in training data": len(found),
-                     "share": len(found) / scored if scored else math.nan})
-    return pd.DataFrame(rows, columns=["method", "seed", "scored", "in training data", "share"])
+        overlap = record_overlap(organism_records(path), world_of(path))
+        rows.append({"method": run.method, "seed": run.seed, "data": ORGANISM_DATA[run.method], **overlap})
+    return pd.DataFrame(rows, columns=["method", "seed", "data", "records", "about_scored", "mention_scored",
+                                       "contain_scored_prompt"])

@@ -102,6 +102,27 @@ def paired_differences(answered: pd.DataFrame, *, method: str, reference: str, t
     return differences
 
 
+def _seed_means(differences: pd.DataFrame, resamples: int, generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each seed's clusters resampled `resamples` times: the per-seed values and a (resamples, seeds) table of
+    resampled seed means."""
+    per_seed = [group.difference.to_numpy(float) for _, group in differences.groupby("seed", sort=True)]
+    return per_seed, np.stack([values[generator.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+                               for values in per_seed], axis=1)
+
+
+def _percentile_interval(seed_means: np.ndarray, estimate: float, n_clusters: int, generator,
+                         level: float) -> Interval:
+    resamples, n_seeds = seed_means.shape
+    if n_seeds > 1:
+        drawn = generator.integers(0, n_seeds, (resamples, n_seeds))
+        statistics = np.take_along_axis(seed_means, drawn, axis=1).mean(axis=1)
+    else:
+        statistics = seed_means[:, 0]
+    tail = (1 - level) / 2
+    low, high = np.quantile(statistics, [tail, 1 - tail])
+    return Interval(estimate, float(low), float(high), n_clusters, n_seeds, level)
+
+
 def cluster_bootstrap(differences: pd.DataFrame, *, resamples: int = 4000, level: float = 0.95,
                       seed: int = 0) -> Interval:
     """The percentile interval of the mean difference, resampling seeds and, within each seed, its clusters.
@@ -112,17 +133,24 @@ def cluster_bootstrap(differences: pd.DataFrame, *, resamples: int = 4000, level
     if differences.empty:
         raise ValueError("no paired differences to resample")
     generator = np.random.default_rng(seed)
-    per_seed = [group.difference.to_numpy(float) for _, group in differences.groupby("seed", sort=True)]
-    # Each seed's clusters resampled `resamples` times: a (resamples, seeds) table of seed means.
-    seed_means = np.stack([values[generator.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
-                           for values in per_seed], axis=1)
-    if len(per_seed) > 1:
-        drawn = generator.integers(0, len(per_seed), (resamples, len(per_seed)))
-        statistics = np.take_along_axis(seed_means, drawn, axis=1).mean(axis=1)
-    else:
-        statistics = seed_means[:, 0]
-    tail = (1 - level) / 2
-    low, high = np.quantile(statistics, [tail, 1 - tail])
+    per_seed, seed_means = _seed_means(differences, resamples, generator)
     estimate = float(np.mean([values.mean() for values in per_seed]))
     per_seed_clusters = round(float(np.mean([len(values) for values in per_seed])))
-    return Interval(estimate, float(low), float(high), per_seed_clusters, len(per_seed), level)
+    return _percentile_interval(seed_means, estimate, per_seed_clusters, generator, level)
+
+
+def summed_bootstrap(parts: list[pd.DataFrame], *, resamples: int = 4000, level: float = 0.95,
+                     seed: int = 0) -> Interval:
+    """The interval of a sum of mean differences over separate sets of clusters (Δtransfer over creatures plus
+    Δlocalization over culture questions: a change of the balance transfer + localization). Each part's clusters
+    are resampled on their own within each seed, and the seeds together; ``n_clusters`` adds the parts' clusters."""
+    if not parts or any(part.empty for part in parts):
+        raise ValueError("no paired differences to resample")
+    seeds = [sorted(part.seed.unique()) for part in parts]
+    if any(these != seeds[0] for these in seeds):
+        raise ValueError(f"the parts cover different seeds: {seeds}")
+    generator = np.random.default_rng(seed)
+    drawn = [_seed_means(part, resamples, generator) for part in parts]
+    estimate = float(sum(np.mean([values.mean() for values in per_seed]) for per_seed, _ in drawn))
+    clusters = sum(round(float(np.mean([len(values) for values in per_seed]))) for per_seed, _ in drawn)
+    return _percentile_interval(sum(means for _, means in drawn), estimate, clusters, generator, level)

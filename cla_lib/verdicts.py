@@ -7,89 +7,17 @@ from typing import Sequence
 
 import pandas as pd
 
-from cla_lib.comparison import BASE, CONTROL
-from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences
+from cla_lib.comparison import BASE, reference_of
+from cla_lib.intervals import (
+    CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences, summed_bootstrap
+)
 from cla_lib.intervals import verdict as interval_verdict
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The verdict on the baseline-erasure claim.
-
-    `status` is ``"holds"``, ``"partly holds"`` or ``"fails"``; `text` says so in one Markdown paragraph, naming
-    the methods and languages; `cells` has one row per (method, language) with ``improves_transfer``,
-    ``costs_localization`` and ``both``.
-    """
-
-    status: str
-    text: str
-    cells: pd.DataFrame
-
-    def grid(self) -> pd.DataFrame:
-        """A method x language table: "T↑ L↓" when both held, "T↑" or "L↓" for one half, "–" for neither."""
-        def mark(row) -> str:
-            parts = (["T↑"] if row.improves_transfer else []) + (["L↓"] if row.costs_localization else [])
-            return " ".join(parts) or "–"
-
-        table = self.cells.assign(mark=self.cells.apply(mark, axis=1)).pivot(index="method", columns="language",
-                                                                              values="mark")
-        return table.loc[list(dict.fromkeys(self.cells.method)), list(dict.fromkeys(self.cells.language))]
+from cla_lib.steering.selection import layer_difference, resampled_layers
 
 
 def _names(values: Sequence[str], labels: dict | None) -> str:
     names = [labels.get(value, value) if labels else value for value in values]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def claims(summary: pd.DataFrame, *, method_labels: dict | None = None, language_labels: dict | None = None,
-           minimum_seeds: int = 3) -> Verdict:
-    """Judge "every method improves transfer and costs localization in every language" from `summarize` output.
-
-    The rule (this module's docstring): a method improves transfer in a language when its transfer difference
-    from the base is above zero in every seed, and costs localization when its localization difference is below
-    zero in every seed. The claim holds when every (method, language) pair does both, fails when none does, and
-    partly holds otherwise. `summary` holds differences against the base (the paper's claim), or against the
-    replay control (the same question for each method's objective alone: then the text says so); the replay
-    control and the base are never among the methods judged.
-
-    Example:
-        >>> verdict = claims(summarize(deltas(plane)))
-        >>> verdict.status
-        'partly holds'
-    """
-    reference = summary.reference.iloc[0] if "reference" in summary and len(summary) else BASE
-    judged = summary[~summary.method.isin({BASE, CONTROL, reference})]
-    if judged.empty:
-        raise ValueError("no alignment method to judge")
-    n_seeds = judged.n_seeds
-    cells = pd.DataFrame({
-        "method": judged.method, "language": judged.language, "n_seeds": n_seeds,
-        "improves_transfer": (judged.transfer_positive == n_seeds) & (n_seeds > 0),
-        "costs_localization": (judged.localization_negative == n_seeds) & (n_seeds > 0),
-    }).reset_index(drop=True)
-    cells["both"] = cells.improves_transfer & cells.costs_localization
-    total, held = len(cells), int(cells.both.sum())
-    status = "holds" if held == total else "fails" if held == 0 else "partly holds"
-
-    seeds_low, seeds_high = int(n_seeds.min()), int(n_seeds.max())
-    seeds_text = f"{seeds_low}" if seeds_low == seeds_high else f"{seeds_low}–{seeds_high}"
-    against = "" if reference == BASE else f" against the {reference} control"
-    parts = [f"**The claim {status} here{against}.** Over {seeds_text} seed{'s' if seeds_high > 1 else ''}, "
-             f"{held} of {total} method–language pairs both improve transfer and cost localization"]
-    if 0 < held < total:
-        where = []
-        for method, group in cells[cells.both].groupby("method", sort=False):
-            languages = list(group.language)
-            everywhere = len(languages) == (cells.method == method).sum()
-            where.append(f"{_names([method], method_labels)} in "
-                         + ("every language" if everywhere else _names(languages, language_labels)))
-        parts[-1] += f" ({'; '.join(where)})"
-    parts[-1] += "."
-    parts.append(f"Transfer improves in {int(cells.improves_transfer.sum())} of {total} pairs and localization "
-                 f"falls in {int(cells.costs_localization.sum())} of {total}.")
-    if seeds_low < minimum_seeds:
-        parts.append(f"With fewer than {minimum_seeds} seeds this verdict is provisional.")
-    return Verdict(status=status, text=" ".join(parts), cells=cells)
 
 
 @dataclass(frozen=True)
@@ -101,125 +29,123 @@ class RuleVerdict:
     text: str
     checks: pd.DataFrame
 
-    def grid(self, index: str = "method", columns: str = "language", values: str = "mark") -> pd.DataFrame:
-        """`checks` as an `index` x `columns` table of `values` (for comparisons laid out per method and language)."""
-        table = self.checks.pivot(index=index, columns=columns, values=values)
-        return table.loc[list(dict.fromkeys(self.checks[index])), list(dict.fromkeys(self.checks[columns]))]
-
-
-COSINE_THRESHOLD = 0.3
-
-
-DISSOCIATION_RULE = (
-    "The dissociation reproduces when (1) the layer where the LOC vector best raises localization is deeper than "
-    "the layer where the EN vector best raises transfer (both chosen on the validation split), (2) the EN layer is "
-    "not in the last third of the network (relative depth layer / (layers - 1) at most 2/3), (3) the two vectors are "
-    f"nearly perpendicular: the mean over languages of |cos(EN, LOC)| is below {COSINE_THRESHOLD} at both layers, "
-    "(4) EN steering at its layer raises transfer and (5) LOC steering at its layer raises localization, both "
-    "against the unsteered model on the test split (a best layer without an effect is a pick among noise). It "
-    "partly reproduces when some of these hold and does not when none does.")
-
 
 def in_last_third(layer: int, n_layers: int) -> bool:
     """Whether decoder layer `layer` (0-based) of `n_layers` lies in the last third: relative depth above 2/3."""
     return n_layers > 1 and layer / (n_layers - 1) > 2 / 3
 
 
-def dissociation_claims(*, en_layer: int, loc_layer: int, n_layers: int, cosine_at_en_layer: float,
-                        cosine_at_loc_layer: float, en_gain: float, loc_gain: float,
-                        threshold: float = COSINE_THRESHOLD, model_label: str = "the base model") -> RuleVerdict:
-    """Judge the layer-dissociation claim (the paper's claim 3) by `DISSOCIATION_RULE`.
+PAIRED_DISSOCIATION_RULE = (
+    "Each part of the claim is measured over every seed with a 95% interval, and the words come from the intervals "
+    "(`cla_lib.intervals`): (1) *LOC deeper than EN*: the layer LOC steering chooses for localization minus the "
+    "layer EN steering chooses for transfer, both re-chosen on bootstrap resamples of the validation questions "
+    "(ties drawn at random, not to the earlier layer) and averaged over resampled seeds; (2) *EN raises transfer* "
+    "and (3) *LOC raises localization* on the test split, as paired differences from the unsteered model averaged "
+    "within questions (a best layer without an effect is a pick among noise). A part reproduces when its interval "
+    "lies above zero and does not when it lies below. The dissociation reproduces when all three do, does not when "
+    "any is contradicted, and cannot be told otherwise (partly, when some reproduce). EN's depth and the vectors' "
+    "cosine are reported beside it.")
 
-    Args:
-        en_layer, loc_layer: The best steering layers (0-based) of the EN vector for transfer and of the LOC vector
-            for localization, chosen on validation.
-        n_layers: The model's decoder layers.
-        cosine_at_en_layer, cosine_at_loc_layer: The mean over languages of |cos(EN, LOC)| at each of those layers.
-        en_gain, loc_gain: On test, transfer under EN steering (at its layer and strength) minus unsteered transfer,
-            and the same for localization under LOC steering (means over languages).
-
-    Example:
-        >>> dissociation_claims(en_layer=3, loc_layer=6, n_layers=8, cosine_at_en_layer=0.1,
-        ...                     cosine_at_loc_layer=0.2, en_gain=0.05, loc_gain=0.1).status
-        'reproduces'
-    """
-    largest_cosine = max(abs(cosine_at_en_layer), abs(cosine_at_loc_layer))
-    checks = pd.DataFrame([
-        {"condition": "LOC steers best deeper than EN", "holds": loc_layer > en_layer,
-         "value": f"LOC layer {loc_layer} vs EN layer {en_layer}"},
-        {"condition": "EN's layer is not in the last third", "holds": not in_last_third(en_layer, n_layers),
-         "value": f"layer {en_layer} of {n_layers} (relative depth {en_layer / max(1, n_layers - 1):.2f})"},
-        {"condition": "EN and LOC nearly perpendicular", "holds": largest_cosine < threshold,
-         "value": f"mean |cos| {abs(cosine_at_en_layer):.2f} at layer {en_layer}, {abs(cosine_at_loc_layer):.2f} at "
-                  f"layer {loc_layer} (threshold {threshold})"},
-        {"condition": "EN steering raises transfer (test)", "holds": en_gain > 0, "value": f"{en_gain:+.3f}"},
-        {"condition": "LOC steering raises localization (test)", "holds": loc_gain > 0, "value": f"{loc_gain:+.3f}"},
-    ])
-    held = int(checks.holds.sum())
-    status = "reproduces" if held == len(checks) else "does not reproduce" if held == 0 else "partly reproduces"
-    listed = "; ".join(f"({number}) {row.condition}: {row.value}, {'yes' if row.holds else 'no'}"
-                       for number, row in enumerate(checks.itertuples(), start=1))
-    text = f"**The dissociation {status} on {model_label}.** {held} of {len(checks)} conditions hold: {listed}."
-    if en_gain <= 0 and loc_gain <= 0:
-        text += (" Neither vector improves its metric on held-out questions, so the best layers are picks among "
-                 "noise and their order says nothing about where the model keeps facts and culture.")
-    return RuleVerdict(status=status, text=text, checks=checks)
+DISSOCIATION_PARTS = (("LOC deeper than EN (layers chosen on validation)", None),
+                      ("EN raises transfer (test)", ("EN", "transfer")),
+                      ("LOC raises localization (test)", ("LOC", "localization")))
 
 
-BALANCE_RULE = (
-    "A steering configuration gives a better balance than a CLA method in a language when its transfer + "
-    "localization on the test split is higher (it Pareto-dominates the method when neither coordinate is lower and "
-    "one is higher, the stronger form, marked ≻; a higher sum alone is marked +). The claim holds when it is "
-    "better than every CLA method in every language and on the mean over languages, fails when it is better in "
-    "none of these comparisons, and partly holds otherwise.")
-
-
-def balance_claims(plane: pd.DataFrame, *, candidate: str, methods: Sequence[str],
-                   method_labels: dict | None = None, candidate_label: str | None = None) -> RuleVerdict:
-    """Judge "`candidate` gives a better balance than each CLA method" by `BALANCE_RULE`.
-
-    Args:
-        plane: One row per (method, language) with ``transfer`` and ``localization`` (one seed, or means).
-        candidate: The method judged (e.g. ``"surgical"``).
-        methods: The CLA methods it is compared with (those absent from `plane` are ignored).
-
-    Returns:
-        A `RuleVerdict` whose `checks` have one row per (method, language), the languages followed by ``mean``:
-        candidate_sum, method_sum, better, dominates, mark (``≻``, ``+`` or ``–``); status ``not tested`` when no
-        method is left to compare with.
-    """
-    name = candidate_label or (method_labels or {}).get(candidate, candidate)
-    languages = list(dict.fromkeys(plane.language))
-    metrics = plane.groupby(["method", "language"], sort=False)[["transfer", "localization"]].mean()
-    means = plane.groupby("method", sort=False)[["transfer", "localization"]].mean()
-    compared = [method for method in methods if method in set(plane.method) and method != candidate]
+def dissociation_intervals(validation: pd.DataFrame, test: pd.DataFrame, *, resamples: int = 1000) -> pd.DataFrame:
+    """The three parts of `PAIRED_DISSOCIATION_RULE` from the seeds' layer studies (`cla_lib.steering.layer_study`:
+    `validation` and `test` concatenated over seeds): one row per part with its estimate, interval, n, detectable
+    effect (half-width) and verdict word."""
     rows = []
-    for method in compared:
-        for language in [*languages, "mean"]:
-            ours = means.loc[candidate] if language == "mean" else metrics.loc[(candidate, language)]
-            theirs = means.loc[method] if language == "mean" else metrics.loc[(method, language)]
-            better = ours.transfer + ours.localization > theirs.transfer + theirs.localization
-            dominates = bool((ours >= theirs).all() and (ours > theirs).any())
-            rows.append({"method": method, "language": language,
-                         "candidate_sum": ours.transfer + ours.localization,
-                         "method_sum": theirs.transfer + theirs.localization, "better": bool(better),
-                         "dominates": dominates, "mark": "≻" if dominates else "+" if better else "–"})
-    checks = pd.DataFrame(rows, columns=["method", "language", "candidate_sum", "method_sum", "better", "dominates",
-                                         "mark"])
-    if checks.empty:
-        return RuleVerdict("not tested", f"**Not tested here:** no CLA method to compare {name} with.", checks)
-    held = int(checks.better.sum())
-    status = "holds" if held == len(checks) else "fails" if held == 0 else "partly holds"
-    parts = []
-    for method, group in checks.groupby("method", sort=False):
-        per_language = group[group.language != "mean"]
-        average = group[group.language == "mean"].iloc[0]
-        parts.append(f"than {_names([method], method_labels)} in {int(per_language.better.sum())} of "
-                     f"{len(per_language)} language{'s' if len(per_language) > 1 else ''} (Pareto-dominating it in "
-                     f"{int(per_language.dominates.sum())}) and {'' if average.better else 'not '}on average "
-                     f"({average.candidate_sum:.3f} against {average.method_sum:.3f})")
-    text = (f"**The claim {status} here.** {name} has the higher transfer + localization " + "; ".join(parts) + ".")
-    return RuleVerdict(status=status, text=text, checks=checks)
+    _, en_layers = resampled_layers(validation[validation.kind == "en"], "transfer", resamples=resamples)
+    _, loc_layers = resampled_layers(validation[validation.kind == "loc"], "localization", resamples=resamples)
+    for part, measured in DISSOCIATION_PARTS:
+        if measured is None:
+            interval = layer_difference(en_layers, loc_layers)
+            n = f"{interval.n_clusters} resamples × {interval.n_seeds} seeds"
+        else:
+            configuration, task = measured
+            interval = cluster_bootstrap(paired_differences(test, method=configuration, reference="unsteered",
+                                                            task=task))
+            n = f"{interval.n_clusters} questions × {interval.n_seeds} seeds"
+        rows.append({"part": part, "estimate": interval.estimate, "low": interval.low, "high": interval.high,
+                     "interval": f"{interval.estimate:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]", "n": n,
+                     "detectable": interval.half_width, "verdict": interval_verdict(interval, 1)})
+    return pd.DataFrame(rows)
+
+
+def paired_dissociation_claims(parts: pd.DataFrame, *, model_label: str = "the base model") -> RuleVerdict:
+    """Judge the layer-dissociation claim by `PAIRED_DISSOCIATION_RULE` from `dissociation_intervals`."""
+    words = list(parts.verdict)
+    held, contradicted = words.count(REPRODUCES), words.count(DOES_NOT)
+    status = (REPRODUCES if held == len(words) else
+              f"{DOES_NOT} ({contradicted} of {len(words)} parts contradict it)" if contradicted else
+              f"partly reproduces ({held} of {len(words)} parts; cannot tell for the rest)" if held else CANNOT_TELL)
+    listed = "; ".join(f"({number}) {row.part}: {row.interval}, {row.verdict}"
+                       for number, row in enumerate(parts.itertuples(), start=1))
+    text = f"**The dissociation on {model_label}: {status}.** {listed}."
+    effects = parts.iloc[1:]
+    if (effects.verdict != REPRODUCES).all():
+        text += (" Neither vector is shown to improve its metric on held-out questions, so the chosen layers are "
+                 "picks among noise and their order says little about where the model keeps facts and culture.")
+    return RuleVerdict(status=status, text=text, checks=parts)
+
+
+def paired_intervals(answered: pd.DataFrame, comparisons: Sequence[tuple], *, resamples: int = 4000) -> pd.DataFrame:
+    """Paired intervals reported beside a verdict: one row per ``(label, method, reference, task, metric,
+    direction)`` of `comparisons`, with method minus reference on `metric` over `task`'s items, its n, the detectable
+    effect (half-width) and the verdict word for an effect of sign `direction`."""
+    rows = []
+    for label, method, reference, task, metric, direction in comparisons:
+        interval = cluster_bootstrap(paired_differences(answered, method=method, reference=reference, task=task,
+                                                        metric=metric), resamples=resamples)
+        rows.append({"comparison": label, "interval": interval.text(), "estimate": interval.estimate,
+                     "low": interval.low, "high": interval.high, "detectable": interval.half_width,
+                     "verdict": interval_verdict(interval, direction)})
+    return pd.DataFrame(rows)
+
+
+PAIRED_BALANCE_RULE = (
+    "Surgical Steering is compared with the unsteered base and with each CLA method on the test split, item by item "
+    "within each seed: its Δtransfer (over creatures), its Δlocalization (over culture questions) and their sum, "
+    "the change of the balance transfer + localization, each with a 95% interval resampling questions within seeds "
+    "and seeds (`cla_lib.intervals.summed_bootstrap` for the sum). It balances *better* than a model when the sum's "
+    "interval lies above zero and *worse* when it lies below. The claim reproduces when Surgical Steering balances "
+    "better than every CLA method and than the base, does not when it balances worse than any of them, and cannot "
+    "be told otherwise (partly, when it is better than some).")
+
+
+def balance_intervals(answered: pd.DataFrame, *, candidate: str, against: Sequence[str],
+                      resamples: int = 4000) -> pd.DataFrame:
+    """One row per model in `against`: `candidate` minus it on transfer, localization and their sum, with
+    intervals, n, the detectable effect (the sum's half-width) and the verdict word (on the sum)."""
+    rows = []
+    for reference in against:
+        parts = {task: paired_differences(answered, method=candidate, reference=reference, task=task)
+                 for task in ("transfer", "localization")}
+        transfer = cluster_bootstrap(parts["transfer"], resamples=resamples)
+        localization = cluster_bootstrap(parts["localization"], resamples=resamples)
+        both = summed_bootstrap(list(parts.values()), resamples=resamples)
+        rows.append({"against": reference, "Δtransfer": transfer.text(), "Δlocalization": localization.text(),
+                     "Δ(transfer + localization)": f"{both.estimate:+.3f} [{both.low:+.3f}, {both.high:+.3f}]",
+                     "estimate": both.estimate, "low": both.low, "high": both.high, "seeds": both.n_seeds,
+                     "detectable": both.half_width, "verdict": interval_verdict(both, 1)})
+    return pd.DataFrame(rows)
+
+
+def paired_balance_claims(intervals: pd.DataFrame, *, labels: dict | None = None) -> RuleVerdict:
+    """Judge "Surgical Steering balances transfer and localization better" by `PAIRED_BALANCE_RULE`."""
+    words = list(intervals.verdict)
+    better, worse = words.count(REPRODUCES), words.count(DOES_NOT)
+    status = (REPRODUCES if better == len(words) else
+              f"{DOES_NOT} (worse than {worse} of {len(words)})" if worse else
+              f"partly reproduces (better than {better} of {len(words)}; cannot tell for the rest)" if better else
+              CANNOT_TELL)
+    words = {REPRODUCES: "better", DOES_NOT: "worse"}
+    listed = "; ".join(f"against {(labels or {}).get(row['against'], row['against'])}: Δ(transfer + localization) "
+                       f"{row['Δ(transfer + localization)']}, {words.get(row['verdict'], 'cannot tell')}"
+                       for _, row in intervals.iterrows())
+    text = f"**Surgical Steering's balance: {status}.** {listed}."
+    return RuleVerdict(status=status, text=text, checks=intervals)
 
 
 PLANE_RULE = (
@@ -283,9 +209,10 @@ def erasure_intervals(answered: pd.DataFrame, methods: Sequence[str], *, referen
         for language in [None, *languages]:
             for task, direction, half in ERASURE_HALVES + GAP_ROW:
                 interval = cluster_bootstrap(paired_differences(
-                    answered, method=method, reference=reference, task=task, language=language,
+                    answered, method=method, reference=reference_of(method, reference), task=task, language=language,
                     relative_to_english=half == GAP_ROW[0][2]), resamples=resamples)
-                rows.append({"method": method, "language": language or "all", "half": half,
+                rows.append({"method": method, "reference": reference_of(method, reference),
+                             "language": language or "all", "half": half,
                              "estimate": interval.estimate, "low": interval.low, "high": interval.high,
                              "questions": interval.n_clusters, "seeds": interval.n_seeds,
                              "detectable": interval.half_width, "verdict": interval_verdict(interval, direction),

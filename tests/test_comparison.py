@@ -14,7 +14,6 @@ import pytest
 
 from cla_lib import comparison, verdicts
 from cla_lib.comparison import Run, delta_table, deltas, erasure_runs, summarize, t_quantile
-from cla_lib.verdicts import claims
 from cla_lib.plots import erasure_figure
 
 
@@ -99,64 +98,6 @@ def test_delta_table_formats_mean_and_half_width_per_method_and_language():
     assert one_seed.loc["clo", "es"] == "+0.100"
 
 
-def test_claims_hold_when_every_method_erases_in_every_seed_and_language():
-    plane = erasure_plane({(method, language): ERASES for method in ("midalign", "clo")
-                           for language in ("es", "ko")})
-    verdict = claims(summarize(deltas(plane)))
-    assert verdict.status == "holds"
-    assert verdict.text.startswith("**The claim holds here.** Over 3 seeds, 4 of 4 method–language pairs")
-    assert "provisional" not in verdict.text
-    assert verdict.cells.both.all() and (verdict.grid() == "T↑ L↓").all().all()
-
-
-def test_claims_partly_hold_and_name_the_methods_and_languages_where_they_do():
-    moves = {("midalign", "es"): ERASES, ("midalign", "ko"): ERASES,
-             ("clo", "es"): ERASES,
-             ("clo", "ko"): [(0.1, -0.1), (-0.1, -0.1), (0.1, -0.1)]}  # transfer falls in one seed
-    verdict = claims(summarize(deltas(plane := erasure_plane(moves))),
-                     method_labels={"midalign": "MidAlign", "clo": "CLO"},
-                     language_labels={"es": "Spanish", "ko": "Korean"})
-    assert verdict.status == "partly holds"
-    assert "3 of 4 method–language pairs" in verdict.text
-    assert "(MidAlign in every language; CLO in Spanish)" in verdict.text
-    assert "Transfer improves in 3 of 4 pairs and localization falls in 4 of 4." in verdict.text
-    grid = verdict.grid()
-    assert grid.loc["clo", "ko"] == "L↓" and grid.loc["clo", "es"] == "T↑ L↓"
-    assert len(plane.seed.unique()) == 3
-
-
-def test_claims_fail_when_no_method_both_transfers_and_erases():
-    moves = {("mit", "es"): [(0.1, 0.1)] * 3,  # transfer without erasure
-             ("mit", "ko"): [(-0.1, -0.1)] * 3}  # erasure without transfer
-    verdict = claims(summarize(deltas(erasure_plane(moves))))
-    assert verdict.status == "fails" and verdict.text.startswith("**The claim fails here.**")
-    assert "0 of 2 method–language pairs" in verdict.text
-    assert verdict.grid().loc["mit", "es"] == "T↑" and verdict.grid().loc["mit", "ko"] == "L↓"
-
-
-def test_claims_count_a_zero_difference_against_the_claim():
-    moves = {("clo", "es"): [(0.1, -0.1), (0.0, -0.1), (0.1, -0.1)]}
-    verdict = claims(summarize(deltas(erasure_plane(moves, languages=("es",)))))
-    assert verdict.status == "fails" and not verdict.cells.improves_transfer.any()
-
-
-def test_claims_never_judge_the_replay_control_or_the_base():
-    moves = {("midalign", "es"): ERASES, ("replay", "es"): [(0.0, 0.0)] * 3}
-    plane = erasure_plane(moves, languages=("es",))
-    assert claims(summarize(deltas(plane))).status == "holds"
-    against_replay = claims(summarize(deltas(plane, reference="replay")))
-    assert list(against_replay.cells.method) == ["midalign"] and against_replay.status == "holds"
-    assert against_replay.text.startswith("**The claim holds here against the replay control.**")
-    with pytest.raises(ValueError, match="no alignment method"):
-        claims(summarize(deltas(plane[plane.method != "midalign"])))
-
-
-def test_claims_on_fewer_seeds_than_the_minimum_are_provisional():
-    verdict = claims(summarize(deltas(erasure_plane({("clo", "es"): ERASES[:1]}, seeds=(0,), languages=("es",)))))
-    assert verdict.status == "holds"
-    assert "Over 1 seed," in verdict.text and "With fewer than 3 seeds this verdict is provisional." in verdict.text
-
-
 def test_held_out_breakdown_averages_over_seeds_and_subtracts_the_base():
     rows = []
     for seed in (0, 1):
@@ -188,7 +129,9 @@ def test_real_model_runs_come_from_aligned_checkpoints_and_name_what_is_missing(
     two_seeds = erasure_runs("some/model", ["clo"], include_replay=False, aligned_models="clo=/a,clo@1=/b")
     assert two_seeds == [Run("base", 0, "some/model"), Run("clo", 0, "/a"), Run("base", 1, "some/model"),
                          Run("clo", 1, "/b")]
-    with pytest.raises(ValueError, match=r"no aligned checkpoint for clo@0, replay@0: .*cla align"):
+    # CLO's own control is the attention-only replay: both controls are named.
+    missing = r"no aligned checkpoint for clo@0, replay@0, replay_attention@0: .*cla align"
+    with pytest.raises(ValueError, match=missing):
         erasure_runs("some/model", ["midalign", "clo"], [0], aligned_models="midalign=/a")
 
 
@@ -233,49 +176,3 @@ def test_in_last_third_is_a_relative_depth_above_two_thirds():
     assert [layer for layer in range(8) if verdicts.in_last_third(layer, 8)] == [5, 6, 7]
     assert [layer for layer in range(48) if verdicts.in_last_third(layer, 48)] == list(range(32, 48))
     assert not verdicts.in_last_third(20, 48) and not verdicts.in_last_third(0, 1)
-
-
-def test_dissociation_reproduces_only_when_every_condition_holds():
-    common = dict(n_layers=8, cosine_at_en_layer=0.1, cosine_at_loc_layer=-0.2, en_gain=0.05, loc_gain=0.1)
-    verdict = verdicts.dissociation_claims(en_layer=3, loc_layer=6, **common)
-    assert verdict.status == "reproduces" and verdict.checks.holds.all()
-    assert verdict.text.startswith("**The dissociation reproduces on the base model.** 5 of 5")
-    partly = verdicts.dissociation_claims(en_layer=6, loc_layer=6, **{**common, "cosine_at_loc_layer": -0.5})
-    assert partly.status == "partly reproduces"
-    assert list(partly.checks.holds) == [False, False, False, True, True]
-    assert "mean |cos| 0.10 at layer 6, 0.50 at layer 6" in partly.text
-    none = verdicts.dissociation_claims(en_layer=7, loc_layer=2, n_layers=8, cosine_at_en_layer=0.9,
-                                          cosine_at_loc_layer=0.9, en_gain=0.0, loc_gain=-0.1)
-    assert none.status == "does not reproduce" and "picks among noise" in none.text
-
-
-def balance_plane(points):
-    return pd.DataFrame([{"method": method, "language": language, "transfer": transfer, "localization": local}
-                         for (method, language), (transfer, local) in points.items()])
-
-
-def test_balance_claims_compare_sums_and_mark_pareto_dominance():
-    plane = balance_plane({
-        ("surgical", "ko"): (0.5, 0.6), ("surgical", "es"): (0.4, 0.5),
-        ("midalign", "ko"): (0.4, 0.6), ("midalign", "es"): (0.6, 0.2),   # dominated in ko; lower sum in es
-        ("en_steering", "ko"): (0.6, 0.6), ("en_steering", "es"): (0.1, 0.1),  # better in ko; dominated in es
-    })
-    verdict = verdicts.balance_claims(plane, candidate="surgical", methods=["midalign", "en_steering", "clo"],
-                                        method_labels={"midalign": "MidAlign", "en_steering": "English steering",
-                                                       "surgical": "Surgical Steering"})
-    assert verdict.status == "partly holds"
-    assert verdict.grid().to_dict(orient="index") == {
-        "midalign": {"ko": "≻", "es": "+", "mean": "+"},
-        "en_steering": {"ko": "–", "es": "≻", "mean": "≻"},
-    }
-    assert verdict.text.startswith("**The claim partly holds here.** Surgical Steering has the higher")
-    assert "than MidAlign in 2 of 2 languages (Pareto-dominating it in 1) and on average" in verdict.text
-
-
-def test_balance_claims_hold_fail_and_are_not_tested_without_methods():
-    better = balance_plane({("surgical", "ko"): (0.5, 0.5), ("clo", "ko"): (0.4, 0.5)})
-    assert verdicts.balance_claims(better, candidate="surgical", methods=["clo"]).status == "holds"
-    worse = balance_plane({("surgical", "ko"): (0.5, 0.5), ("clo", "ko"): (0.5, 0.5)})
-    assert verdicts.balance_claims(worse, candidate="surgical", methods=["clo"]).status == "fails"
-    untested = verdicts.balance_claims(worse, candidate="surgical", methods=["mit"])
-    assert untested.status == "not tested" and untested.checks.empty

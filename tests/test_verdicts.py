@@ -1,0 +1,113 @@
+"""The rules of chapters 3 and 4 (cla_lib.verdicts) on simulated item-level answers: a planted effect is found, null
+data do not reproduce the claim, and a contradicted part is reported as such."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES
+from cla_lib.verdicts import (balance_intervals, dissociation_intervals, paired_balance_claims,
+                              paired_dissociation_claims)
+
+LANGUAGES = ("es", "ko", "fa")
+LAYERS = range(8)
+
+
+def _questions(task: str, count: int) -> list[str]:
+    return [f"{task}/q{question}" for question in range(count)]
+
+
+def simulated_sweeps(generator, *, en_layer: int | None, loc_layer: int | None, seeds: int = 3,
+                     questions: int = 40, bump: float = 0.3) -> pd.DataFrame:
+    """Validation answers of EN (transfer) and LOC (localization) sweeps: each question has its own difficulty; the
+    vector helps by `bump` at its planted layer (None: a flat curve, every layer as good)."""
+    rows = []
+    for seed in range(seeds):
+        for kind, task, planted in (("en", "transfer", en_layer), ("loc", "localization", loc_layer)):
+            difficulty = np.clip(0.4 + generator.normal(0, 0.2, questions), 0.05, 0.9)
+            for index, question in enumerate(_questions(task, questions)):
+                for language in LANGUAGES:
+                    for layer in LAYERS:
+                        for alpha in (1.0, 2.0):
+                            chance = difficulty[index] + (bump if layer == planted else 0.0)
+                            rows.append({"id": f"{question}/{language}", "task": task, "language": language,
+                                         "seed": seed, "layer": layer, "alpha": alpha, "kind": kind,
+                                         "correct": generator.random() < chance})
+    return pd.DataFrame(rows)
+
+
+def simulated_test(generator, effects: dict[str, dict[str, float]], *, seeds: int = 3,
+                   questions: int = 80) -> pd.DataFrame:
+    """Test answers of configurations (`effects`: method -> task -> added chance of a right answer), paired on the
+    same questions: one uniform draw per item is shared by every configuration, as one model's answers under small
+    edits are (a configuration differs from another only where its shift moves the item across its draw)."""
+    rows = []
+    for seed in range(seeds):
+        for task in ("transfer", "localization"):
+            difficulty = np.clip(0.5 + generator.normal(0, 0.2, questions), 0.05, 0.9)
+            for index, question in enumerate(_questions(task, questions)):
+                for language in LANGUAGES:
+                    draw = generator.random()
+                    for method, shifts in effects.items():
+                        chance = np.clip(difficulty[index] + shifts.get(task, 0.0), 0, 1)
+                        rows.append({"id": f"{question}/{language}", "task": task, "language": language,
+                                     "seed": seed, "method": method, "correct": draw < chance})
+    return pd.DataFrame(rows)
+
+
+def test_a_planted_dissociation_is_found():
+    generator = np.random.default_rng(11)
+    validation = simulated_sweeps(generator, en_layer=2, loc_layer=6)
+    test = simulated_test(generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {"localization": 0.15}})
+    parts = dissociation_intervals(validation, test, resamples=300)
+    assert list(parts.verdict) == [REPRODUCES] * 3
+    assert 3.5 < parts.estimate.iloc[0] < 4.5  # layer 6 minus layer 2
+    assert paired_dissociation_claims(parts).status == REPRODUCES
+
+
+def test_null_sweeps_do_not_reproduce_the_dissociation():
+    generator = np.random.default_rng(12)
+    validation = simulated_sweeps(generator, en_layer=None, loc_layer=None)
+    test = simulated_test(generator, {"unsteered": {}, "EN": {}, "LOC": {}})
+    parts = dissociation_intervals(validation, test, resamples=300)
+    assert list(parts.verdict[1:]) == [CANNOT_TELL] * 2
+    verdict = paired_dissociation_claims(parts)
+    assert verdict.status != REPRODUCES
+    assert "picks among noise" in verdict.text
+
+
+def test_loc_shallower_than_en_contradicts_the_dissociation():
+    generator = np.random.default_rng(13)
+    validation = simulated_sweeps(generator, en_layer=6, loc_layer=1)
+    test = simulated_test(generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {"localization": 0.15}})
+    parts = dissociation_intervals(validation, test, resamples=300)
+    assert parts.verdict.iloc[0] == DOES_NOT
+    assert paired_dissociation_claims(parts).status.startswith(DOES_NOT)
+
+
+def test_balance_is_better_only_against_models_it_beats_on_the_sum():
+    generator = np.random.default_rng(14)
+    answered = simulated_test(generator, {
+        "base": {}, "surgical": {"localization": 0.15},
+        "eraser": {"transfer": 0.05, "localization": -0.2},  # a CLA method that trades culture for transfer
+        "twin": {"localization": 0.15},  # as good as Surgical Steering: no difference to find
+    })
+    intervals = balance_intervals(answered, candidate="surgical", against=["base", "eraser"], resamples=500)
+    assert list(intervals.verdict) == [REPRODUCES, REPRODUCES]
+    assert (intervals.detectable > 0).all() and (intervals.seeds == 3).all()
+    assert paired_balance_claims(intervals).status == REPRODUCES
+    tied = balance_intervals(answered, candidate="surgical", against=["base", "twin"], resamples=500)
+    assert list(tied.verdict) == [REPRODUCES, CANNOT_TELL]
+    claim = paired_balance_claims(tied, labels={"twin": "the twin"})
+    assert claim.status.startswith("partly reproduces (better than 1 of 2")
+    assert "against the twin: Δ(transfer + localization)" in claim.text
+
+
+def test_null_steering_does_not_balance_better_and_a_worse_one_is_contradicted():
+    generator = np.random.default_rng(15)
+    answered = simulated_test(generator, {"base": {}, "surgical": {}, "worse": {"localization": -0.2}})
+    null = balance_intervals(answered, candidate="surgical", against=["base"], resamples=500)
+    assert paired_balance_claims(null).status == CANNOT_TELL
+    worse = balance_intervals(answered, candidate="worse", against=["base"], resamples=500)
+    assert paired_balance_claims(worse).status.startswith(DOES_NOT)
