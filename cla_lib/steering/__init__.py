@@ -41,5 +41,10 @@ from cla_lib.steering.sweeps import (
 )
 from cla_lib.steering.selection import (
     SELECTION_RULE, SURGICAL_CANDIDATE_LAYERS, SURGICAL_RULE, TARGET_METRIC, LayerChoice, SurgicalChoice,
-    best_alpha_per_layer, best_layer, ranked_layers, select_surgical, sweep_means,
+    best_alpha_per_layer, best_layer, ranked_layers, select_surgical, sweep_means, break_tie, resampled_layers,
+    layer_shares, layer_difference,
+)
+from cla_lib.steering.study import (
+    STUDY_KINDS, SURGICAL_CONFIGURATIONS, LayerStudy, SurgicalStudy, aligned_test_answers, layer_study, surgical_study,
+    surgical_choices, surgical_choice_row, surgical_requests
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cla_lib.evaluation import PlanePoint, plane_from_answers
+from cla_lib.evaluation import PlanePoint, answer_frame, plane_from_answers
 from cla_lib.items import Item
 from cla_lib.languages import ENGLISH
 from cla_lib.scoring import choice_logprobs_passes, forwards_of, predictions
@@ -71,7 +71,8 @@ class _Plan:
             self._known[key] = passes
         self.configurations.append(passes)
 
-    def points(self, model_name: str, scores: list[list[list[float]]]) -> list[list[PlanePoint]]:
+    def answers(self, scores: list[list[list[float]]]) -> list[list[int]]:
+        """Per configuration, the chosen candidate of every item (in `items` order)."""
         answers_of_pass = [predictions(pass_scores) for pass_scores in scores]
         results = []
         for passes in self.configurations:
@@ -79,8 +80,18 @@ class _Plan:
             for index in passes:
                 for row, answer in zip(self.pass_rows[index], answers_of_pass[index]):
                     chosen[row] = answer
-            results.append(plane_from_answers(model_name, self.items, chosen))
+            results.append(chosen)
         return results
+
+    def points(self, model_name: str, scores: list[list[list[float]]]) -> list[list[PlanePoint]]:
+        return [plane_from_answers(model_name, self.items, chosen) for chosen in self.answers(scores)]
+
+    def answered(self, scores: list[list[list[float]]], labels: list[dict]):
+        """One row per (configuration, item): `cla_lib.evaluation.answer_frame` plus each configuration's labels."""
+        import pandas
+
+        return pandas.concat([answer_frame(self.items, chosen).assign(**label)
+                              for label, chosen in zip(labels, self.answers(scores))], ignore_index=True)
 
 
 def steered_plane(
@@ -152,6 +163,7 @@ def sweep(
     batch_size: int = 64,
     remote: bool | str = False,
     progress: bool | None = None,
+    answered: bool = False,
 ):
     """The plane under `alpha * vector` added after each layer, for every layer and alpha.
 
@@ -164,10 +176,12 @@ def sweep(
         vector: One vector (its `source["language"]` must match the items') or `{language: vector}`.
         layers: Decoder layers to steer at.
         alphas: Strengths (0 is the unsteered model).
+        answered: Also return every item's answer per (layer, alpha), for intervals over questions.
 
     Returns:
         A pandas DataFrame, one row per (layer, alpha, language): layer, alpha, language, split, transfer,
-        localization, english_bias, n_transfer, n_localization, english_transfer, kind.
+        localization, english_bias, n_transfer, n_localization, english_transfer, kind. With `answered`, the pair
+        (that frame, one row per (layer, alpha, item) with `cla_lib.evaluation.answer_frame`'s columns).
     """
     import pandas
 
@@ -186,6 +200,8 @@ def sweep(
     split = _splits(items)
     rows = [row for label, points in zip(labels, plan.points(model_name, scores))
             for row in _rows(points, {**label, "kind": kind}, split)]
+    if answered:
+        return pandas.DataFrame(rows), plan.answered(scores, [{**label, "kind": kind} for label in labels])
     return pandas.DataFrame(rows)
 
 
@@ -245,14 +261,18 @@ def steered_planes(
     model_name: str = "",
     batch_size: int = 64,
     remote: bool | str = False,
-) -> dict[str, list[PlanePoint]]:
+    answered: bool = False,
+):
     """The plane under several named configurations of edits, scored together (remotely: one request).
 
     Args:
         configurations: `{name: edits}`, each as `steered_plane` takes them (`[]` for the unsteered model).
+        answered: Also return every item's answer per configuration (a ``configuration`` column), for paired
+            intervals.
 
     Returns:
-        `{name: [PlanePoint per target language]}`, in the order of `configurations`.
+        `{name: [PlanePoint per target language]}`, in the order of `configurations`; with `answered`, the pair
+        (that dict, one row per (configuration, item)).
 
     Example:
         >>> steered_planes(model, test, {"unsteered": [], "EN": {"ko": steering_edits((v_en, 3, 2.0))}})
@@ -261,7 +281,10 @@ def steered_planes(
     for edits in configurations.values():
         plan.add(_edits_by_language(edits, plan.languages))
     scores = _score_passes(model, plan.passes, batch_size=batch_size, remote=remote, progress=False)
-    return dict(zip(configurations, plan.points(model_name, scores)))
+    planes = dict(zip(configurations, plan.points(model_name, scores)))
+    if answered:
+        return planes, plan.answered(scores, [{"configuration": name} for name in configurations])
+    return planes
 
 
 def forward_count(model, items: Sequence[Item], *, steered: int = 0, unsteered: bool = True,
