@@ -7,10 +7,11 @@ page of bookkeeping that each chapter repeats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cla_lib.comparison import parse_list
+from cla_lib.comparison import parse_list, parse_seeds
 from cla_lib.evaluation import plane_items
 from cla_lib.items import SPLITS, Item
 from cla_lib.languages import resolve_languages
@@ -60,6 +61,23 @@ class ChapterSetup:
     def grid(self) -> list[float]:
         """The strengths of a sweep: 0 (the unsteered model, scored once per sweep) and `strengths`."""
         return [0.0, *self.strengths]
+
+    def seeds(self, seeds: str | int) -> list[int]:
+        """The organism seeds of a multi-seed analysis: this set-up's own seed first, then the others of `seeds`
+        (a real model has one: its own)."""
+        if not self.is_organism:
+            return [self.seed]
+        own = self.reference.seed
+        return [own] + [other for other in parse_seeds(seeds) if other != own]
+
+    def for_seed(self, seed: int) -> ChapterSetup:
+        """The same set-up on the organisms of another seed (its base and the same aligned methods)."""
+        return replace(self, reference=ModelRef.organism(f"organism@{seed}", size=self.reference.size), seed=seed)
+
+    def directories(self, seeds: str | int, methods: Sequence[str] = ("base",)) -> list[Path | str]:
+        """Every model a multi-seed analysis ran on: `methods` of each seed of `seeds` (provenance)."""
+        return [(self if seed == self.seed else self.for_seed(seed)).directory(method)
+                for seed in self.seeds(seeds) for method in methods]
 
     def aligned_reference(self, method: str) -> ModelRef:
         return ModelRef.organism(f"organism:{method}@{self.seed}", size=self.reference.size)

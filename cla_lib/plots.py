@@ -63,9 +63,9 @@ def plane_figure(frame: pd.DataFrame, *, title: str, hue: str = "language", styl
 
 METHOD_PALETTE = {"base": "black", "midalign": sns.color_palette("colorblind")[0],
                   "clo": sns.color_palette("colorblind")[3], "mit": sns.color_palette("colorblind")[2],
-                  "replay": "grey"}
+                  "replay": "grey", "replay_attention": "darkgrey"}
 METHOD_LABELS = {"base": "base", "midalign": "MidAlign", "clo": "CLO", "mit": "multilingual instruction tuning",
-                 "replay": "replay control"}
+                 "replay": "replay control", "replay_attention": "replay control (attention only)"}
 
 
 def erasure_figure(frame: pd.DataFrame, *, title: str, reference: str = "base", chance: dict | None = None,

@@ -85,12 +85,12 @@ def test_first_chapter_runs_on_the_tiny_organism_for_one_language(tiny_organism_
     assert json.loads((written / "provenance.json").read_text())["parameters"]["language"] == "ko"
 
 
-# The later chapters on the tiny organism, for one language and one seed: every cell runs, the figures render, and
+# The later chapters on the tiny organism, for one language and one seed (chapters 3-4: two, their multi-seed path): every cell runs, the figures render, and
 # the claims boxes' verdicts (glued from the run) are recorded.
 LATER_CHAPTERS = {
     "02_baseline_erasure.ipynb": ({"seeds": "0"}, "verdict"),
-    "03_layer_dissociation.ipynb": ({"alphas": "1,4"}, None),
-    "04_surgical_steering.ipynb": ({"alphas": "1,4"}, None),
+    "03_layer_dissociation.ipynb": ({"alphas": "1,4", "seeds": "0,1"}, "verdict"),
+    "04_surgical_steering.ipynb": ({"alphas": "1,4", "seeds": "0,1"}, "verdict"),
     "appendix_performance.ipynb": ({"repeats": 1, "items": 32}, "steering_ratio"),
 }
 

@@ -1,0 +1,77 @@
+"""Is the organism a fair testbed for the paper's claims? Three properties a real LLM has that the claims need.
+
+1. **English-dominant text**, so that when the language cue fades the US answer is the default: English is the
+   largest language of the training text, and on held-out culture questions (taught only with a country named) the
+   wrong answers lean to the US answer more than an even spread over the other candidates would.
+2. **A transfer gap that better cross-lingual representations could close**: facts known in English but asked in
+   a target language are answered less often than in English (per creature, with an interval), and no alignment
+   data state a transfer creature's facts (`cla_lib.organism.record_overlap`, tested for every method and seed).
+3. **Enough depth for "middle" and "deeper" to differ**: the middle layer (MidAlign's) and the last quarter are
+   distinct layers with at least one layer between them.
+
+Each check is measured on the run and reported with its rule; none of them tunes anything.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cla_lib.intervals import cluster_bootstrap
+from cla_lib.items import question_of
+
+
+def _interval_of(values: pd.DataFrame):
+    return cluster_bootstrap(values.assign(seed=0)[["seed", "cluster", "difference"]])
+
+
+def us_default(answers: pd.DataFrame, choices: dict[str, int]):
+    """On held-out culture questions answered wrongly: the US answer's share minus what an even spread over the
+    other wrong candidates gives (1 / (candidates - 1)), per question, with its bootstrap interval."""
+    wrong = answers[(answers.task == "localization") & answers.held_out & ~answers.correct].copy()
+    if wrong.empty:
+        return None
+    wrong["difference"] = wrong.us_answer.astype(float) - 1 / (wrong.id.map(choices) - 1)
+    wrong["cluster"] = wrong.id.map(question_of)
+    return _interval_of(wrong.groupby("cluster", as_index=False).difference.mean())
+
+
+def transfer_gap(answers: pd.DataFrame):
+    """Per creature: accuracy asked in English minus accuracy asked in the target languages, with its interval."""
+    transfer = answers[answers.task == "transfer"].copy()
+    transfer["cluster"] = transfer.id.map(question_of)
+    english = transfer[transfer.language == "en"].groupby("cluster").correct.mean()
+    target = transfer[transfer.language != "en"].groupby("cluster").correct.mean()
+    both = pd.concat({"english": english, "target": target}, axis=1).dropna()
+    if both.empty:
+        return None
+    return _interval_of(pd.DataFrame({"cluster": both.index, "difference": both.english - both.target}))
+
+
+def checks(language_shares: dict[str, float], answers: pd.DataFrame, choices: dict[str, int],
+           n_layers: int) -> pd.DataFrame:
+    """The three checks as a table: property, what was measured, the rule, and whether it holds."""
+    others = {language: share for language, share in language_shares.items() if language not in ("en", "mixed")}
+    runner_up = max(others.values()) if others else 0.0
+    english = language_shares.get("en", 0.0)
+    default = us_default(answers, choices)
+    gap = transfer_gap(answers)
+    middle, deeper = n_layers // 2, (3 * n_layers) // 4
+    rows = [
+        {"property": "English-dominant text",
+         "measured": f"English {english:.0%} of the words, the next language {runner_up:.0%} "
+                     f"(bilingual documents {language_shares.get('mixed', 0.0):.0%})",
+         "rule": "English at least twice the next language", "holds": english >= 2 * runner_up},
+        {"property": "the US answer is the default when the cue fades",
+         "measured": "no wrong held-out answers" if default is None else
+                     f"US share of wrong held-out answers above an even spread by {default.text()}",
+         "rule": "interval above 0", "holds": default is not None and default.low > 0},
+        {"property": "a transfer gap alignment could close",
+         "measured": "no transfer items asked in English" if gap is None else
+                     f"English minus target-language accuracy per creature {gap.text()}",
+         "rule": "interval above 0 (and no alignment record about a transfer creature: tested)",
+         "holds": gap is not None and gap.low > 0},
+        {"property": "depth for middle and deeper layers",
+         "measured": f"{n_layers} decoder layers: middle {middle}, last quarter from {deeper}",
+         "rule": "at least one layer between the middle and the last quarter", "holds": deeper - middle >= 2},
+    ]
+    return pd.DataFrame(rows)
