@@ -139,8 +139,7 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
         >>> erasure_runs("organism", ["midalign", "clo"], [0, 1, 2], size="tiny")
     """
     methods = [method for method in methods if method not in (BASE, *CONTROLS)]
-    controls = [control for control in CONTROLS if any(control_of(method) == control for method in methods)
-                or control == CONTROL]
+    controls = list(dict.fromkeys([CONTROL, *map(control_of, methods)]))  # replay, and CLO's own when compared
     compared = methods + (controls if include_replay else [])
     runs = []
     if ModelRef.parse(model, size=size).is_organism:

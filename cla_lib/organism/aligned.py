@@ -20,7 +20,9 @@ from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, sa
 from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
-from cla_lib.organism.base import OrganismConfig, base_organism, cache_root, training_record, training_threads, TRAINING_THREADS
+from cla_lib.organism.base import (
+    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, training_record, training_threads
+)
 from cla_lib.organism.world import World
 
 
