@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from cla_lib.items import Item
+from cla_lib.items import Item, question_of
 from cla_lib.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
-from cla_lib.steering.extraction import _en_pairs, _target_languages
+from cla_lib.steering.extraction import _en_pairs, _target_languages, extract_vectors
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -204,3 +204,58 @@ def cross_layer_cosine(vectors: Mapping[str, SteeringVector], languages: Sequenc
                                                     vectors[f"loc.{code}"][loc_layer].double(), dim=0)
               for code in languages]
     return float(torch.stack(values).abs().mean())
+
+
+def random_cosine_bound(dimension: int, *, averaged: int = 1, absolute: bool = True, level: float = 0.95,
+                        draws: int = 20000, seed: int = 0) -> float:
+    """What unrelated directions reach by chance: the `level` quantile of the mean over `averaged` independent pairs
+    of random directions in `dimension` of their cosine (|cosine| with `absolute`). A small cosine between two
+    steering vectors is only evidence of perpendicularity when it is compared with this; in 128 dimensions one
+    random pair's |cosine| stays below about 0.17."""
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randn(draws, averaged, dimension, generator=generator, dtype=torch.float64)
+    second = torch.randn(draws, averaged, dimension, generator=generator, dtype=torch.float64)
+    cosines = torch.nn.functional.cosine_similarity(first, second, dim=-1)
+    statistic = (cosines.abs() if absolute else cosines).mean(dim=1)
+    return float(torch.quantile(statistic, level))
+
+
+def split_halves(items: Sequence[Item], *, seed: int, split: str | None = "extract") -> tuple[list[Item], list[Item]]:
+    """The items of `split` in two halves by question (a culture question with all its languages, a creature with
+    all its relations), drawn with `seed`: two independent samples of the same extraction."""
+    chosen = [item for item in items if split is None or item.split == split]
+    questions = sorted(dict.fromkeys(question_of(item.id) for item in chosen))
+    random.Random(seed).shuffle(questions)
+    first = set(questions[:len(questions) // 2])
+    return ([item for item in chosen if question_of(item.id) in first],
+            [item for item in chosen if question_of(item.id) not in first])
+
+
+def vector_reliability(model, items: Sequence[Item], languages: Sequence[str], *, kinds: Sequence[str] = ("en", "loc"),
+                       seed: int, split: str | None = "extract", batch_size: int = 64, remote: bool | str = False):
+    """Each vector's split-half reliability, layer by layer (`half_agreement`), from the two halves of the extraction
+    questions that `split_halves` draws with `seed`."""
+    halves = [extract_vectors(model, half, kinds=kinds, languages=languages, split=None, batch_size=batch_size,
+                              remote=remote, progress=False) for half in split_halves(items, seed=seed, split=split)]
+    return half_agreement(*halves, kinds=kinds, languages=languages)
+
+
+def half_agreement(first: Mapping[str, SteeringVector], second: Mapping[str, SteeringVector], *,
+                   kinds: Sequence[str], languages: Sequence[str]):
+    """The cosine between each vector from one half of its prompts and from the other, stepped up to the full set by
+    the Spearman-Brown formula (reliability = 2r / (1 + r)): near 1 the vector is a stable direction, near 0 mostly
+    sampling noise.
+
+    Returns:
+        A DataFrame, one row per (kind, language, layer): kind, language, layer, split_half, reliability.
+    """
+    import pandas
+
+    rows = []
+    for kind in kinds:
+        for language in languages:
+            name = f"{kind}.{language}"
+            for layer, cosine in first[name].cosine(second[name]).items():
+                rows.append({"kind": kind, "language": language, "layer": layer, "split_half": cosine,
+                             "reliability": 2 * cosine / (1 + cosine) if cosine > -1 else float("nan")})
+    return pandas.DataFrame(rows)

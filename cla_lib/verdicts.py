@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from cla_lib.analysis import random_cosine_bound
 from cla_lib.comparison import BASE, reference_of
 from cla_lib.intervals import (
     CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences, summed_bootstrap
@@ -43,8 +44,48 @@ PAIRED_DISSOCIATION_RULE = (
     "and (3) *LOC raises localization* on the test split, as paired differences from the unsteered model averaged "
     "within questions (a best layer without an effect is a pick among noise). A part reproduces when its interval "
     "lies above zero and does not when it lies below. The dissociation reproduces when all three do, does not when "
-    "any is contradicted, and cannot be told otherwise (partly, when some reproduce). EN's depth and the vectors' "
-    "cosine are reported beside it.")
+    "any is contradicted, and cannot be told otherwise (partly, when some reproduce). EN's depth and whether the "
+    "vectors are near-perpendicular (`PERPENDICULAR_RULE`) are reported beside it.")
+
+# What "near-perpendicular" means for the claim: a cosine below 0.3 (more than 72 degrees apart).
+NEAR_PERPENDICULAR = 0.3
+
+PERPENDICULAR_RULE = (
+    "At a layer, EN and LOC are called *near-perpendicular* when their |cosine| (mean over languages), corrected for "
+    "each vector's sampling noise (divided by the square root of the two split-half reliabilities, "
+    f"`cla_lib.analysis.vector_reliability`), is below {NEAR_PERPENDICULAR}, and the vectors are reliable enough for "
+    "that to mean something: their halves agree better than random directions of the residual's dimension do, and "
+    f"a |cosine| of {NEAR_PERPENDICULAR} would have stood out above the bound that random directions' |cosine| stays "
+    "below 95% of the time (`cla_lib.analysis.random_cosine_bound`, for the same mean over languages). They are "
+    f"*not* near-perpendicular when the |cosine| exceeds that bound and its corrected value reaches "
+    f"{NEAR_PERPENDICULAR}. Otherwise the vectors are too noisy to tell: a small cosine between noisy vectors says "
+    "nothing.")
+
+
+PERPENDICULAR_WORDS = {REPRODUCES: "near-perpendicular", DOES_NOT: "not near-perpendicular",
+                       CANNOT_TELL: "too noisy to tell"}
+
+
+def perpendicularity(reliability: pd.DataFrame, cosines: pd.DataFrame, layer: int, dimension: int) -> dict:
+    """`PERPENDICULAR_RULE` at one layer, from `analysis.vector_reliability` and the ``en·loc`` rows of
+    `analysis.vector_cosines` (of the same model and languages): the numbers it reads and its verdict word."""
+    at = reliability[reliability.layer == layer].groupby("kind")[["split_half", "reliability"]].mean()
+    pair = cosines[(cosines.pair == "en·loc") & (cosines.layer == layer)]
+    n_languages = pair.language.nunique()
+    chance = random_cosine_bound(dimension, averaged=n_languages)
+    agreement_bound = random_cosine_bound(dimension, averaged=n_languages, absolute=False)
+    observed = float(pair.cosine.abs().mean())
+    scale = float(at.loc["en", "reliability"].clip(min=0) * at.loc["loc", "reliability"].clip(min=0)) ** 0.5
+    reliable = min(at.loc["en", "split_half"], at.loc["loc", "split_half"]) > agreement_bound and scale > 0
+    corrected = observed / scale if scale else float("nan")
+    detectable = chance / scale if scale else float("inf")
+    word = (CANNOT_TELL if not reliable or detectable >= NEAR_PERPENDICULAR else
+            DOES_NOT if observed > chance and corrected >= NEAR_PERPENDICULAR else
+            REPRODUCES if corrected < NEAR_PERPENDICULAR else CANNOT_TELL)
+    return {"layer": layer, "|cos(EN, LOC)|": observed, "random bound": chance,
+            "EN split-half": float(at.loc["en", "split_half"]), "LOC split-half": float(at.loc["loc", "split_half"]),
+            "corrected |cos|": corrected, "detectable |cos|": detectable, "verdict": word}
+
 
 DISSOCIATION_PARTS = (("LOC deeper than EN (layers chosen on validation)", None),
                       ("EN raises transfer (test)", ("EN", "transfer")),

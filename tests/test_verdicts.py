@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
+from cla_lib.analysis import half_agreement, random_cosine_bound, vector_cosines
 from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES
+from cla_lib.steering.vector import SteeringVector
 from cla_lib.verdicts import (balance_intervals, dissociation_intervals, paired_balance_claims,
-                              paired_dissociation_claims)
+                              paired_dissociation_claims, perpendicularity)
 
 LANGUAGES = ("es", "ko", "fa")
 LAYERS = range(8)
@@ -111,3 +114,43 @@ def test_null_steering_does_not_balance_better_and_a_worse_one_is_contradicted()
     assert paired_balance_claims(null).status == CANNOT_TELL
     worse = balance_intervals(answered, candidate="worse", against=["base"], resamples=500)
     assert paired_balance_claims(worse).status.startswith(DOES_NOT)
+
+
+def simulated_vectors(generator, *, shared: float, signal: float, dimension: int = 128, layers: int = 3):
+    """EN and LOC vectors of each language from two halves of their prompts: a fixed direction per kind (LOC's has
+    cosine `shared` with EN's) scaled by `signal`, plus independent unit-scale noise in every half."""
+    halves = ({}, {})
+    full = {}
+    for language in LANGUAGES:
+        en = torch.nn.functional.normalize(torch.randn(dimension, generator=generator), dim=0)
+        other = torch.randn(dimension, generator=generator)
+        other = torch.nn.functional.normalize(other - (other @ en) * en, dim=0)
+        loc = shared * en + (1 - shared**2) ** 0.5 * other
+        for kind, direction in (("en", en), ("loc", loc)):
+            parts = [{layer: signal * direction + torch.randn(dimension, generator=generator) / dimension**0.5
+                      for layer in range(layers)} for _ in range(2)]
+            for half, part in zip(halves, parts):
+                half[f"{kind}.{language}"] = SteeringVector(part, {})
+            full[f"{kind}.{language}"] = SteeringVector(
+                {layer: (parts[0][layer] + parts[1][layer]) / 2 for layer in range(layers)}, {})
+    reliability = half_agreement(*halves, kinds=("en", "loc"), languages=LANGUAGES)
+    return reliability, vector_cosines(full, [("en", "loc")], LANGUAGES)
+
+
+def test_perpendicularity_finds_planted_directions_and_says_nothing_on_noise():
+    generator = torch.Generator().manual_seed(0)
+    words = {}
+    for name, shared, signal in (("perpendicular", 0.0, 3.0), ("aligned", 0.8, 3.0), ("noise", 0.0, 0.0),
+                                 ("aligned noise", 0.8, 0.0)):
+        reliability, cosines = simulated_vectors(generator, shared=shared, signal=signal)
+        words[name] = {perpendicularity(reliability, cosines, layer, 128)["verdict"] for layer in range(3)}
+    assert words == {"perpendicular": {REPRODUCES}, "aligned": {DOES_NOT}, "noise": {CANNOT_TELL},
+                     "aligned noise": {CANNOT_TELL}}
+
+
+def test_random_cosine_bound_matches_its_distribution():
+    # One pair of random directions in d dimensions: cosine ~ N(0, 1/d), so its 95% |cosine| is about 1.96 / sqrt(d);
+    # averaging over languages narrows it; a signed mean is centred on zero.
+    assert abs(random_cosine_bound(128) - 1.96 / 128**0.5) < 0.01
+    assert random_cosine_bound(128, averaged=6) < random_cosine_bound(128)
+    assert 0 < random_cosine_bound(128, averaged=6, absolute=False) < random_cosine_bound(128, averaged=6)
