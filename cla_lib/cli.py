@@ -140,7 +140,7 @@ def command_vectors(arguments) -> None:
     reference = _reference(arguments)
     model = _model(arguments, reference)
     items = _items(arguments, reference)
-    vectors = extract_vectors(model, items, kinds=arguments.kind or _all_kinds(),
+    vectors = extract_vectors(model, items, kinds=arguments.kind or _default_kinds(),
                               languages=resolve_languages(arguments.language), batch_size=arguments.batch_size,
                               remote=arguments.remote, model_name=arguments.model)
     save_vectors(vectors, arguments.out)
@@ -153,6 +153,12 @@ def _all_kinds() -> list[str]:
     from cla_lib.steering import VECTOR_KINDS
 
     return list(VECTOR_KINDS)
+
+
+def _default_kinds() -> list[str]:
+    from cla_lib.steering import DEFAULT_KINDS
+
+    return list(DEFAULT_KINDS)
 
 
 def _explain_kinds_in_help(subparser: argparse.ArgumentParser, epilog: str = "") -> None:
@@ -342,7 +348,8 @@ def parser() -> argparse.ArgumentParser:
     _explain_kinds_in_help(vectors_parser)
     _add_model_arguments(vectors_parser)
     vectors_parser.add_argument("--kind", action="append",
-                                help="only this kind of vector (repeatable; default: all kinds, listed below)")
+                                help="only this kind of vector (repeatable; default: every kind listed below but the "
+                                     "negative controls)")
     vectors_parser.add_argument("--out", required=True, help="the safetensors file to write")
     vectors_parser.set_defaults(run=command_vectors)
 

@@ -44,6 +44,9 @@ def suffix_share(layers: int) -> float:
     return (layers - 1) / (2 * layers)
 
 
+# A negative control of chapter 03 is swept on its target task's items alone: about half the validation split.
+CONTROL_SHARE = 0.5
+
 CHAPTER_WORK: dict[str, ChapterWork] = {
     "01": ChapterWork(
         lambda c: 1, lambda c: 0, lambda c: 0, lambda c, batches: 1,
@@ -53,21 +56,22 @@ CHAPTER_WORK: dict[str, ChapterWork] = {
         "one scoring pass per model: the base and each aligned model per seed; the aligned checkpoints are trained "
         "beforehand with `cla align` (not counted) and live on your disk, so this chapter does not run on NDIF"),
     "03": ChapterWork(
-        lambda c: c["validation"] * 4 + c["test"] * 6,
-        lambda c: c["validation"] * (3 * c["layers"] * c["strengths"] + c["layers"]),
-        lambda c: 1 + 3 * c["validation"] / max(c["extract"], 1e-9), lambda c, batches: 10,
+        lambda c: c["validation"] * (4 + 3 * CONTROL_SHARE) + c["test"] * 9,
+        lambda c: c["validation"] * ((3 + 3 * CONTROL_SHARE) * c["layers"] * c["strengths"] + c["layers"]),
+        lambda c: 2 + CONTROL_SHARE + 3 * c["validation"] / max(c["extract"], 1e-9), lambda c, batches: 16,
         "EN, LOC and LOC (language) sweeps over every layer and strength plus an answer-language sweep on the "
-        "validation split (each steered configuration rerunning only the layers above its edit), six "
-        "configurations on test, one extraction read and three validation reads; ten sessions, one NDIF request "
-        "each"),
+        "validation split (each steered configuration rerunning only the layers above its edit), and the three "
+        "negative controls swept on their target's half of it; nine configurations on test, one extraction read, "
+        "its two halves read again for the vectors' reliability, the culture prompts read again for the shuffled "
+        "control, and three validation reads; sixteen sessions, one NDIF request each"),
     "04": ChapterWork(
-        lambda c: c["validation"] * 3 + c["test"] * 5,
+        lambda c: c["validation"] * 3 + c["test"] * 6,
         lambda c: c["validation"] * (2 * c["layers"] * c["strengths"]
                                      + (SURGICAL_CANDIDATE_LAYERS * c["strengths"]) ** 2),
         lambda c: 1, lambda c, batches: 6,
         f"EN and LOC sweeps over every layer and strength, a Surgical grid of {SURGICAL_CANDIDATE_LAYERS} layers x "
-        "strengths per vector on validation (assumed spread over the depth like the sweeps), five configurations on "
-        "test, one extraction read; six sessions, one NDIF request each"),
+        "strengths per vector on validation (assumed spread over the depth like the sweeps), six configurations on "
+        "test (the negative control among them), one extraction read; six sessions, one NDIF request each"),
     "05": ChapterWork(lambda c: 0, lambda c: 0, lambda c: 0, lambda c, batches: 0,
                       "the worked example runs on a tiny model built in the chapter"),
 }

@@ -206,7 +206,7 @@ def per_layer_figure(frame: pd.DataFrame, *, y: str, hue: str, title: str, ylabe
     return ax
 
 
-CONDITION_MARKERS = {"base": "o", "CLA method": "s", "steering": "^", "prompting": "D"}
+CONDITION_MARKERS = {"base": "o", "CLA method": "s", "steering": "^", "prompting": "D", "negative control": "X"}
 
 
 def conditions_figure(frame: pd.DataFrame, *, title: str, chance: dict | None = None, columns: int = 4):

@@ -14,6 +14,7 @@ from cla_lib.intervals import (
 )
 from cla_lib.intervals import verdict as interval_verdict
 from cla_lib.steering.selection import layer_difference, resampled_layers
+from cla_lib.steering.study import CONTROL_KINDS, STUDY_KINDS
 
 
 def _names(values: Sequence[str], labels: dict | None) -> str:
@@ -87,48 +88,83 @@ def perpendicularity(reliability: pd.DataFrame, cosines: pd.DataFrame, layer: in
             "corrected |cos|": corrected, "detectable |cos|": detectable, "verdict": word}
 
 
-DISSOCIATION_PARTS = (("LOC deeper than EN (layers chosen on validation)", None),
-                      ("EN raises transfer (test)", ("EN", "transfer")),
-                      ("LOC raises localization (test)", ("LOC", "localization")))
+# The parts of `PAIRED_DISSOCIATION_RULE`: (number, wording, task of a test effect or None for the layer order);
+# {en} and {loc} are the configurations measured (the vectors, or their negative controls).
+DISSOCIATION_PARTS = ((1, "{loc} deeper than {en} (layers chosen on validation)", None),
+                      (2, "{en} raises transfer (test)", "transfer"),
+                      (3, "{loc} raises localization (test)", "localization"))
 
 
-def dissociation_intervals(validation: pd.DataFrame, test: pd.DataFrame, *, resamples: int = 1000) -> pd.DataFrame:
+def dissociation_intervals(validation: pd.DataFrame, test: pd.DataFrame, *, en: str = "en", loc: str = "loc",
+                           resamples: int = 1000) -> pd.DataFrame:
     """The three parts of `PAIRED_DISSOCIATION_RULE` from the seeds' layer studies (`cla_lib.steering.layer_study`:
-    `validation` and `test` concatenated over seeds): one row per part with its estimate, interval, n, detectable
-    effect (half-width) and verdict word."""
+    `validation` and `test` concatenated over seeds): one row per part with its number, estimate, interval, n,
+    detectable effect (half-width) and verdict word. `en` and `loc` name the vector kinds in EN's and LOC's roles
+    (a pair of `CONTROL_KINDS` measures the controls)."""
+    names = {kind: (STUDY_KINDS | CONTROL_KINDS)[kind][0] for kind in (en, loc)}
     rows = []
-    _, en_layers = resampled_layers(validation[validation.kind == "en"], "transfer", resamples=resamples)
-    _, loc_layers = resampled_layers(validation[validation.kind == "loc"], "localization", resamples=resamples)
-    for part, measured in DISSOCIATION_PARTS:
-        if measured is None:
+    _, en_layers = resampled_layers(validation[validation.kind == en], "transfer", resamples=resamples)
+    _, loc_layers = resampled_layers(validation[validation.kind == loc], "localization", resamples=resamples)
+    for number, part, task in DISSOCIATION_PARTS:
+        if task is None:
             interval = layer_difference(en_layers, loc_layers)
             n = f"{interval.n_clusters} resamples × {interval.n_seeds} seeds"
         else:
-            configuration, task = measured
-            interval = cluster_bootstrap(paired_differences(test, method=configuration, reference="unsteered",
-                                                            task=task))
+            interval = cluster_bootstrap(paired_differences(test, method=names[en if task == "transfer" else loc],
+                                                            reference="unsteered", task=task))
             n = f"{interval.n_clusters} questions × {interval.n_seeds} seeds"
-        rows.append({"part": part, "estimate": interval.estimate, "low": interval.low, "high": interval.high,
+        rows.append({"number": number, "part": part.format(en=names[en], loc=names[loc]),
+                     "estimate": interval.estimate, "low": interval.low, "high": interval.high,
                      "interval": f"{interval.estimate:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]", "n": n,
                      "detectable": interval.half_width, "verdict": interval_verdict(interval, 1)})
     return pd.DataFrame(rows)
 
 
-def paired_dissociation_claims(parts: pd.DataFrame, *, model_label: str = "the base model") -> RuleVerdict:
-    """Judge the layer-dissociation claim by `PAIRED_DISSOCIATION_RULE` from `dissociation_intervals`."""
-    words = list(parts.verdict)
+# The negative controls in EN's and LOC's roles: name -> (kind in EN's role, kind in LOC's role).
+CONTROL_SETS = {"random directions": ("en_random", "loc_random"),
+                "random EN, shuffled LOC": ("en_random", "loc_shuffled")}
+
+CONTROLS_RULE = (
+    "The negative controls, random directions with each vector's norm at every layer and LOC made from its own "
+    "pairs with the cue put on a random side of each (`cla_lib.steering.controls`), go through the same sweep, "
+    "layer choice, test and intervals as EN and LOC. They come out *null*, as they must, when none of their parts "
+    "reproduces. A part of the claim that a control reproduces as well is no evidence for it, and is read as "
+    "cannot tell.")
+
+
+def control_intervals(validation: pd.DataFrame, test: pd.DataFrame, *, resamples: int = 1000) -> pd.DataFrame:
+    """`dissociation_intervals` of every `CONTROL_SETS` entry, one row per (controls, part)."""
+    return pd.concat([dissociation_intervals(validation, test, en=en, loc=loc, resamples=resamples)
+                      .assign(controls=name) for name, (en, loc) in CONTROL_SETS.items()], ignore_index=True)
+
+
+def controls_null(controls: pd.DataFrame) -> bool:
+    """Whether the negative controls came out as they must: no part of any control set reproduces."""
+    return bool((controls.verdict != REPRODUCES).all())
+
+
+def paired_dissociation_claims(parts: pd.DataFrame, *, controls: pd.DataFrame | None = None,
+                               model_label: str = "the base model") -> RuleVerdict:
+    """Judge the layer-dissociation claim by `PAIRED_DISSOCIATION_RULE` from `dissociation_intervals`, and, given
+    their `control_intervals`, by `CONTROLS_RULE`: a part its control reproduces too counts as cannot tell."""
+    echoed = set() if controls is None else set(controls[controls.verdict == REPRODUCES].number)
+    words = [CANNOT_TELL if word == REPRODUCES and number in echoed else word
+             for number, word in zip(parts.number, parts.verdict)]
     held, contradicted = words.count(REPRODUCES), words.count(DOES_NOT)
     status = (REPRODUCES if held == len(words) else
               f"{DOES_NOT} ({contradicted} of {len(words)} parts contradict it)" if contradicted else
               f"partly reproduces ({held} of {len(words)} parts; cannot tell for the rest)" if held else CANNOT_TELL)
-    listed = "; ".join(f"({number}) {row.part}: {row.interval}, {row.verdict}"
-                       for number, row in enumerate(parts.itertuples(), start=1))
+    listed = "; ".join(f"({row.number}) {row.part}: {row.interval}, {word}"
+                       + (" (a negative control reproduces it too)" if row.number in echoed else "")
+                       for row, word in zip(parts.itertuples(), words))
     text = f"**The dissociation on {model_label}: {status}.** {listed}."
-    effects = parts.iloc[1:]
-    if (effects.verdict != REPRODUCES).all():
+    if all(word != REPRODUCES for word in words[1:]):
         text += (" Neither vector is shown to improve its metric on held-out questions, so the chosen layers are "
                  "picks among noise and their order says little about where the model keeps facts and culture.")
-    return RuleVerdict(status=status, text=text, checks=parts)
+    if controls is not None:
+        text += (" The negative controls came out null, as they must." if controls_null(controls) else
+                 " **Not every negative control came out null**: the apparatus finds some effects in noise.")
+    return RuleVerdict(status=status, text=text, checks=parts.assign(verdict=words))
 
 
 def paired_intervals(answered: pd.DataFrame, comparisons: Sequence[tuple], *, resamples: int = 4000) -> pd.DataFrame:
@@ -173,8 +209,14 @@ def balance_intervals(answered: pd.DataFrame, *, candidate: str, against: Sequen
     return pd.DataFrame(rows)
 
 
-def paired_balance_claims(intervals: pd.DataFrame, *, labels: dict | None = None) -> RuleVerdict:
-    """Judge "Surgical Steering balances transfer and localization better" by `PAIRED_BALANCE_RULE`."""
+def paired_balance_claims(intervals: pd.DataFrame, *, labels: dict | None = None,
+                          control: pd.DataFrame | None = None) -> RuleVerdict:
+    """Judge "Surgical Steering balances transfer and localization better" by `PAIRED_BALANCE_RULE`. `control` is
+    `balance_intervals` of its negative control against the base: where the control balances better than the base
+    too, Surgical Steering's "better than the base" is no evidence and is read as cannot tell."""
+    echoed = control is not None and (control.verdict == REPRODUCES).any()
+    intervals = intervals.assign(verdict=[CANNOT_TELL if echoed and against == BASE and word == REPRODUCES else word
+                                          for against, word in zip(intervals.against, intervals.verdict)])
     words = list(intervals.verdict)
     better, worse = words.count(REPRODUCES), words.count(DOES_NOT)
     status = (REPRODUCES if better == len(words) else
@@ -186,7 +228,44 @@ def paired_balance_claims(intervals: pd.DataFrame, *, labels: dict | None = None
                        f"{row['Δ(transfer + localization)']}, {words.get(row['verdict'], 'cannot tell')}"
                        for _, row in intervals.iterrows())
     text = f"**Surgical Steering's balance: {status}.** {listed}."
+    if echoed:
+        text += " Its negative control balances better than the base as well, so that comparison is no evidence."
     return RuleVerdict(status=status, text=text, checks=intervals)
+
+
+def erased(answered: pd.DataFrame, method: str, *, reference: str = BASE) -> pd.DataFrame:
+    """The rows of `answered` on the culture items `method` erased: those whose local answer `reference` gives and
+    `method` does not, in the same seed (every configuration's rows of those items)."""
+    culture = answered[(answered.task == "localization") & (answered.language != "en")]
+    right = culture.pivot_table(index=["seed", "id"], columns="method", values="correct", aggfunc="first")
+    lost = right[(right[reference] == 1) & (right[method] == 0)].index
+    return culture.set_index(["seed", "id"]).loc[lambda frame: frame.index.isin(lost)].reset_index()
+
+
+def aligned_steering_intervals(answered: pd.DataFrame, methods: Sequence[str], *,
+                               labels: dict | None = None) -> pd.DataFrame:
+    """Whether steering undoes erasure (`cla_lib.steering.aligned_test_answers`): for each aligned method, LOC
+    steering on it minus it on localization (all culture questions); LOC steering minus its random control on the
+    questions the method erased (`erased`: an unbiased comparison there, as both are selected alike); and Surgical
+    Steering on it minus it on transfer + localization. One row each, as `paired_intervals` gives them."""
+    rows = []
+    for method in methods:
+        name = (labels or {}).get(method, method)
+        comparisons = paired_intervals(answered, [
+            (f"{name}: LOC steering − unsteered, localization", f"{method}+loc_steering", method, "localization",
+             "correct", 1)])
+        lost = erased(answered, method)
+        if not lost.empty:
+            comparisons = pd.concat([comparisons, paired_intervals(lost, [
+                (f"{name}: LOC steering − its random control, on the erased questions", f"{method}+loc_steering",
+                 f"{method}+random_loc", "localization", "correct", 1)])], ignore_index=True)
+        balance = balance_intervals(answered, candidate=f"{method}+surgical", against=[method]).iloc[0]
+        rows.append(comparisons.assign(method=method))
+        rows.append(pd.DataFrame([{"comparison": f"{name}: Surgical Steering − unsteered, transfer + localization",
+                                   "interval": balance["Δ(transfer + localization)"], "estimate": balance.estimate,
+                                   "low": balance.low, "high": balance.high, "detectable": balance.detectable,
+                                   "verdict": balance.verdict, "method": method}]))
+    return pd.concat(rows, ignore_index=True)
 
 
 PLANE_RULE = (

@@ -181,7 +181,7 @@ def test_every_chapter_offers_its_results_for_download_with_provenance(path):
 CLAIM_CHAPTERS = ["01_organism_plane", "02_baseline_erasure", "03_layer_dissociation", "04_surgical_steering"]
 
 
-def test_the_first_page_glues_each_claims_verdict_from_its_chapter_and_names_its_figure():
+def test_the_first_page_glues_each_claims_verdict_and_controls_from_its_chapter_and_names_its_figure():
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
     figures = figure_names()
     rows = [line for line in intro.splitlines() if line.startswith("| ") and "{doc}" in line]
@@ -190,10 +190,12 @@ def test_the_first_page_glues_each_claims_verdict_from_its_chapter_and_names_its
         # ":s" is not optional: the role splits its format off at the last colon, which would eat the key.
         assert f"{{glue:text}}`{chapter}.ipynb::claim_status:s`" in row
         assert f"{{glue:text}}`{chapter}.ipynb::claim_evidence:s`" in row
+        assert f"{{glue:text}}`{chapter}.ipynb::controls_status:s`" in row
         (figure,) = re.findall(r"\{numref\}`(fig-[a-z-]+)`", row)
         assert figures[figure] == f"{chapter}.ipynb"
         sources = "".join("".join(cell["source"]) for cell in code_cells(ROOT / "book" / f"{chapter}.ipynb"))
         assert 'glue("claim_status"' in sources and 'glue("claim_evidence"' in sources
+        assert 'glue("controls_status"' in sources
 
 
 def test_every_reference_is_cited_and_the_references_have_their_own_page():

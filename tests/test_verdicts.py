@@ -10,7 +10,9 @@ import torch
 from cla_lib.analysis import half_agreement, random_cosine_bound, vector_cosines
 from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES
 from cla_lib.steering.vector import SteeringVector
-from cla_lib.verdicts import (balance_intervals, dissociation_intervals, paired_balance_claims,
+from cla_lib.steering.study import CONTROL_KINDS
+from cla_lib.verdicts import (CONTROL_SETS, aligned_steering_intervals, balance_intervals, control_intervals,
+                              controls_null, dissociation_intervals, erased, paired_balance_claims,
                               paired_dissociation_claims, perpendicularity)
 
 LANGUAGES = ("es", "ko", "fa")
@@ -22,12 +24,16 @@ def _questions(task: str, count: int) -> list[str]:
 
 
 def simulated_sweeps(generator, *, en_layer: int | None, loc_layer: int | None, seeds: int = 3,
-                     questions: int = 40, bump: float = 0.3) -> pd.DataFrame:
+                     questions: int = 40, bump: float = 0.3, controls: dict | None = None) -> pd.DataFrame:
     """Validation answers of EN (transfer) and LOC (localization) sweeps: each question has its own difficulty; the
-    vector helps by `bump` at its planted layer (None: a flat curve, every layer as good)."""
+    vector helps by `bump` at its planted layer (None: a flat curve, every layer as good). `controls` adds sweeps of
+    control kinds: kind -> planted layer."""
+    kinds = [("en", "transfer", en_layer), ("loc", "localization", loc_layer)]
+    kinds += [(kind, "transfer" if kind.startswith("en") else "localization", planted)
+              for kind, planted in (controls or {}).items()]
     rows = []
     for seed in range(seeds):
-        for kind, task, planted in (("en", "transfer", en_layer), ("loc", "localization", loc_layer)):
+        for kind, task, planted in kinds:
             difficulty = np.clip(0.4 + generator.normal(0, 0.2, questions), 0.05, 0.9)
             for index, question in enumerate(_questions(task, questions)):
                 for language in LANGUAGES:
@@ -87,6 +93,41 @@ def test_loc_shallower_than_en_contradicts_the_dissociation():
     parts = dissociation_intervals(validation, test, resamples=300)
     assert parts.verdict.iloc[0] == DOES_NOT
     assert paired_dissociation_claims(parts).status.startswith(DOES_NOT)
+
+
+NULL_CONTROLS = {"en_random": None, "loc_random": None, "loc_shuffled": None}
+CONTROL_NAMES = {kind: CONTROL_KINDS[kind][0] for kind in NULL_CONTROLS}
+
+
+def test_null_controls_leave_a_planted_dissociation_standing():
+    generator = np.random.default_rng(16)
+    validation = simulated_sweeps(generator, en_layer=2, loc_layer=6, controls=NULL_CONTROLS)
+    test = simulated_test(generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {"localization": 0.15},
+                                      **{name: {} for name in CONTROL_NAMES.values()}})
+    controls = control_intervals(validation, test, resamples=300)
+    assert set(controls.controls) == set(CONTROL_SETS) and len(controls) == 3 * len(CONTROL_SETS)
+    assert REPRODUCES not in set(controls.verdict) and controls_null(controls)
+    verdict = paired_dissociation_claims(dissociation_intervals(validation, test, resamples=300), controls=controls)
+    assert verdict.status == REPRODUCES
+    assert "came out null, as they must" in verdict.text
+
+
+def test_a_control_with_the_same_effect_takes_the_evidence_away():
+    # An apparatus that raises transfer whatever is added (a random direction helps as much as EN): EN's gain is
+    # no evidence, and the controls are reported as not null.
+    generator = np.random.default_rng(17)
+    validation = simulated_sweeps(generator, en_layer=2, loc_layer=6, controls=NULL_CONTROLS)
+    test = simulated_test(generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {"localization": 0.15},
+                                      CONTROL_NAMES["en_random"]: {"transfer": 0.15},
+                                      CONTROL_NAMES["loc_random"]: {}, CONTROL_NAMES["loc_shuffled"]: {}})
+    controls = control_intervals(validation, test, resamples=300)
+    assert not controls_null(controls)
+    parts = dissociation_intervals(validation, test, resamples=300)
+    assert list(parts.verdict) == [REPRODUCES] * 3
+    verdict = paired_dissociation_claims(parts, controls=controls)
+    assert verdict.status.startswith("partly reproduces (2 of 3")
+    assert list(verdict.checks.verdict) == [REPRODUCES, CANNOT_TELL, REPRODUCES]
+    assert "a negative control reproduces it too" in verdict.text and "Not every negative control" in verdict.text
 
 
 def test_balance_is_better_only_against_models_it_beats_on_the_sum():
@@ -154,3 +195,35 @@ def test_random_cosine_bound_matches_its_distribution():
     assert abs(random_cosine_bound(128) - 1.96 / 128**0.5) < 0.01
     assert random_cosine_bound(128, averaged=6) < random_cosine_bound(128)
     assert 0 < random_cosine_bound(128, averaged=6, absolute=False) < random_cosine_bound(128, averaged=6)
+
+
+def test_steering_that_undoes_erasure_is_found_and_null_steering_is_not():
+    generator = np.random.default_rng(18)
+    erasing = {"localization": -0.3}
+    answered = simulated_test(generator, {
+        "base": {}, "mit": erasing, "mit+random_loc": erasing, "mit+surgical": {"localization": -0.1},
+        "mit+loc_steering": {},  # restores every erased question
+        "clo": erasing, "clo+random_loc": erasing, "clo+surgical": erasing, "clo+loc_steering": erasing,  # null
+    })
+    lost = erased(answered, "mit")
+    right = lost.pivot_table(index=["seed", "id"], columns="method", values="correct", aggfunc="first")
+    assert len(right) > 50 and (right["base"] == 1).all() and (right["mit"] == 0).all()
+    undo = aligned_steering_intervals(answered, ["mit", "clo"], labels={"mit": "MIT"})
+    by_method = {method: list(rows.verdict) for method, rows in undo.groupby("method", sort=False)}
+    assert by_method == {"mit": [REPRODUCES, REPRODUCES, REPRODUCES], "clo": [CANNOT_TELL] * 3}
+    assert undo.comparison.iloc[1] == "MIT: LOC steering − its random control, on the erased questions"
+
+
+def test_a_negative_control_that_balances_better_takes_the_gain_over_the_base_away():
+    generator = np.random.default_rng(19)
+    answered = simulated_test(generator, {"base": {}, "surgical": {"localization": 0.15},
+                                          "eraser": {"localization": -0.2}, "noise": {"localization": 0.15},
+                                          "null noise": {}})
+    intervals = balance_intervals(answered, candidate="surgical", against=["base", "eraser"], resamples=500)
+    null = balance_intervals(answered, candidate="null noise", against=["base"], resamples=500)
+    assert paired_balance_claims(intervals, control=null).status == REPRODUCES
+    echoed = balance_intervals(answered, candidate="noise", against=["base"], resamples=500)
+    verdict = paired_balance_claims(intervals, control=echoed)
+    assert verdict.status.startswith("partly reproduces (better than 1 of 2")
+    assert list(verdict.checks.verdict) == [CANNOT_TELL, REPRODUCES]
+    assert "negative control balances better than the base as well" in verdict.text

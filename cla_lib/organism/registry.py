@@ -48,13 +48,15 @@ def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str
                       workers: int | None = None, report: Callable[[str], None] = print) -> dict[str, Path]:
     """Train (or find cached) every organism in methods x seeds, one per worker process at a time.
 
-    Each training runs on one thread (`TRAINING_THREADS`), so one worker per core uses the machine fully; a seed's
-    aligned organisms start as soon as its base is done. The results are those of training them one by one.
+    Each training runs on one thread (`TRAINING_THREADS`). There is one worker per core, and at least one per seed:
+    the bases are the long trainings, and with fewer workers than bases the last base would train alone while a
+    core idles (three bases on two cores share them instead; the aligned organisms follow). A seed's aligned
+    organisms start as soon as its base is done. The results are those of training them one by one.
 
     Returns:
         The directory of each organism, by name (``organism:midalign@1``).
     """
-    workers = workers or max(1, min(os.cpu_count() or 1, len(seeds) * len(methods)))
+    workers = workers or max(1, min(max(os.cpu_count() or 1, len(seeds)), len(seeds) * len(methods)))
     aligned = [method for method in methods if method != "base"]
     for method in aligned:  # unknown names fail here, before any training starts
         organism_method_config(method, config_for(size))

@@ -31,8 +31,9 @@ inside it.
 from cla_lib.steering.vector import SteeringVector, save_vectors, load_vectors
 from cla_lib.steering.activations import PROGRESS_MIN_STEPS, last_positions, last_token_activations
 from cla_lib.steering.extraction import (
-    VectorKind, VECTOR_KINDS, extract_vectors, extract_vector, en_vector, loc_vector, loc_vector_language
+    DEFAULT_KINDS, VectorKind, VECTOR_KINDS, extract_vectors, extract_vector, en_vector, loc_vector, loc_vector_language
 )
+from cla_lib.steering.controls import random_like
 from cla_lib.steering.splits import QUESTION_KEYS, question_key, check_disjoint
 from cla_lib.steering.apply import Edits, steering_edits, apply_edits, generate_ids, generate
 from cla_lib.steering.sweeps import (
@@ -45,6 +46,7 @@ from cla_lib.steering.selection import (
     layer_shares, layer_difference,
 )
 from cla_lib.steering.study import (
-    STUDY_KINDS, SURGICAL_CONFIGURATIONS, LayerStudy, SurgicalStudy, aligned_test_answers, layer_study, surgical_study,
-    surgical_choices, surgical_choice_row, surgical_requests
+    ALIGNED_STEERING, CONTROL_KINDS, STUDY_KINDS, SURGICAL_CONFIGURATIONS, SURGICAL_CONTROL, LayerStudy,
+    SurgicalStudy, aligned_test_answers, layer_study, surgical_study, surgical_choices, surgical_choice_row,
+    surgical_requests, with_controls
 )

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from cla_lib.items import Item
 from cla_lib.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
+from cla_lib.steering.controls import flipped
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -27,17 +28,24 @@ def _loc_pairs(items: Sequence[Item]) -> list[tuple[str, str]]:
     return [(_require(item, "explicit_prompt", "loc"), item.prompt) for item in items if item.task == "localization"]
 
 
+def _loc_shuffled_pairs(items: Sequence[Item]) -> list[tuple[str, str]]:
+    culture = [item for item in items if item.task == "localization"]
+    return [pair[::-1] if flipped(item.id) else pair for item, pair in zip(culture, _loc_pairs(culture))]
+
+
 def _loclang_pairs(items: Sequence[Item]) -> list[tuple[str, str]]:
     return [(item.prompt, _require(item, "english_prompt", "loclang"))
             for item in items if item.task == "localization"]
 
 
 class VectorKind(NamedTuple):
-    """How one kind of vector is made: (plus, minus) prompt pairs from a language's items; vector = mean difference."""
+    """How one kind of vector is made: (plus, minus) prompt pairs from a language's items; vector = mean difference.
+    A `control` kind is a negative control (`cla_lib.steering.controls`), extracted only when asked for by name."""
 
     name: str
     definition: str
     pairs: Callable[[Sequence[Item]], list[tuple[str, str]]]
+    control: bool = False
 
 
 VECTOR_KINDS: dict[str, VectorKind] = {kind.name: kind for kind in (
@@ -47,7 +55,12 @@ VECTOR_KINDS: dict[str, VectorKind] = {kind.name: kind for kind in (
                       "(Veselovsky et al. 2025)", _loc_pairs),
     VectorKind("loclang", "culture question in the target language minus its English version (-EN on culture items)",
                _loclang_pairs),
+    VectorKind("loc_shuffled", "negative control: LOC from its own pairs with the cue on a random side of each pair "
+                               "(a sign-flip permutation: the cue's direction cancels, the prompts' noise stays)",
+               _loc_shuffled_pairs, control=True),
 )}
+# What `extract_vectors` and `cla vectors` extract unless told otherwise: the vectors, not their controls.
+DEFAULT_KINDS = tuple(name for name, kind in VECTOR_KINDS.items() if not kind.control)
 
 
 def _model_name(model) -> str:
@@ -63,7 +76,7 @@ def extract_vectors(
     model,
     items: Sequence[Item],
     *,
-    kinds: Sequence[str] = tuple(VECTOR_KINDS),
+    kinds: Sequence[str] = DEFAULT_KINDS,
     languages: Sequence[str] | None = None,
     split: str | None = "extract",
     batch_size: int = 64,

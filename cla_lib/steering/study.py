@@ -16,6 +16,7 @@ import pandas as pd
 from cla_lib.evaluation import with_explicit_cue
 from cla_lib.items import Item
 from cla_lib.steering.apply import steering_edits
+from cla_lib.steering.controls import random_like
 from cla_lib.steering.extraction import VECTOR_KINDS, extract_vectors
 from cla_lib.steering.selection import (
     SURGICAL_CANDIDATE_LAYERS, LayerChoice, SurgicalChoice, best_layer, ranked_layers, select_surgical, sweep_means
@@ -24,13 +25,19 @@ from cla_lib.steering.sweeps import forward_count, steered_planes, surgical_swee
 from cla_lib.steering.vector import SteeringVector
 
 STUDY_KINDS = {"en": ("EN", "transfer"), "loc": ("LOC", "localization")}  # kind -> (configuration, target metric)
+# Negative controls (`cla_lib.steering.controls`), swept on their target's questions, chosen and tested exactly like
+# the vectors they stand beside: kind -> (configuration, target metric).
+CONTROL_KINDS = {"en_random": ("random (EN's norms)", "transfer"),
+                 "loc_random": ("random (LOC's norms)", "localization"),
+                 "loc_shuffled": ("LOC, shuffled pairs", "localization")}
 
 
 @dataclass
 class LayerStudy:
     """What one seed's study measured. `validation` and `test` are item-level frames (`answer_frame` columns plus
     ``seed``; `validation` with ``layer``, ``alpha``, ``kind``; `test` with ``method``: ``unsteered``, ``EN``,
-    ``LOC``), ready for `cla_lib.intervals.paired_differences` and `resampled_layers`."""
+    ``LOC`` and each control's configuration), ready for `cla_lib.intervals.paired_differences` and
+    `resampled_layers`."""
 
     seed: int
     sweeps: dict[str, pd.DataFrame]  # kind -> sweep frame (validation)
@@ -40,27 +47,45 @@ class LayerStudy:
     vectors: dict[str, SteeringVector]
 
 
+def with_controls(model, items: Sequence[Item], languages: Sequence[str], vectors: Mapping[str, SteeringVector], *,
+                  seed: int, batch_size: int = 64, remote: bool | str = False) -> dict[str, SteeringVector]:
+    """`vectors` (EN and LOC of each language) plus their negative controls: random directions with EN's and
+    LOC's norms (drawn with `seed`, the kind and the language) and LOC from shuffled pairs (extracted here)."""
+    shuffled = extract_vectors(model, items, kinds=["loc_shuffled"], languages=languages, batch_size=batch_size,
+                               remote=remote, progress=False)
+    randoms = {f"{kind}_random.{code}": random_like(vectors[f"{kind}.{code}"], seed=(seed, kind, code))
+               for kind in ("en", "loc") for code in languages}
+    return {**vectors, **shuffled, **randoms}
+
+
 def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                 alphas: Sequence[float], *, seed: int, vectors: Mapping[str, SteeringVector] | None = None,
-                batch_size: int = 64, remote: bool | str = False) -> LayerStudy:
+                controls: bool = False, batch_size: int = 64, remote: bool | str = False) -> LayerStudy:
     """Extract EN and LOC (unless `vectors` holds them), sweep each over `layers` x `alphas` on the validation
     items, choose each one's layer by `SELECTION_RULE` on its own target metric, and score the test items unsteered
-    and with each vector at its chosen layer (one batched run)."""
+    and with each vector at its chosen layer (one batched run). With `controls`, the `CONTROL_KINDS` go through
+    the same sweep (on their target's questions), choice and test."""
     if vectors is None:
         vectors = extract_vectors(model, items, kinds=list(STUDY_KINDS), languages=languages, batch_size=batch_size,
                                   remote=remote, progress=False)
+    kinds = dict(STUDY_KINDS)
+    if controls:
+        vectors = with_controls(model, items, languages, vectors, seed=seed, batch_size=batch_size, remote=remote)
+        kinds.update(CONTROL_KINDS)
     validation = [item for item in items if item.split == "validation"]
     test = [item for item in items if item.split == "test"]
     sweeps, answered, choices = {}, [], {}
-    for kind, (_, metric) in STUDY_KINDS.items():
+    for kind, (_, metric) in kinds.items():
         own = {code: vectors[f"{kind}.{code}"] for code in languages}
-        frame, rows = sweep(model, validation, own, layers, alphas, batch_size=batch_size, remote=remote,
+        # A control is read on its target only (each metric reads the task of its name): half the sweep's cost.
+        on = validation if kind in STUDY_KINDS else [item for item in validation if item.task == metric]
+        frame, rows = sweep(model, on, own, layers, alphas, batch_size=batch_size, remote=remote,
                             progress=False, answered=True)
         sweeps[kind] = frame
         answered.append(rows.assign(kind=kind))
         choices[kind] = best_layer(frame[frame.alpha != 0], metric)
     configurations = {"unsteered": []}
-    for kind, (name, _) in STUDY_KINDS.items():
+    for kind, (name, _) in kinds.items():
         choice = choices[kind]
         configurations[name] = {code: steering_edits((vectors[f"{kind}.{code}"], choice.layer, choice.alpha))
                                 for code in languages}
@@ -69,9 +94,11 @@ def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: 
                       tested.rename(columns={"configuration": "method"}).assign(seed=seed), dict(vectors))
 
 
+# Surgical Steering's negative control: random directions with EN's and LOC's norms at its chosen layers and strengths.
+SURGICAL_CONTROL = "random, Surgical's layers"
 # Chapter 4's configurations on the test split: name -> method key of the item-level frame.
 SURGICAL_CONFIGURATIONS = {"base": "base", "English steering": "en_steering", "LOC steering": "loc_steering",
-                           "Surgical Steering": "surgical"}
+                           "Surgical Steering": "surgical", SURGICAL_CONTROL: "surgical_random"}
 
 
 @dataclass
@@ -98,7 +125,8 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
                    strengths: Sequence[float], *, seed: int, candidate_layers: int = SURGICAL_CANDIDATE_LAYERS,
                    batch_size: int = 64, remote: bool | str = False) -> SurgicalStudy:
     """EN and LOC swept alone, the best `candidate_layers` of each crossed in the Surgical grid (`SURGICAL_RULE`),
-    and the test split scored unsteered, under each chosen configuration and with the explicit cue."""
+    and the test split scored unsteered, under each chosen configuration, under its negative control
+    (`SURGICAL_CONTROL`) and with the explicit cue."""
     vectors = extract_vectors(model, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
                               remote=remote, progress=False)
     en = {code: vectors[f"en.{code}"] for code in languages}
@@ -123,6 +151,10 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
         "Surgical Steering": {code: steering_edits((en[code], surgical.en_layer, surgical.en_alpha),
                                                    (loc[code], surgical.loc_layer, surgical.loc_alpha))
                               for code in languages},
+        SURGICAL_CONTROL: {code: steering_edits(
+            (random_like(en[code], seed=(seed, "en", code)), surgical.en_layer, surgical.en_alpha),
+            (random_like(loc[code], seed=(seed, "loc", code)), surgical.loc_layer, surgical.loc_alpha))
+            for code in languages},
     }
     planes, tested = steered_planes(model, test, configurations, model_name="base", batch_size=batch_size,
                                     remote=remote, answered=True)
@@ -140,13 +172,41 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
                          loc_layers, planes, explicit, pd.concat(frames, ignore_index=True).assign(seed=seed))
 
 
-def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int, batch_size: int = 64,
-                         remote: bool | str = False):
-    """An aligned model on the test split: its plane points and its item-level answers (``method``, ``seed``)."""
+# What chapter 4 applies on top of each aligned organism, at the base's chosen layers and strengths: name -> the
+# suffix of its method key (``<method>+<suffix>``).
+ALIGNED_STEERING = {"LOC steering": "loc_steering", "Surgical Steering": "surgical",
+                    "random, LOC's layer": "random_loc"}
+
+
+def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int,
+                         languages: Sequence[str] | None = None, study: SurgicalStudy | None = None,
+                         batch_size: int = 64, remote: bool | str = False):
+    """An aligned model on the test split: its plane points and its item-level answers (``method``, ``seed``).
+
+    Given the same seed's base `study`, the aligned model is also scored under `ALIGNED_STEERING`: LOC steering and
+    Surgical Steering at the layers and strengths the base chose on validation (fixed in advance for the aligned
+    model, so its test split chooses nothing), with vectors extracted from the aligned model itself, and LOC's
+    negative control (a random direction with LOC's norms at LOC's layer and strength). Their methods are
+    ``<method>+<suffix>``: whether steering undoes what the method erased."""
     test = [item for item in items if item.split == "test"]
-    planes, answered = steered_planes(model, test, {method: []}, model_name=method, batch_size=batch_size,
+    configurations = {method: []}
+    if study is not None:
+        vectors = extract_vectors(model, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
+                                  remote=remote, progress=False)
+        loc, surgical = study.loc, study.surgical
+        edits = {
+            "loc_steering": lambda code: steering_edits((vectors[f"loc.{code}"], loc.layer, loc.alpha)),
+            "surgical": lambda code: steering_edits((vectors[f"en.{code}"], surgical.en_layer, surgical.en_alpha),
+                                                    (vectors[f"loc.{code}"], surgical.loc_layer, surgical.loc_alpha)),
+            "random_loc": lambda code: steering_edits(
+                (random_like(vectors[f"loc.{code}"], seed=(seed, method, "loc", code)), loc.layer, loc.alpha)),
+        }
+        configurations.update({f"{method}+{suffix}": {code: edits[suffix](code) for code in languages}
+                               for suffix in ALIGNED_STEERING.values()})
+    planes, answered = steered_planes(model, test, configurations, model_name=method, batch_size=batch_size,
                                       remote=remote, answered=True)
-    return planes[method], answered.drop(columns="configuration").assign(method=method, seed=seed)
+    answered = answered.rename(columns={"configuration": "method"}).assign(seed=seed)
+    return planes[method], answered
 
 
 def surgical_choices(study: SurgicalStudy) -> pd.DataFrame:
@@ -192,7 +252,7 @@ def surgical_requests(model, items: Sequence[Item], languages: Sequence[str], st
               for name in ("EN sweep", "LOC sweep")),
             ("Surgical Steering sweep", forward_count(model, validation, steered=candidates, unsteered=False,
                                                       batch_size=batch_size)),
-            ("test: base, English, LOC and Surgical Steering", forward_count(model, test, steered=3,
+            ("test: base, English, LOC and Surgical Steering, its control", forward_count(model, test, steered=4,
                                                                               batch_size=batch_size))]
     cued = with_explicit_cue([item for item in test if item.language != "en"])
     if cued:
