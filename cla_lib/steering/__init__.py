@@ -16,6 +16,10 @@ respect. This companion defines three kinds (`VECTOR_KINDS`), each from parallel
     edits = steering_edits((vectors["en.ko"], 3, 4.0), (vectors["loc.ko"], 6, 2.0))   # Surgical Steering
     points = steered_plane(model, test_items, edits)
 
+Each kind has its negative controls (`controls.py`): random directions with a vector's norms, and LOC from its own
+pairs with the cue on a random side of each (`loc_shuffled`); `layer_study` sweeps, chooses and tests them exactly
+like the vectors they stand beside.
+
 A `SteeringVector` is a value, `layer -> [hidden]` plus where it came from, with the arithmetic of the paper's
 notation (`v_loc - v_en`, `2.0 * v`). Vectors are extracted on the items of the `extract` split only; layers and
 strengths are chosen on `validation` (`best_layer`, `select_surgical`) and reported on `test` (`check_disjoint`
