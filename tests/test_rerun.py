@@ -135,13 +135,16 @@ def test_the_cost_counts_the_scored_choices_their_tokens_and_the_scorers_forward
 
 
 def test_a_sweep_costs_its_steered_configurations_at_the_suffix_share():
-    from cla_lib.costs import chapter_costs, suffix_share
+    from cla_lib.costs import CONTROL_SHARE, chapter_costs, suffix_share
 
     workload = {"items": 10, "sequences": 40, "tokens": 1000, "head_positions": 10, "forwards": 1, "read_prompts": 0,
                 "read_tokens": 0, "extract": 0.2, "validation": 0.2, "test": 0.6}
     (row,) = chapter_costs(workload, ["03_chapter"], layers=8, strengths=3).itertuples()
     assert suffix_share(8) == 7 / 16
-    assert row.swept_passes == round(0.2 * (3 * 8 * 3 + 8), 2) and row.scoring_passes == round(0.2 * 4 + 0.6 * 6, 2)
+    # EN, LOC and LOC (language) swept on the whole validation split, the three negative controls on their target's
+    # share of it, and the answer-language sweep's one strength; nine configurations on test.
+    assert row.swept_passes == round(0.2 * ((3 + 3 * CONTROL_SHARE) * 8 * 3 + 8), 2)
+    assert row.scoring_passes == round(0.2 * (4 + 3 * CONTROL_SHARE) + 0.6 * 9, 2)
     assert math.isclose(row.tokens, (row.scoring_passes + row.swept_passes * 7 / 16) * 1000, rel_tol=1e-6)
 
 
