@@ -21,9 +21,10 @@ import torch
 from cla_lib.steering.vector import SteeringVector
 
 
-def random_like(vector: SteeringVector, *, seed: int | str) -> SteeringVector:
+def random_like(vector: SteeringVector, *, seed: object) -> SteeringVector:
     """A random direction at each layer of `vector`, with `vector`'s norm there (a Gaussian draw, normalized),
-    drawn from a generator seeded by `seed` and the layer."""
+    drawn from a generator seeded by `seed` (any value with a stable repr, e.g. (organism seed, kind, language))
+    and the layer."""
     directions = {}
     for layer, tensor in vector.vectors.items():
         generator = torch.Generator().manual_seed(stable_seed(seed, layer))
