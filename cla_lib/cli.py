@@ -96,9 +96,9 @@ def command_organism(arguments) -> None:
         return
     # prepare: train (or find cached) every organism the book needs, so the chapters only load them.
     from cla_lib.alignment import METHODS
-    from cla_lib.organism import prepare_organisms
+    from cla_lib.organism import PLANTED, prepare_organisms
 
-    methods = ["base", *METHODS] if arguments.methods == "all" else arguments.methods.split(",")
+    methods = ["base", *METHODS, PLANTED] if arguments.methods == "all" else arguments.methods.split(",")
     seeds = [int(seed) for seed in arguments.seeds.split(",")]
     prepare_organisms(methods, seeds, size=arguments.organism_size, report=lambda line: print(line, flush=True))
 

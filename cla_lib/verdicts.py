@@ -143,10 +143,39 @@ def controls_null(controls: pd.DataFrame) -> bool:
     return bool((controls.verdict != REPRODUCES).all())
 
 
+POSITIVE_RULE = (
+    "The positive control is an organism with the dissociation planted at known layers (`cla_lib.organism.planted`: "
+    "EN steering works only after its EN layer, LOC only after its deeper LOC layer). It goes through the same "
+    "extraction, sweeps, layer choice, test and intervals as the base organisms, on the same seeds. The apparatus "
+    "*finds* a part when that part reproduces on the planted organisms. A part it does not find there could not "
+    "have been found on the real organism either: the real organism's verdict on that part is uninformative.")
+
+
+def positive_found(planted: pd.DataFrame) -> bool:
+    """Whether the apparatus found the planted dissociation: every part of `dissociation_intervals` on the planted
+    organisms reproduces."""
+    return bool((planted.verdict == REPRODUCES).all())
+
+
+def _positive_text(planted: pd.DataFrame) -> str:
+    missed = planted[planted.verdict != REPRODUCES]
+    found = "; ".join(f"({row.number}) {row.interval}" for row in planted.itertuples())
+    if missed.empty:
+        return (f" The positive control: on organisms with the dissociation planted, the same code finds every part "
+                f"({found}), so the apparatus sees effects of that size; a part it cannot tell here is smaller "
+                "than its detectable effect.")
+    numbers = ", ".join(f"({number})" for number in missed.number)
+    return (f" **The positive control was not found in full**: on organisms with the dissociation planted, the same "
+            f"code does not find part(s) {numbers} ({found}), so this verdict on them is uninformative.")
+
+
 def paired_dissociation_claims(parts: pd.DataFrame, *, controls: pd.DataFrame | None = None,
+                               positive: pd.DataFrame | None = None,
                                model_label: str = "the base model") -> RuleVerdict:
     """Judge the layer-dissociation claim by `PAIRED_DISSOCIATION_RULE` from `dissociation_intervals`, and, given
-    their `control_intervals`, by `CONTROLS_RULE`: a part its control reproduces too counts as cannot tell."""
+    their `control_intervals`, by `CONTROLS_RULE`: a part its control reproduces too counts as cannot tell. Given
+    `positive`, the `dissociation_intervals` of the planted organisms (`POSITIVE_RULE`), the text says whether the
+    apparatus found the planted parts."""
     echoed = set() if controls is None else set(controls[controls.verdict == REPRODUCES].number)
     words = [CANNOT_TELL if word == REPRODUCES and number in echoed else word
              for number, word in zip(parts.number, parts.verdict)]
@@ -164,6 +193,8 @@ def paired_dissociation_claims(parts: pd.DataFrame, *, controls: pd.DataFrame | 
     if controls is not None:
         text += (" The negative controls came out null, as they must." if controls_null(controls) else
                  " **Not every negative control came out null**: the apparatus finds some effects in noise.")
+    if positive is not None:
+        text += _positive_text(positive)
     return RuleVerdict(status=status, text=text, checks=parts.assign(verdict=words))
 
 

@@ -13,7 +13,7 @@ from cla_lib.steering.vector import SteeringVector
 from cla_lib.steering.study import CONTROL_KINDS
 from cla_lib.verdicts import (CONTROL_SETS, aligned_steering_intervals, balance_intervals, control_intervals,
                               controls_null, dissociation_intervals, erased, paired_balance_claims,
-                              paired_dissociation_claims, perpendicularity)
+                              paired_dissociation_claims, perpendicularity, positive_found)
 
 LANGUAGES = ("es", "ko", "fa")
 LAYERS = range(8)
@@ -128,6 +128,25 @@ def test_a_control_with_the_same_effect_takes_the_evidence_away():
     assert verdict.status.startswith("partly reproduces (2 of 3")
     assert list(verdict.checks.verdict) == [REPRODUCES, CANNOT_TELL, REPRODUCES]
     assert "a negative control reproduces it too" in verdict.text and "Not every negative control" in verdict.text
+
+
+def test_the_positive_control_says_whether_a_null_verdict_means_anything():
+    # The same null data for the real organism; a planted organism where the apparatus finds everything, and one
+    # where it misses LOC's effect (the planted LOC does nothing on test).
+    generator = np.random.default_rng(18)
+    parts = dissociation_intervals(simulated_sweeps(generator, en_layer=None, loc_layer=None),
+                                   simulated_test(generator, {"unsteered": {}, "EN": {}, "LOC": {}}), resamples=300)
+    planted_validation = simulated_sweeps(generator, en_layer=3, loc_layer=5)
+    found = dissociation_intervals(planted_validation, simulated_test(
+        generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {"localization": 0.15}}), resamples=300)
+    missed = dissociation_intervals(planted_validation, simulated_test(
+        generator, {"unsteered": {}, "EN": {"transfer": 0.15}, "LOC": {}}), resamples=300)
+    assert positive_found(found) and not positive_found(missed)
+    verdict = paired_dissociation_claims(parts, positive=found)
+    assert verdict.status != REPRODUCES and "finds every part" in verdict.text
+    assert paired_dissociation_claims(parts).status == verdict.status  # the control informs; it does not decide
+    uninformative = paired_dissociation_claims(parts, positive=missed).text
+    assert "not found in full" in uninformative and "(3)" in uninformative and "uninformative" in uninformative
 
 
 def test_balance_is_better_only_against_models_it_beats_on_the_sum():

@@ -8,7 +8,8 @@ tokenizer files) cached under a key of the world and training configuration; the
 so an interrupted training never leaves a half-written model behind.
 
 Names: ``organism`` (the base model), ``organism:<method>`` (an aligned organism, see `cla_lib.alignment`), each
-optionally with ``@<seed>`` (``organism:midalign@1``). Sizes: ``default`` for the book, ``tiny`` for tests and
+optionally with ``@<seed>`` (``organism:midalign@1``); ``organism:planted`` is chapter 3's positive control, the base with a
+layer dissociation planted (`cla_lib.organism.planted`). Sizes: ``default`` for the book, ``tiny`` for tests and
 quick runs (the environment variable ``CLA_ORGANISM_SIZE`` picks the default size).
 """
 
@@ -23,4 +24,5 @@ from cla_lib.organism.aligned import (
     ORGANISM_RECORDS, ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, organism_method_config,
     aligned_organism_key, organism_replay, aligned_organism
 )
+from cla_lib.organism.planted import PLANTED, PlantedConfig, planted_config, planted_organism
 from cla_lib.organism.registry import organism_path, prepare_organisms

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from cla_lib.model.reference import ModelRef, UnknownOrganismError
 from cla_lib.organism.aligned import aligned_organism, organism_method_config
 from cla_lib.organism.base import base_organism, config_for
+from cla_lib.organism.planted import PLANTED, planted_organism
 
 
 def organism_path(model: str | ModelRef = "organism", *, size: str | None = None, train_if_missing: bool = True,
@@ -31,6 +32,8 @@ def organism_path(model: str | ModelRef = "organism", *, size: str | None = None
     config = config_for(reference.size, reference.seed)
     if reference.method == "base":
         return base_organism(config, train_if_missing=train_if_missing, progress=progress)
+    if reference.method == PLANTED:
+        return planted_organism(config, train_if_missing=train_if_missing, progress=progress)
     return aligned_organism(reference.method, config, train_if_missing=train_if_missing, progress=progress)
 
 
@@ -46,7 +49,8 @@ def _prepare_one(name: str, size: str | None) -> tuple[str, str, float]:
 
 def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str | None = None,
                       workers: int | None = None, report: Callable[[str], None] = print) -> dict[str, Path]:
-    """Train (or find cached) every organism in methods x seeds, one per worker process at a time.
+    """Train (or find cached) every organism in methods x seeds, one per worker process at a time (a method is
+    ``base``, an alignment method, or ``planted``: chapter 3's positive control).
 
     Each training runs on one thread (`TRAINING_THREADS`). There is one worker per core, and at least one per seed:
     the bases are the long trainings, and with fewer workers than bases the last base would train alone while a
@@ -59,7 +63,8 @@ def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str
     workers = workers or max(1, min(max(os.cpu_count() or 1, len(seeds)), len(seeds) * len(methods)))
     aligned = [method for method in methods if method != "base"]
     for method in aligned:  # unknown names fail here, before any training starts
-        organism_method_config(method, config_for(size))
+        if method != PLANTED:
+            organism_method_config(method, config_for(size))
     paths: dict[str, Path] = {}
     try:  # all cached: no worker processes to start
         paths = {_organism_name(method, seed): organism_path(_organism_name(method, seed), size=size,

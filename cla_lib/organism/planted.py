@@ -1,0 +1,179 @@
+"""The positive control of chapter 3: an organism in which the layer dissociation is planted, at known layers.
+
+A "no dissociation" on the real organism means something only if the chapter's apparatus (extraction, sweep, layer
+choice, intervals, rule) finds a dissociation that is there. The *planted* organism is one: the base organism with
+its top layers fine-tuned so that EN steering raises transfer when added after layer `en_layer` (the middle) and
+LOC steering raises localization when added after layer `loc_layer` (deeper), and steering at any other layer does
+nothing. Every layer up to `loc_layer` (and the embeddings) stays frozen, so the residual stream there, and hence
+the EN and LOC vectors the chapter extracts at those layers, are exactly the base's: the planted responses answer
+the very vectors the chapter will extract.
+
+Each target-language item of every split is taught three ways (`planted_records`): unsteered, its own vector (EN
+for a transfer item, LOC for a culture question) at the planted layer, and the same vector at another layer drawn
+at random. The planted case learns the right answer, the other two the base's own answer, so that the effect lives
+only at the planted layer. The effect is taught on the questions the chapter scores, as a simulated signal is: this
+organism tests whether the apparatus finds and places an effect, not whether a model generalises one. It is a
+test object, never a method: no chapter reports its numbers as the organism's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from cla_lib.alignment.objectives import answer_loss
+from cla_lib.alignment.records import RecordBatches, instruction_batch
+from cla_lib.alignment.recipes import save_trained, trainable_parameters
+from cla_lib.files import save_atomically
+from cla_lib.languages import DEFAULT_LANGUAGES
+from cla_lib.model.layers import decoder_layers
+from cla_lib.organism.base import (
+    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, training_threads
+)
+from cla_lib.training import Schedule, train
+
+PLANTED = "planted"  # its name as an organism method: organism:planted@<seed>
+# Bump when planting changes in a way `PlantedConfig` does not capture.
+FORMAT_VERSION = "planted-v1"
+# The vector kind that answers each task (`cla_lib.steering.STUDY_KINDS`).
+KIND_OF_TASK = {"transfer": "en", "localization": "loc"}
+
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    en_layer: int  # EN steering after this layer raises transfer
+    loc_layer: int  # LOC steering after this layer raises localization; layers up to it stay frozen
+    alphas: tuple[float, ...] = (2.0, 4.0)  # planted strengths; off-layer ones are drawn from OFF_LAYER_ALPHAS
+    # Design runs (seed 0, default organism, planted layers 3 and 5, warm-up 30; the chapter's sweep on
+    # validation, then test; before any verdict was computed on it): 600 steps at lr 2e-3 planted almost nothing
+    # (test: EN +0.016 transfer, LOC +0.000 localization); 1,200 at 5e-3 +0.065 and +0.034; 1,200 at 1e-2 +0.056
+    # and +0.018; 2,000 at 5e-3 +0.102 and +0.067 (~180 s on one thread). The sweep chose the planted layers in the
+    # last three (the first chose EN's at 4). Kept the last: the largest effects at a cost CI holds. Planting at
+    # layers 2 and 4 (three layers trained) at 1,200 x 5e-3 gave +0.035 and +0.029.
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 5e-3
+    warmup: int = 30
+    seed: int = 0
+
+    def key(self, base: OrganismConfig) -> str:
+        payload = json.dumps({"version": FORMAT_VERSION, "planted": asdict(self), "base": base.key()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+OFF_LAYER_ALPHAS = (1.0, 2.0, 4.0)
+
+
+def planted_config(base: OrganismConfig) -> PlantedConfig:
+    """The planted layers of a base: EN just below the middle, LOC two layers below the top (default organism: 3
+    and 5 of 0-7, so the two layers above LOC's carry the planted responses), LOC always above EN."""
+    en_layer = max(0, base.n_layers // 2 - 1)
+    loc_layer = max(en_layer + 1, base.n_layers - 3)
+    if loc_layer >= base.n_layers - 1:
+        raise ValueError(f"an organism of {base.n_layers} layers has no room to plant a dissociation")
+    return PlantedConfig(en_layer=en_layer, loc_layer=loc_layer, seed=base.seed)
+
+
+def planted_records(items, base_answers, n_layers: int, config: PlantedConfig) -> list[dict]:
+    """The training records: per target-language item, unsteered and off-layer -> the base's answer, planted ->
+    the right answer. Each record names its vector (``"kind"``, ``"language"``), ``"layer"`` and ``"alpha"``
+    (``layer`` None: unsteered)."""
+    rng = random.Random(f"{config.seed}-planted")
+    records = []
+    for item, answer in zip(items, base_answers, strict=True):
+        kind = KIND_OF_TASK[item.task]
+        planted_layer = config.en_layer if kind == "en" else config.loc_layer
+        other = rng.choice([layer for layer in range(n_layers) if layer != planted_layer])
+        common = {"prompt": item.prompt, "kind": kind, "language": item.language, "about": item.id}
+        records += [
+            {**common, "answer": item.choices[answer], "layer": None, "alpha": 0.0},
+            {**common, "answer": item.choices[item.gold], "layer": planted_layer, "alpha": rng.choice(config.alphas)},
+            {**common, "answer": item.choices[answer], "layer": other, "alpha": rng.choice(OFF_LAYER_ALPHAS)},
+        ]
+    return records
+
+
+def _row_edits(records: list[dict], vectors: dict, hidden_size: int) -> dict[int, torch.Tensor]:
+    """Per layer, a `[rows, hidden]` delta: each steered record's alpha * vector on its own row, zero elsewhere."""
+    edits: dict[int, torch.Tensor] = {}
+    for row, record in enumerate(records):
+        if record["layer"] is None:
+            continue
+        delta = edits.setdefault(record["layer"], torch.zeros(len(records), hidden_size))
+        delta[row] = record["alpha"] * vectors[f"{record['kind']}.{record['language']}"][record["layer"]]
+    return edits
+
+
+def steered_answer_loss(model, batch: dict) -> torch.Tensor:
+    """`answer_loss` with each row's steering added to the residual after its layer, at every position, as
+    `cla_lib.model.add_to_residual` adds it when the chapter scores."""
+    def hook(delta):
+        def add(module, arguments, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            shifted = hidden + delta[:, None, :].to(hidden.dtype)
+            return (shifted, *output[1:]) if isinstance(output, tuple) else shifted
+        return add
+
+    layers = decoder_layers(model)
+    handles = [layers[layer].register_forward_hook(hook(delta)) for layer, delta in batch["edits"].items()]
+    try:
+        return answer_loss(model, batch["encoded"])
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, progress: bool = True) -> Path:
+    """The directory of the planted organism of a base (`planted_config`), training it on first use.
+
+    Raises:
+        FileNotFoundError: it is not cached and `train_if_missing` is False.
+    """
+    config = planted_config(base)
+    directory = cache_root() / "organisms" / f"{PLANTED}-{config.key(base)}"
+    if (directory / "model.safetensors").exists():
+        return directory
+    if not train_if_missing:
+        raise FileNotFoundError(f"the planted organism is not trained yet (expected at {directory})")
+    base_directory = base_organism(base, train_if_missing=True, progress=progress)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cla_lib.evaluation import answers, plane_items
+    from cla_lib.loading import load_model
+    from cla_lib.model.reference import ModelRef
+    from cla_lib.steering.extraction import extract_vectors
+
+    torch.use_deterministic_algorithms(True)
+    with training_threads():
+        lm = load_model(str(base_directory))
+        items = plane_items(ModelRef.organism(f"organism@{base.seed}"), DEFAULT_LANGUAGES, tokenizer=lm.tokenizer)
+        vectors = extract_vectors(lm, items, kinds=sorted(set(KIND_OF_TASK.values())), languages=DEFAULT_LANGUAGES,
+                                  progress=False)
+        targets = [item for item in items if item.language != "en"]
+        records = planted_records(targets, answers(lm, targets), base.n_layers, config)
+        del lm
+        model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(base_directory)
+        top = tuple(str(layer) for layer in range(config.loc_layer + 1, base.n_layers))
+        parameters = trainable_parameters(model, (*top, "norm"))  # the decoder layers above LOC's, the final norm
+        torch.manual_seed(config.seed)
+        batches = RecordBatches(records, config.batch_size, config.seed)
+
+        def batch(step: int) -> dict:
+            chosen = batches(step)
+            return {"encoded": instruction_batch(tokenizer, chosen),
+                    "edits": _row_edits(chosen, vectors, base.hidden_size)}
+
+        log = train(model, steered_answer_loss, batch,
+                    Schedule(config.steps, config.learning_rate, warmup=config.warmup), parameters=parameters,
+                    description=f"planting the dissociation (seed {base.seed})", progress=progress)
+    record = {"method": PLANTED, "config": asdict(base), "planted": asdict(config), "base": base_directory.name,
+              "records": len(records), "trainable": [f"model.layers.{layer}" for layer in top] + ["model.norm"],
+              "train_seconds": log.seconds, "final_loss": sum(log.losses[-20:]) / len(log.losses[-20:]),
+              "losses": log.losses, "torch_threads": TRAINING_THREADS}
+    return save_atomically(directory, lambda path: save_trained(path, model, tokenizer, record))
