@@ -143,6 +143,7 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
     base_directory = base_organism(base, train_if_missing=True, progress=progress)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Here, not at the top: these reach organisms through the registry, which imports this module.
     from cla_lib.evaluation import answers, plane_items
     from cla_lib.loading import load_model
     from cla_lib.model.reference import ModelRef
