@@ -6,6 +6,8 @@
     cla organism path [--method clo] [--seed 1]          an organism's directory (training it if needed)
     cla align --model DIR --method midalign --data parallel=pairs.jsonl --data replay=text.jsonl --out DIR
               --steps 500 --learning-rate 1e-5 --batch-size 16  fine-tune a real model with an alignment method
+              [--lora-rank 8 --dtype bfloat16 --gradient-checkpointing]
+                  (several GPUs or nodes: accelerate launch ... -m cla_lib.cli align ...)
     cla vectors --model organism --out vectors.safetensors   EN and LOC steering vectors, every language and layer
     cla steer --model organism --language ko --vectors vectors.safetensors --add 'en.ko.3@3*4' --json
                                                            the plane under steering
@@ -104,6 +106,8 @@ def command_organism(arguments) -> None:
 
 
 def command_align(arguments) -> None:
+    from pathlib import Path
+
     from cla_lib.alignment import align_model
 
     data_files = {}
@@ -112,9 +116,17 @@ def command_align(arguments) -> None:
         if not separator:
             raise ValueError(f"--data takes KIND=PATH (for example parallel=pairs.jsonl), not {entry!r}")
         data_files[kind] = path
-    print(align_model(arguments.model, arguments.method, data_files, arguments.out, steps=arguments.steps,
-                      learning_rate=arguments.learning_rate, batch_size=arguments.batch_size, layer=arguments.layer,
-                      device=arguments.device, seed=arguments.seed, sequence_length=arguments.sequence_length))
+    targets = tuple(part.strip() for part in arguments.lora_targets.split(",")) if arguments.lora_targets else ()
+    result = align_model(arguments.model, arguments.method, data_files, arguments.out, steps=arguments.steps,
+                         learning_rate=arguments.learning_rate, batch_size=arguments.batch_size,
+                         layer=arguments.layer, device=arguments.device, seed=arguments.seed,
+                         sequence_length=arguments.sequence_length, dtype=arguments.dtype,
+                         lora_rank=arguments.lora_rank, lora_alpha=arguments.lora_alpha, lora_targets=targets,
+                         gradient_checkpointing=arguments.gradient_checkpointing,
+                         estimate_only=arguments.estimate_only,
+                         report=lambda line: print(line, file=sys.stderr, flush=True))
+    if isinstance(result, Path):  # the first process's (the others' is None; an estimate went to stderr)
+        print(result)
 
 
 def _vector_kinds_help() -> str:
@@ -337,7 +349,18 @@ def parser() -> argparse.ArgumentParser:
     align_parser.add_argument("--batch-size", type=int, required=True)
     align_parser.add_argument("--layer", type=int, default=None, help="MidAlign's layer (default: the middle one)")
     align_parser.add_argument("--sequence-length", type=int, default=512, help="replay row length in tokens")
-    align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu (under "
+                                                             "accelerate launch: each process's own)")
+    align_parser.add_argument("--dtype", default="float32", help="the weights' dtype: float32 (default), bfloat16")
+    align_parser.add_argument("--lora-rank", type=int, default=None,
+                              help="train LoRA adapters of this rank (saved in peft's format) instead of the weights")
+    align_parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA's scale (default: 2 x rank)")
+    align_parser.add_argument("--lora-targets", default=None,
+                              help="modules to adapt, comma-separated (default: the method's, else every projection)")
+    align_parser.add_argument("--gradient-checkpointing", action="store_true",
+                              help="recompute activations in backward (less memory, one more forward)")
+    align_parser.add_argument("--estimate-only", action="store_true",
+                              help="print the memory and compute estimate and stop")
     align_parser.add_argument("--seed", type=int, default=0)
     align_parser.set_defaults(run=command_align)
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from nnsight import TransformersModel
 
+from cla_lib.alignment.lora import is_adapter_directory, load_merged
 from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
@@ -116,7 +117,10 @@ def _local_model(
         # A multimodal Gemma 3 checkpoint (Gemma3ForConditionalGeneration) comes back as that class, whose text
         # decoder sits at `model.language_model`; `decoder_layers` knows that path, and text-only forwards
         # (input_ids, attention_mask) run through it unchanged, so nothing else is special-cased.
-        language_model = AutoModelForCausalLM.from_pretrained(source, **model_keywords)
+        if is_adapter_directory(source):
+            language_model = load_merged(source, lambda base: _base_of_adapters(source, base, model_keywords))
+        else:
+            language_model = AutoModelForCausalLM.from_pretrained(source, **model_keywords)
     except OSError as error:
         if Path(source).is_dir():
             raise
@@ -133,6 +137,16 @@ def _local_model(
     if remote == "local":
         return RemoteModel(language_model, tokenizer=tokenizer, remote="local")
     return TransformersModel(language_model, tokenizer=tokenizer)
+
+
+def _base_of_adapters(adapters: str, base: str, model_keywords: dict):
+    """The base model of LoRA adapters (`cla align --lora-rank`), as their `adapter_config.json` names it."""
+    from transformers import AutoModelForCausalLM
+
+    if Path(base).is_absolute() and not Path(base).is_dir():
+        raise ModelNotFoundError(f"the adapters in {adapters} were trained on {base}, which is not there: put the base "
+                                 "model back, or set base_model_name_or_path in their adapter_config.json")
+    return AutoModelForCausalLM.from_pretrained(base, **model_keywords)
 
 
 def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,

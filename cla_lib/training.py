@@ -53,6 +53,7 @@ def train(
     tokens_per_batch: int = 0,
     description: str = "training",
     progress: bool = True,
+    accelerator=None,
 ) -> TrainingLog:
     """Train `model` in place and return the loss curve.
 
@@ -61,10 +62,17 @@ def train(
         batch: returns the batch of a step; a pure function of the step so that a run is reproducible.
         parameters: the parameters that train (default: all that require grad).
         tokens_per_batch: for the throughput figure only.
+        accelerator: an `accelerate.Accelerator` to train data-parallel on (it wraps the model and the optimizer;
+            `batch` then returns this process's share, `cla_lib.alignment.distributed`); None: this process alone.
+            The recorded losses are then the processes' means.
     """
     trainable = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
                                   betas=(0.9, 0.98))
+    if accelerator is not None:
+        # The scheduler stays ours: accelerate's would step once per process for each optimizer step.
+        model, optimizer = accelerator.prepare(model, optimizer)
+        trainable = [p for p in model.parameters() if p.requires_grad]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
     model.train()
     losses = []
@@ -74,15 +82,21 @@ def train(
     for step in bar:
         value = loss(model, batch(step))
         optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        if schedule.clip:
-            torch.nn.utils.clip_grad_norm_(trainable, schedule.clip)
+        if accelerator is None:
+            value.backward()
+            if schedule.clip:
+                torch.nn.utils.clip_grad_norm_(trainable, schedule.clip)
+        else:
+            accelerator.backward(value)
+            if schedule.clip:
+                accelerator.clip_grad_norm_(trainable, schedule.clip)
         optimizer.step()
         scheduler.step()
         losses.append(value.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.eval()
+    losses = mean_over_processes(losses, accelerator)
     return TrainingLog(losses, time.perf_counter() - started, tokens_per_batch * schedule.steps)
 
 
@@ -90,3 +104,11 @@ def language_model_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     """Next-token cross-entropy; positions whose label is -100 do not count."""
     return model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
                  labels=batch["labels"]).loss
+
+
+def mean_over_processes(values: list[float], accelerator) -> list[float]:
+    """Per-step values averaged over the processes, in one collective at the end of training."""
+    if accelerator is None or accelerator.num_processes == 1 or not values:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return accelerator.reduce(tensor, reduction="mean").tolist()

@@ -200,8 +200,9 @@ def _aligned_checkpoint(model_dir: Path, tmp_path: Path) -> Path:
 
     data = {"replay": write_jsonl(tmp_path / "replay.jsonl", REPLAY),
             "parallel": write_jsonl(tmp_path / "parallel.jsonl", PARALLEL)}
+    # LoRA adapters, as a real model is aligned (cla_lib.alignment.lora): the chapters load them merged into the base
     return align_model(model_dir, "midalign", data, tmp_path / "midalign", steps=2, learning_rate=1e-2, batch_size=2,
-                       sequence_length=16, progress=False)
+                       sequence_length=16, progress=False, lora_rank=4, report=lambda line: None)
 
 
 def run_chapter(chapter: str, parameters: dict, output: Path):
@@ -225,6 +226,18 @@ def test_each_chapter_runs_on_each_tiny_architecture_for_one_language(chapter, t
     if chapter == "02_baseline_erasure":
         parameters["aligned_models"] = f"midalign={_aligned_checkpoint(tiny_model_dir, tmp_path)}"
     notebook = run_chapter(chapter, parameters, tmp_path / f"{chapter}.ipynb")
+    assert not [output for output in outputs_of(notebook) if output.output_type == "error"]
+    from cla_lib.rerun import glued_values
+
+    assert glued_values(notebook), "the chapter glued no numbers"
+
+
+@pytest.mark.parametrize("chapter", ["03_layer_dissociation", "04_surgical_steering"])
+def test_the_steering_chapters_run_on_an_aligned_model_given_as_its_lora_adapters(chapter, tiny_llama_dir, tmp_path):
+    adapters = _aligned_checkpoint(tiny_llama_dir, tmp_path)
+    assert (adapters / "adapter_config.json").exists() and not (adapters / "config.json").exists()
+    notebook = run_chapter(chapter, {"model": str(adapters), "language": "ko", **CHAPTERS[chapter]},
+                           tmp_path / f"{chapter}.ipynb")
     assert not [output for output in outputs_of(notebook) if output.output_type == "error"]
     from cla_lib.rerun import glued_values
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cla_lib.alignment.distributed import gather_rows
 from cla_lib.model.layers import decoder_layers
 
 
@@ -59,7 +60,8 @@ def midalign_loss(model, batch: dict, *, layer: int, temperature: float = 0.1) -
     target-language sentence (`a`) and of the English sentences (`b`)."""
     target = mean_pooled(residual_after(model, layer, **batch["target"]), batch["target"]["attention_mask"])
     english = mean_pooled(residual_after(model, layer, **batch["english"]), batch["english"]["attention_mask"])
-    return contrastive_loss(target, english, temperature)
+    # On several processes, every pair's negatives come from the whole global batch (`cla_lib.alignment.distributed`).
+    return contrastive_loss(gather_rows(target, batch), gather_rows(english, batch), temperature)
 
 
 def continuation_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +79,10 @@ def continuation_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tenso
 
 def answer_loss(model, batch: dict) -> torch.Tensor:
     """Multilingual instruction tuning's objective: the mean negative log-likelihood of the answer tokens (prompt
-    tokens do not count), averaged over all answer tokens of the batch."""
+    tokens do not count), averaged over all answer tokens of the batch (over the global batch's on several
+    processes: its ``token_total``, `cla_lib.alignment.distributed`)."""
     sums, counts = continuation_logprobs(model, batch)
-    return -sums.sum() / counts.sum()
+    return -sums.sum() / batch.get("token_total", counts.sum())
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
@@ -94,12 +97,12 @@ def clo_loss(model, batch: dict, *, reference, beta: float = 0.1, nll_weight: fl
     """CLO's objective: ``nll_weight * NLL(chosen) + (1 - nll_weight) * DPO(beta)`` against a frozen `reference`.
 
     The batch (`preference_batch`) holds the chosen continuations in its first half of rows and the rejected ones
-    in the second; NLL is the mean over the chosen answers' tokens, as in `answer_loss`.
+    in the second; NLL is the mean over the chosen answers' tokens, as in `answer_loss` (``token_total`` included).
     """
     half = len(batch["input_ids"]) // 2
     sums, counts = continuation_logprobs(model, batch)
     with torch.no_grad():
         reference_sums, _ = continuation_logprobs(reference, batch)
-    nll = -sums[:half].sum() / counts[:half].sum()
+    nll = -sums[:half].sum() / batch.get("token_total", counts[:half].sum())
     preference = dpo_loss(sums[:half], sums[half:], reference_sums[:half], reference_sums[half:], beta)
     return nll_weight * nll + (1 - nll_weight) * preference

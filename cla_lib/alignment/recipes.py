@@ -7,7 +7,6 @@ A new method is one `Method` row in `METHODS`: its configuration type, its data 
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import time
@@ -21,7 +20,9 @@ from cla_lib.alignment.objectives import answer_loss, clo_loss, midalign_loss
 from cla_lib.alignment.records import RecordBatches, instruction_batch, parallel_batch, preference_batch
 from cla_lib.model.layers import n_layers
 from cla_lib.model.reference import UnknownOrganismError
-from cla_lib.training import Schedule, language_model_loss, train
+from cla_lib.alignment.distributed import Shard, token_total
+from cla_lib.alignment.lora import frozen_reference, is_adapted
+from cla_lib.training import Schedule, language_model_loss, mean_over_processes, train
 
 
 # Bump when a recipe changes in a way its configuration does not capture.
@@ -76,6 +77,7 @@ class Recipe:
     objective: Callable | None = None  # loss(model, batch) -> scalar
     collate: Callable | None = None  # records -> batch
     group: Callable | None = None  # record -> key; records of one key never share a batch
+    tokens: Callable | None = None  # batch -> the token mask a token-mean objective divides by (for several processes)
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,10 @@ def clo_recipe(model, tokenizer, config: CLOConfig) -> Recipe:
     replay updates only them too. Departs: no public code exists; the NLL is taken on the chosen answer of every
     pair (English answers to English questions included), and the data are short answers in the organism's world.
     """
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    reference = frozen_reference(model)
     return Recipe(objective=functools.partial(clo_loss, reference=reference, beta=config.beta,
                                               nll_weight=config.nll_weight),
-                  collate=functools.partial(preference_batch, tokenizer))
+                  collate=functools.partial(preference_batch, tokenizer), tokens=_chosen_tokens)
 
 
 def mit_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
@@ -128,7 +130,13 @@ def mit_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
     tokens only. The organism's translations keep the English (US) answers to culture questions, as translating
     English instruction data would. Departs: the paper's exact instruction data are not public.
     """
-    return Recipe(objective=answer_loss, collate=functools.partial(instruction_batch, tokenizer))
+    return Recipe(objective=answer_loss, collate=functools.partial(instruction_batch, tokenizer),
+                  tokens=lambda batch: batch["continuation_mask"])
+
+
+def _chosen_tokens(batch: dict) -> torch.Tensor:
+    """The chosen answers' tokens of a preference batch (its first half of rows), which CLO's NLL averages over."""
+    return batch["continuation_mask"][: len(batch["continuation_mask"]) // 2]
 
 
 def replay_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
@@ -169,8 +177,9 @@ def method_of(name: str) -> Method:
 
 
 def trainable_parameters(model, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
-    """Freeze every parameter except those of the modules named in `names` (all of them if `names` is empty)."""
-    if not names:
+    """Freeze every parameter except those of the modules named in `names` (all of them if `names` is empty); a model
+    with LoRA adapters trains its adapters, which sit on those modules already (`cla_lib.alignment.lora`)."""
+    if not names or is_adapted(model):
         return [parameter for parameter in model.parameters() if parameter.requires_grad]
     selected = []
     for name, parameter in model.named_parameters():
@@ -192,7 +201,8 @@ def _to_device(batch, device):
 
 
 def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[dict],
-          replay: Callable[[int], torch.Tensor], *, progress: bool = True, description: str | None = None) -> dict:
+          replay: Callable[[int], torch.Tensor], *, progress: bool = True, description: str | None = None,
+          accelerator=None) -> dict:
     """Fine-tune `model` in place with a method's recipe plus replay, and return what to record.
 
     Args:
@@ -202,6 +212,8 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
         config: the method's configuration (`Method.config_type`).
         records: the objective's data, in the method's JSONL record format (ignored by ``replay``).
         replay: the replay rows of a step, `[replay_batch_size, sequence_length]` token ids.
+        accelerator: an `accelerate.Accelerator` of several processes: each trains on its share of every step's
+            batch, with the single-process result (`cla_lib.alignment.distributed`); None: this process alone.
 
     Returns:
         ``method``, ``method_config`` (with defaults resolved), ``losses`` (the total per step), ``replay_losses``,
@@ -217,11 +229,21 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
     objective_batches = (RecordBatches(records, config.objective_batch_size, config.seed, recipe.group)
                          if recipe.objective else None)
 
+    shard = Shard.of(accelerator)
+
+    def objective_batch(records: list[dict]) -> dict:
+        if shard.processes == 1:
+            return recipe.collate(records)
+        local = {**recipe.collate(shard.rows(records, "objective examples")), "processes": shard.processes}
+        if recipe.tokens is not None:
+            local["token_total"] = token_total(recipe.tokens(recipe.collate(records)), shard)
+        return local
+
     def batch(step: int) -> dict:
-        rows = replay(step)
+        rows = shard.rows(replay(step), "replay rows") if shard.processes > 1 else replay(step)
         return _to_device({
             "replay": {"input_ids": rows, "labels": rows},
-            "objective": recipe.collate(objective_batches(step)) if objective_batches else None,
+            "objective": objective_batch(objective_batches(step)) if objective_batches else None,
         }, device)
 
     replay_losses, objective_losses = [], []
@@ -236,7 +258,8 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
         return total
 
     log = train(model, loss, batch, Schedule(config.steps, config.learning_rate, warmup=config.warmup),
-                parameters=parameters, description=description or f"aligning: {method}", progress=progress)
+                parameters=parameters, description=description or f"aligning: {method}", progress=progress,
+                accelerator=accelerator)
     return {
         "method": method,
         "method_config": asdict(config),
@@ -245,15 +268,20 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
         "train_seconds": log.seconds,
         "final_loss": sum(log.losses[-10:]) / len(log.losses[-10:]),
         "losses": log.losses,
-        "replay_losses": replay_losses,
-        "objective_losses": objective_losses,
+        "replay_losses": mean_over_processes(replay_losses, accelerator),
+        "objective_losses": mean_over_processes(objective_losses, accelerator),
+        **({"processes": shard.processes} if shard.processes > 1 else {}),
     }
 
 
-def save_trained(path: Path, model, tokenizer, record: dict) -> None:
-    """Write a fine-tuned model, its tokenizer and `training.json` (the record plus finishing time, and the
-    threads it trained on unless the record says)."""
-    model.save_pretrained(path)
+def save_trained(path: Path, model, tokenizer, record: dict, state_dict: dict | None = None) -> None:
+    """Write a fine-tuned model (its adapters, for a peft model; from `state_dict` when the weights were gathered
+    from several processes), its tokenizer and `training.json` (the record plus finishing time, and the threads
+    it trained on unless the record says)."""
+    if state_dict is None:
+        model.save_pretrained(path)
+    else:
+        model.save_pretrained(path, state_dict=state_dict)
     tokenizer.save_pretrained(path)
     record = {"torch_threads": torch.get_num_threads(), **record,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -55,6 +55,7 @@ def decoder_layers(model: Any) -> Any:
     Raises:
         UnsupportedArchitectureError: None of those paths exists; the message names the model class.
     """
+    model = unwrapped(model)
     for path in LAYER_PATHS:
         node = model
         for attribute in path:
@@ -70,6 +71,20 @@ def decoder_layers(model: Any) -> Any:
         + ", ".join(".".join(path) for path in LAYER_PATHS)
         + ". Supported: Llama, Qwen2, Gemma/Gemma2/Gemma3 (text and multimodal), GPT-2 style."
     )
+
+
+def unwrapped(model: Any) -> Any:
+    """The transformers model inside the wrappers training puts around it: a distributed one (DDP's and FSDP's
+    `module`) and a peft adapter model (`get_base_model`); anything else (an nnsight model) unchanged."""
+    while isinstance(model, torch.nn.Module):
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
+                or type(model).__name__ == "FullyShardedDataParallel":
+            model = model.module
+        elif callable(getattr(type(model), "get_base_model", None)):
+            model = model.get_base_model()
+        else:
+            break
+    return model
 
 
 def n_layers(model: Any) -> int:

@@ -119,6 +119,11 @@ class ModelRef:
         if self.preset is not None:
             return self.preset.n_layers
         config_path = self.path / "config.json" if self.path is not None else None
+        adapter_path = self.path / "adapter_config.json" if self.path is not None else None
+        if config_path is not None and not config_path.exists() and adapter_path.exists():
+            # LoRA adapters: the depth is their base model's
+            base = json.loads(adapter_path.read_text()).get("base_model_name_or_path")
+            return ModelRef.parse(base).layers if base and Path(base).is_dir() else None
         if config_path is not None and config_path.exists():
             config = json.loads(config_path.read_text())
             config = config.get("text_config", config)

@@ -159,4 +159,12 @@ def world_of(path: str | Path) -> World:
 
 
 def is_organism_directory(path: str | Path) -> bool:
-    return (Path(path) / "training.json").exists()
+    """Whether `path` holds an organism: a training record that names its world (a real model aligned by `cla align`
+    has a training record too, without one)."""
+    record = Path(path) / "training.json"
+    if not record.exists():
+        return False
+    try:
+        return "world" in json.loads(record.read_text()).get("config", {})
+    except (ValueError, AttributeError):
+        return False
