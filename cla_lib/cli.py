@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -31,19 +32,29 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
                                                            "comma-separated list, or 'all' (default)")
     parser.add_argument("--transfer-data", help="Global-MMLU: a hub id or a local file/folder (real models only)")
     parser.add_argument("--localization-data", help="BLEnD: a hub id or a local folder (real models only)")
+    parser.add_argument("--embedded-world", action="store_true",
+                        help="score a real model on the organism's fictional world (a code-path check, no measurement)")
     parser.add_argument("--organism-size", choices=("default", "tiny"), default=None,
                         help="organism size (default: $CLA_ORGANISM_SIZE or 'default')")
     parser.add_argument("--split", choices=("extract", "validation", "test"), action="append",
                         help="only items of this split (repeatable; default: all items)")
-    parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY)")
+    parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY or `nnsight login`)")
     parser.add_argument("--batch-size", type=int, default=64)
 
 
 def _reference(arguments):
-    """The model the command names, parsed once (`ModelRef.parse`); the CLI passes it down from here."""
+    """The model the command names, parsed once (`ModelRef.parse`); the CLI passes it down from here. A real model
+    without its data is refused here, before anything loads."""
+    from cla_lib.evaluation import is_organism_reference
     from cla_lib.model import ModelRef
 
-    return ModelRef.parse(arguments.model, size=arguments.organism_size)
+    reference = ModelRef.parse(arguments.model, size=arguments.organism_size)
+    if not is_organism_reference(reference) and not (arguments.transfer_data and arguments.localization_data) \
+            and not arguments.embedded_world:
+        raise ValueError(f"{reference.name} is a real model: give --transfer-data (Global-MMLU) and "
+                         "--localization-data (BLEnD), hub ids or local copies; or --embedded-world to score it on the "
+                         "organism's fictional world, which checks the code path and measures nothing")
+    return reference
 
 
 def _items(arguments, reference) -> list:
@@ -58,6 +69,14 @@ def _model(arguments, reference):
     from cla_lib.loading import load_model
 
     return load_model(reference, remote=arguments.remote)
+
+
+@contextlib.contextmanager
+def _results_only_on_stdout():
+    """While the work runs, whatever libraries print goes to stderr (nnsight's remote status display writes to
+    stdout), so that stdout carries only the results printed after it: `--json` output stays parseable."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _print_points(points, as_json: bool) -> None:
@@ -75,10 +94,11 @@ def command_plane(arguments) -> None:
 
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     reference = _reference(arguments)
-    model = _model(arguments, reference)
-    items = _items(arguments, reference)
-    _print_points(plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size),
-                  arguments.json)
+    with _results_only_on_stdout():
+        model = _model(arguments, reference)
+        items = _items(arguments, reference)
+        points = plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size)
+    _print_points(points, arguments.json)
 
 
 def command_items(arguments) -> None:
@@ -256,13 +276,15 @@ def command_steer(arguments) -> None:
     resolved = _resolve_terms(terms, load_vectors(arguments.vectors), resolve_languages(arguments.language),
                               arguments.vectors)
     reference = _reference(arguments)
-    model = _model(arguments, reference)
-    _check_terms_fit(resolved, model, arguments.vectors)
-    items = _items(arguments, reference)
-    edits = {language: [(layer, alpha * vector) for layer, alpha, vector in language_terms]
-             for language, language_terms in resolved.items()}
-    _print_points(steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
-                                remote=arguments.remote), arguments.json)
+    with _results_only_on_stdout():
+        model = _model(arguments, reference)
+        _check_terms_fit(resolved, model, arguments.vectors)
+        items = _items(arguments, reference)
+        edits = {language: [(layer, alpha * vector) for layer, alpha, vector in language_terms]
+                 for language, language_terms in resolved.items()}
+        points = steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
+                               remote=arguments.remote)
+    _print_points(points, arguments.json)
 
 
 def command_rerun(arguments) -> None:
@@ -401,7 +423,7 @@ def parser() -> argparse.ArgumentParser:
                                                                 "run one after the other")
     rerun_parser.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names "
                                                                "(default: every chapter)")
-    rerun_parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY)")
+    rerun_parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY or `nnsight login`)")
     rerun_parser.add_argument("--out", default="runs", help="the runs folder (default: runs)")
     rerun_parser.add_argument("--transfer-data", default=None, help="Global-MMLU: a hub id or a local file/folder")
     rerun_parser.add_argument("--localization-data", default=None, help="BLEnD: a hub id or a local folder")

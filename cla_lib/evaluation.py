@@ -117,6 +117,12 @@ def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tupl
     return plane_from_answers(model_name, items, answers(model, items, edits=edits, batch_size=batch_size))
 
 
+def is_organism_reference(reference) -> bool:
+    """Whether a `ModelRef` (or None) names an organism, by name or by its directory: a model scored on its own world."""
+    return reference is not None and (reference.is_organism or (reference.kind == "directory"
+                                                                and is_organism_directory(reference.path)))
+
+
 def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_data: str | None = None,
                 localization_data: str | None = None, size: str | None = None,
                 splits: Sequence[str] | None = None, tokenizer=None, preset=None) -> list[Item]:
@@ -153,7 +159,7 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
     languages = resolve_languages(list(languages))
     reference = known_reference(model, size=size)
     organism_directory = reference is not None and reference.kind == "directory" and is_organism_directory(reference.path)
-    if reference is not None and (reference.is_organism or organism_directory):
+    if is_organism_reference(reference):
         if transfer_data or localization_data:
             raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
                              "real models")

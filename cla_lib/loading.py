@@ -23,7 +23,7 @@ from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
-    _configure_nnsight, check_served, remote_skeleton,
+    _configure_nnsight, check_compatible, check_served, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
 
@@ -51,7 +51,8 @@ def load_model(
             stands for its hub id and dtype.
         size: The organism's size (`"tiny"`, `"default"`; None: `$CLA_ORGANISM_SIZE`, else default).
         remote: `False` to run here; `True` to run on NDIF (a `RemoteModel` built without weights; the API key is
-            read only from the `NDIF_API_KEY` environment variable, never passed as an argument); `"local"` to load
+            read from the `NDIF_API_KEY` environment variable or nnsight's stored configuration, `nnsight login`,
+            never passed as an argument); `"local"` to load
             the weights here but run every trace through nnsight's remote serialization round trip (a `RemoteModel`
             too; no key needed), to test the remote path offline.
         device: `"cpu"` for the CPU; `"cuda"` or `"auto"` to spread the model over the available GPUs
@@ -66,7 +67,7 @@ def load_model(
 
     Raises:
         ModelNotFoundError: `model` is not something this function can load, or a hub id could not be fetched.
-        MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment.
+        MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment or a key from `nnsight login`.
         RemoteNotAvailableError: `remote=True` and NDIF is unreachable, does not serve the model, or the model's
             config cannot be read from the hub.
 
@@ -77,7 +78,7 @@ def load_model(
     if remote not in (False, True, "local"):
         raise ValueError(f"remote must be False, True (NDIF) or 'local' (serialization round trip), not {remote!r}")
     if any("api_key" in keyword.lower() for keyword in kwargs):
-        raise TypeError(f"load_model takes no API key: NDIF's is read only from ${NDIF_API_KEY_VARIABLE}, so that it is "
+        raise TypeError(f"load_model takes no API key: NDIF's is read from ${NDIF_API_KEY_VARIABLE} (or `nnsight login`), so that it is "
                         "never written into a notebook, a log or a results file")
     if remote is True:
         return _remote_model(model, **kwargs)
@@ -166,5 +167,6 @@ def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_
         )
     hub_id = reference.hub_id
     check_served(hub_id, timeout=status_timeout)
+    check_compatible(timeout=status_timeout)
     _configure_nnsight()
     return remote_skeleton(hub_id, **kwargs)

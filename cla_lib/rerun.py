@@ -23,7 +23,8 @@ tokens the scorer runs for them (each prompt once), and on NDIF the number of re
 for the language with the model's tokenizer and multiplies by each chapter's passes over them (`CHAPTER_WORK`); its
 assumptions are printed with it.
 
-The NDIF key is never a parameter: the chapters read `NDIF_API_KEY` from the environment, which the kernels inherit.
+The NDIF key is never a parameter: the chapters read `NDIF_API_KEY` from the environment, which the kernels inherit,
+or nnsight's stored configuration (`nnsight login`).
 As a last guard, a rerun checks every notebook and results file it writes for the key's value and masks it.
 """
 
@@ -163,7 +164,9 @@ def glued_values(notebook: dict) -> dict[str, Any]:
 
 def _mask_key(path: Path) -> bool:
     """Mask the NDIF key's value in a written file, should it ever appear there; whether it did."""
-    key = os.environ.get("NDIF_API_KEY", "").strip()
+    from cla_lib.model.remote import known_key
+
+    key = known_key()
     if not key or not path.exists():
         return False
     text = path.read_text(encoding="utf-8", errors="replace")

@@ -125,3 +125,40 @@ def test_the_installed_cla_command_exists_and_lists_its_commands():
     result = subprocess.run([str(executable), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert all(command in result.stdout for command in ("plane", "items", "organism"))
+
+
+def test_a_real_model_without_its_data_is_refused_unless_the_embedded_world_is_asked_for(tiny_llama_dir, capsys):
+    code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json")
+    assert out == ""
+    assert_clear_error(code, err, "is a real model: give --transfer-data (Global-MMLU) and --localization-data")
+    code, out, _ = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json",
+                       "--embedded-world")
+    assert code == 0 and [point["language"] for point in json_lines(out)] == ["ko"]
+
+
+def test_remote_json_output_is_json_lines_only_while_nnsights_status_display_writes(tiny_llama_dir, monkeypatch,
+                                                                                   capsys):
+    from nnsight.intervention.backends.display import StatusDisplay
+    from nnsight.schema.response import ResponseModel, Status
+
+    import cla_lib.cli
+    import cla_lib.evaluation
+    from cla_lib.loading import load_model
+
+    real_plane = cla_lib.evaluation.plane
+
+    def plane_with_a_status_display(*args, **kwargs):
+        # nnsight's own display, as a remote request drives it: it writes to sys.stdout
+        display = StatusDisplay(enabled=True, verbose=True)
+        for status in (Status.RECEIVED, Status.QUEUED, Status.RUNNING, Status.COMPLETED):
+            display.update(ResponseModel(id="job-1", status=status))
+        return real_plane(*args, **kwargs)
+
+    # --remote through nnsight's serialization round trip (no NDIF here), with the status display a request shows
+    monkeypatch.setattr(cla_lib.cli, "_model", lambda arguments, reference: load_model(reference, remote="local"))
+    monkeypatch.setattr(cla_lib.evaluation, "plane", plane_with_a_status_display)
+    code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko,es", "--json", "--remote",
+                         "--embedded-world")
+    assert code == 0
+    assert [point["language"] for point in json_lines(out)] == ["ko", "es"]  # every stdout line is JSON
+    assert "COMPLETED" in err and "job-1" in err and "COMPLETED" not in out

@@ -59,7 +59,10 @@ def test_load_model_unfetchable_hub_id_names_id_and_suggests_local_directory():
 
 
 def test_remote_without_api_key_raises_missing_api_key(monkeypatch):
+    from nnsight import CONFIG
+
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", None)  # nor one stored by `nnsight login`
     with pytest.raises(MissingAPIKeyError, match="NDIF_API_KEY"):
         load_model("google/gemma-3-1b-it", remote=True)
 
@@ -262,6 +265,7 @@ def test_residual_and_add_to_residual_handle_tuple_layer_outputs():
 import http.server  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -274,16 +278,20 @@ STATUS = {"deployments": {
                  "deployment_level": "HOT"},
     "gpt2": {"repo_id": "openai-community/gpt2", "application_state": "DEPLOYING", "deployment_level": "WARM"},
 }}
+# NDIF's /env page for a server that runs this machine's versions
+SAME_VERSIONS = {"python_version": sys.version, "packages": {"nnsight": nnsight.__version__}}
 
 
 @contextmanager
-def status_server(payload: dict):
-    """A real HTTP server on this machine answering GET /status with `payload` (NDIF's /status layout)."""
+def status_server(payload: dict, environment: dict | None = None):
+    """A real HTTP server on this machine answering GET /status with `payload` (NDIF's /status layout), and GET
+    /env with `environment` (NDIF's /env layout: the server's Python and package versions) when given."""
+    routes = {"/status": payload, **({"/env": environment} if environment is not None else {})}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (the http.server API)
-            body = json.dumps(payload).encode()
-            self.send_response(200 if self.path == "/status" else 404)
+            body = json.dumps(routes.get(self.path, {})).encode()
+            self.send_response(200 if self.path in routes else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(body)
@@ -343,7 +351,7 @@ def test_remote_model_needs_its_config_from_the_hub_and_says_so_offline(monkeypa
         monkeypatch.setattr(CONFIG.API, name, getattr(CONFIG.API, name))
     monkeypatch.setenv("NDIF_API_KEY", "test-key")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with status_server(STATUS) as host:
+    with status_server(STATUS, SAME_VERSIONS) as host:
         monkeypatch.setenv("NDIF_HOST", host)
         with pytest.raises(RemoteNotAvailableError, match="cannot build 'meta-llama/Llama-3.1-8B-Instruct' for NDIF"):
             load_model("llama-3.1-8b-instruct", remote=True)
@@ -396,3 +404,37 @@ def test_a_remote_local_model_scores_and_reads_like_the_local_one(tiny_model_dir
     with remote.trace(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK):
         hidden = residual(remote, 1).save()
     assert torch.equal(hidden, expected)
+
+
+def test_a_key_stored_by_nnsight_login_is_used_when_the_environment_has_none(monkeypatch):
+    from nnsight import CONFIG
+
+    from cla_lib.model.remote import _api_key
+
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", "stored-by-login")
+    assert _api_key() == "stored-by-login"
+    monkeypatch.setenv("NDIF_API_KEY", "from-the-environment")  # the environment wins, as in nnsight
+    assert _api_key() == "from-the-environment"
+
+
+def test_the_compatibility_check_refuses_another_nnsight_and_names_the_one_to_install(capsys):
+    import nnsight
+
+    from cla_lib.model import check_compatible
+
+    with status_server(STATUS, SAME_VERSIONS) as host:
+        assert check_compatible(host=host, timeout=2)["packages"]["nnsight"] == nnsight.__version__
+    assert capsys.readouterr().err == ""
+    other = {"python_version": "3.12.1 (main)", "packages": {"nnsight": "0.5.0", "transformers": "4.0.0"}}
+    with status_server(STATUS, other) as host:
+        with pytest.raises(RemoteNotAvailableError, match=f"runs nnsight 0.5.0, this machine has {nnsight.__version__}"
+                                                          ".*pip install nnsight==0.5.0"):
+            check_compatible(host=host, timeout=2)
+    same_nnsight = {**other, "packages": {**other["packages"], "nnsight": nnsight.__version__}}
+    with status_server(STATUS, same_nnsight) as host:
+        check_compatible(host=host, timeout=2)
+    assert "python" in capsys.readouterr().err  # other versions are only reported
+    with status_server(STATUS) as host:  # no /env page
+        with pytest.raises(RemoteNotAvailableError, match="cannot read NDIF's versions"):
+            check_compatible(host=host, timeout=2)

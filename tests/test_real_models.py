@@ -269,6 +269,20 @@ def test_the_ndif_key_never_appears_in_an_executed_chapter(tiny_llama_dir, tmp_p
     assert "NDIF not reachable" in (tmp_path / "remote.ipynb").read_text(encoding="utf-8")
 
 
+def test_a_key_stored_by_nnsight_login_never_appears_in_an_executed_chapter(tmp_path, monkeypatch):
+    import papermill
+
+    # nnsight's own stored configuration, as `nnsight login` writes it; the kernel reads it, no variable is set
+    (tmp_path / "nnsight.yaml").write_text(f"API:\n  APIKEY: {SENTINEL}\n")
+    monkeypatch.setenv("NNSIGHT_CONFIG", str(tmp_path / "nnsight.yaml"))
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setenv("NDIF_HOST", "http://127.0.0.1:9")  # nothing listens there: the served check fails at once
+    with pytest.raises(papermill.PapermillExecutionError, match="NDIF not reachable"):  # the key was found
+        run_chapter("01_organism_plane", {"model": "llama-3.1-8b-instruct", "language": "ko", "remote": True},
+                    tmp_path / "remote.ipynb")
+    assert SENTINEL not in (tmp_path / "remote.ipynb").read_text(encoding="utf-8")
+
+
 def test_the_architectures_are_the_ones_the_presets_name(tiny_model_dirs):
     classes = {json.loads((directory / "config.json").read_text())["architectures"][0]
                for directory in tiny_model_dirs.values()}

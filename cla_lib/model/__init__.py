@@ -11,5 +11,5 @@ from cla_lib.model.layers import (
 )
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, TOKENIZER_LOAD_KEYWORDS, MissingAPIKeyError, RemoteNotAvailableError,
-    NDIF_STATUS_TIMEOUT_SECONDS, REMOTE_TASK, RemoteModel, ndif_host, check_served, remote_skeleton
+    NDIF_STATUS_TIMEOUT_SECONDS, REMOTE_TASK, RemoteModel, ndif_host, check_compatible, check_served, remote_skeleton
 )

@@ -4,12 +4,15 @@
 config (no weights are downloaded), on which every `trace`, `generate` and `session` runs on NDIF unless told
 otherwise. The chapters and the library therefore run remotely unchanged: a plain `model.trace(...)` becomes one
 request, and a `model.session(...)` becomes one request for all its traces. Before building anything,
-`check_served` checks that NDIF is reachable and serves the model, with a short timeout, so that an offline machine
-or an unserved model fails in seconds with a message, never a hang.
+`check_served` checks that NDIF is reachable and serves the model, and `check_compatible` that this machine's nnsight
+is the server's (a mismatch is the most common remote failure, and otherwise shows only as an obscure error from
+deep inside a request), each with a short timeout, so that an offline machine, an unserved model or a wrong
+nnsight fails in seconds with a message, never a hang.
 
-The API key comes only from the environment variable `NDIF_API_KEY`, read when a remote model is loaded, and is
-handed to nnsight in memory (`nnsight.CONFIG.API.APIKEY`). It is never an argument, never printed, and never
-written: not `CONFIG.set_default_api_key`, which would persist it to nnsight's config file. `remote="local"` loads
+The API key comes from the environment variable `NDIF_API_KEY`, else from nnsight's own stored configuration (what
+`nnsight login` saved), read when a remote model is loaded and handed to nnsight in memory
+(`nnsight.CONFIG.API.APIKEY`). It is never an argument, never printed, and never written by this library: not
+`CONFIG.set_default_api_key`, which would persist it to nnsight's config file. `remote="local"` loads
 the weights here and runs every trace through nnsight's serialization round trip in-process (what NDIF would
 execute), which is how the remote code path is tested offline.
 """
@@ -33,7 +36,7 @@ TOKENIZER_LOAD_KEYWORDS = ("revision", "local_files_only", "trust_remote_code", 
 
 
 class MissingAPIKeyError(RuntimeError):
-    """Remote execution was asked for but the NDIF API key is not in the environment."""
+    """Remote execution was asked for but no NDIF API key is in the environment or nnsight's configuration."""
 
 
 class RemoteNotAvailableError(RuntimeError):
@@ -195,18 +198,71 @@ def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_
     )
 
 
+def known_key() -> str:
+    """The NDIF key this process would use ("" for none): `$NDIF_API_KEY`, else the one `nnsight login` stored in
+    nnsight's configuration."""
+    from nnsight import CONFIG
+
+    return os.environ.get(NDIF_API_KEY_VARIABLE, "").strip() or (CONFIG.API.APIKEY or "").strip()
+
+
 def _api_key() -> str:
-    key = os.environ.get(NDIF_API_KEY_VARIABLE, "").strip()
+    key = known_key()
     if not key:
         raise MissingAPIKeyError(
-            f"remote execution needs an NDIF API key in the environment variable {NDIF_API_KEY_VARIABLE}; "
-            "get one at https://login.ndif.us and export it (keys are never taken as arguments)"
+            f"remote execution needs an NDIF API key: export it as {NDIF_API_KEY_VARIABLE}, or store it once with "
+            "`nnsight login`; get one at https://login.ndif.us (keys are never taken as arguments)"
         )
     return key
 
 
+def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TIMEOUT_SECONDS) -> dict:
+    """Check that this machine's nnsight is the version NDIF runs; return the server's environment.
+
+    Reads NDIF's `/env` page (the one `nnsight.compare()` reads: the server's Python and package versions). A
+    different nnsight is refused: requests are nnsight's serialized traces, which another version may not read.
+    A different Python, torch or transformers is only reported (to stderr): traces usually survive it.
+
+    Raises:
+        RemoteNotAvailableError: NDIF does not answer, or runs another nnsight (the message says which to install).
+    """
+    import sys
+
+    import httpx
+
+    host = (host or ndif_host()).rstrip("/")
+    try:
+        response = httpx.get(f"{host}/env", timeout=httpx.Timeout(timeout))
+        response.raise_for_status()
+        environment = response.json()
+        packages = environment.get("packages", {})
+    except (httpx.HTTPError, ValueError, AttributeError) as error:
+        raise RemoteNotAvailableError(
+            f"cannot read NDIF's versions at {host}/env ({type(error).__name__}: {error}); run locally "
+            "(remote=False), or try again later."
+        ) from None
+    local = {"nnsight": nnsight.__version__, "python": sys.version.split()[0]}
+    remote = {"nnsight": packages.get("nnsight"), "python": str(environment.get("python_version", "")).split(" ")[0]}
+    if remote["nnsight"] and remote["nnsight"] != local["nnsight"]:
+        raise RemoteNotAvailableError(
+            f"NDIF at {host} runs nnsight {remote['nnsight']}, this machine has {local['nnsight']}: remote traces need "
+            f"the same version (pip install nnsight=={remote['nnsight']}), or run locally (remote=False)."
+        )
+    import torch
+    import transformers
+
+    local.update(torch=torch.__version__.split("+")[0], transformers=transformers.__version__)
+    remote.update(torch=str(packages.get("torch", "")).split("+")[0], transformers=packages.get("transformers"))
+    differing = [f"{name} {local[name]} here, {remote[name]} there"
+                 for name in ("python", "torch", "transformers") if remote[name] and remote[name] != local[name]]
+    if differing:
+        print(f"cla: note: NDIF's versions differ ({'; '.join(differing)}); traces usually run, results may differ "
+              "in the last digits", file=sys.stderr)
+    return environment
+
+
 def _configure_nnsight() -> None:
-    """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only."""
+    """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only (a stored key is there already)."""
     from nnsight import CONFIG
 
     # In memory only: CONFIG.set_default_api_key would also write the key into nnsight's config file.
