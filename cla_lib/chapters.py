@@ -15,7 +15,7 @@ from cla_lib.comparison import parse_list, parse_seeds
 from cla_lib.evaluation import plane_items
 from cla_lib.items import SPLITS, Item
 from cla_lib.languages import resolve_languages
-from cla_lib.loading import load_model
+from cla_lib.loading import load_model, placement, use_placement
 from cla_lib.model.reference import ModelRef
 from cla_lib.organism.registry import organism_path
 from cla_lib.steering.splits import check_disjoint
@@ -90,8 +90,11 @@ class ChapterSetup:
         return organism_path(reference, progress=False)
 
     def load(self, method: str = "base"):
-        """The base model, or the aligned organism of `method`, loaded for tracing."""
-        return load_model(str(self.directory(method)), remote=self.remote)
+        """The base model, or the aligned organism of `method`, loaded for tracing; a real model says where it went."""
+        model = load_model(str(self.directory(method)), remote=self.remote)
+        if not self.is_organism and not self.remote:
+            print(f"{self.name}: {placement(model)}")
+        return model
 
     def items(self, *, tokenizer=None, transfer_data: str | None = None, localization_data: str | None = None
               ) -> list[Item]:
@@ -100,8 +103,11 @@ class ChapterSetup:
 
 
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
-                  aligned: str = "", alphas: str = "", remote: bool = False) -> ChapterSetup:
-    """The set-up of a chapter from its parameters' values (see `ChapterSetup`)."""
+                  aligned: str = "", alphas: str = "", remote: bool = False, device: str | None = None,
+                  dtype: str | None = None) -> ChapterSetup:
+    """The set-up of a chapter from its parameters' values (see `ChapterSetup`); `device` and `dtype` become the
+    defaults of every model the chapter loads (`cla_lib.loading.use_placement`)."""
+    use_placement(device, dtype)
     reference = ModelRef.parse(model, size=organism_size)
     if reference.is_organism and "@" not in reference.name:
         reference = ModelRef.organism(f"{reference.name}@{seed}", size=organism_size)

@@ -39,6 +39,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("extract", "validation", "test"), action="append",
                         help="only items of this split (repeatable; default: all items)")
     parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY or `nnsight login`)")
+    parser.add_argument("--device", default=None, help="where a real model loads: cuda (spread over the GPUs), cuda:1, "
+                                                       "cpu (default: $CLA_DEVICE, else the CPU)")
+    parser.add_argument("--dtype", default=None, help="the weights' dtype: bfloat16, float32 (default: the preset's "
+                                                      "on a GPU, float32 on the CPU)")
     parser.add_argument("--batch-size", type=int, default=64)
 
 
@@ -66,9 +70,13 @@ def _items(arguments, reference) -> list:
 
 
 def _model(arguments, reference):
-    from cla_lib.loading import load_model
+    from cla_lib.loading import load_model, placement
 
-    return load_model(reference, remote=arguments.remote)
+    if arguments.remote:
+        return load_model(reference, remote=True)
+    model = load_model(reference, device=arguments.device, dtype=arguments.dtype)
+    print(f"{reference.name}: {placement(model)}", file=sys.stderr)
+    return model
 
 
 @contextlib.contextmanager
@@ -292,12 +300,9 @@ def command_rerun(arguments) -> None:
     from cla_lib import rerun
 
     book = arguments.book or rerun.BOOK
-    if arguments.device:
-        import os
+    from cla_lib.loading import use_placement
 
-        from cla_lib.loading import DEVICE_VARIABLE
-
-        os.environ[DEVICE_VARIABLE] = arguments.device  # the chapters' kernels inherit it: load_model reads it
+    use_placement(arguments.device, arguments.dtype)  # the chapters' kernels inherit both: load_model reads them
     extra = {}
     for entry in arguments.parameter or []:
         name, separator, value = entry.partition("=")
@@ -432,6 +437,9 @@ def parser() -> argparse.ArgumentParser:
     rerun_parser.add_argument("--device", default=None, help="where the chapters load the model: cuda (spread over "
                                                              "the GPUs, the preset's dtype), cuda:1, cpu (default: "
                                                              "$CLA_DEVICE, else the CPU)")
+    rerun_parser.add_argument("--dtype", default=None, help="the weights' dtype where the chapters load the model: "
+                                                            "bfloat16, float32 (default: $CLA_DTYPE, else the "
+                                                            "preset's on a GPU, float32 on the CPU)")
     rerun_parser.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
                               help="another chapter parameter, passed to the chapters that declare it (repeatable)")
     rerun_parser.add_argument("--book", default=None, help="the folder of the chapters (default: this book's)")

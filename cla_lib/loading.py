@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from nnsight import TransformersModel
 
-from cla_lib.alignment.lora import is_adapter_directory, load_merged
+from cla_lib.alignment import estimate
+from cla_lib.alignment.lora import adapter_base, is_adapter_directory, load_merged
 from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
@@ -31,6 +32,18 @@ from cla_lib.organism.registry import organism_path
 # The device `load_model` uses when none is given: how a chapter run by papermill (whose cells call
 # `load_model(name)`) is put on a GPU without a parameter of its own: `CLA_DEVICE=cuda cla rerun ...`.
 DEVICE_VARIABLE = "CLA_DEVICE"
+# The same for the dtype: `cla rerun --dtype`, a chapter's `dtype` parameter.
+DTYPE_VARIABLE = "CLA_DTYPE"
+
+
+def use_placement(device: str | None = None, dtype: str | None = None) -> None:
+    """Make `device` and `dtype` the defaults of every `load_model` of this process (and its children) that names
+    none: how a chapter's `device` and `dtype` parameters reach every model it loads. None leaves a default as is."""
+    if device:
+        os.environ[DEVICE_VARIABLE] = str(device)
+    if dtype:
+        _resolved_dtype(dtype, device)  # an unknown dtype fails here, at the parameter, not at the first load
+        os.environ[DTYPE_VARIABLE] = str(dtype)
 
 
 def load_model(
@@ -59,7 +72,8 @@ def load_model(
             (`device_map="auto"`); any other torch device string (`"cuda:1"`) to put it all there. `None`: the
             environment variable `CLA_DEVICE` if set, else the CPU.
         dtype: A torch dtype or its name (`"bfloat16"`, `"float32"`, `"auto"` for the checkpoint's own). Defaults
-            to the preset's dtype on a GPU, float32 on the CPU, bfloat16 on a GPU without a preset.
+            to `$CLA_DTYPE` if set (`use_placement`), else the preset's dtype on a GPU, float32 on the CPU, bfloat16
+            on a GPU without a preset.
         **kwargs: Passed to `from_pretrained` (`revision`, `local_files_only`, `attn_implementation`, ...).
 
     Returns:
@@ -84,6 +98,7 @@ def load_model(
         return _remote_model(model, **kwargs)
     reference = ModelRef.parse(model, size=size)
     device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
+    dtype = dtype if dtype is not None else (os.environ.get(DTYPE_VARIABLE) or None)
     if reference.is_organism:
         source = str(organism_path(reference))
     else:
@@ -91,7 +106,68 @@ def load_model(
         on_accelerator = device is not None and device != "cpu"
         if reference.kind == "preset" and dtype is None and on_accelerator:
             dtype = reference.preset.dtype
+        check_memory(reference, _resolved_dtype(dtype, device), device)
     return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
+
+
+class ModelWontFitError(ValueError):
+    """A model whose weights alone exceed the memory of the device it would be loaded on."""
+
+
+def _resolved_dtype(dtype: str | torch.dtype | None, device: str | None) -> torch.dtype | str:
+    """The dtype a model loads in: bfloat16 on an accelerator and float32 on the CPU by default; "auto" stays."""
+    if dtype is None:
+        return torch.bfloat16 if device is not None and device != "cpu" else torch.float32
+    if isinstance(dtype, str) and dtype != "auto":
+        resolved = getattr(torch, dtype, None)
+        if not isinstance(resolved, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; for example bfloat16, float16 or float32")
+        return resolved
+    return dtype
+
+
+def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | None) -> None:
+    """Refuse to load a real model whose weights exceed the memory of where it would go (the CPU's available RAM,
+    one GPU's, or all GPUs' for ``cuda``/``auto``), with the numbers, instead of swapping for an hour.
+
+    Counted from the config (a preset's row, a directory's or an adapter base's `config.json`); a hub id whose config
+    cannot be read here is not checked (loading it will say why)."""
+    if not isinstance(dtype, torch.dtype):
+        return
+    try:
+        if reference.preset is not None:
+            model = estimate.preset_architecture(reference.preset)
+        else:
+            from transformers import AutoConfig
+
+            source = reference.source
+            if source and is_adapter_directory(source):
+                source = adapter_base(source)
+            model = estimate.architecture(AutoConfig.from_pretrained(source))
+    except Exception:  # noqa: BLE001 - an unreadable config is loading's to report, not this estimate's
+        return
+    if device in ("cuda", "auto"):
+        memory = sum(estimate.device_memory(f"cuda:{index}") for index in range(torch.cuda.device_count())) or None
+        where = f"{torch.cuda.device_count()} GPU(s)"
+    else:
+        memory, where = estimate.device_memory(device or "cpu"), device or "the CPU"
+    weights = model.parameters * dtype.itemsize
+    if memory is not None and weights > memory:
+        raise ModelWontFitError(
+            f"{reference.name} needs {estimate.size(weights)} for its weights alone ({model.parameters:,} parameters in "
+            f"{str(dtype).removeprefix('torch.')}) and {where} has {estimate.size(memory)} free: load it on a GPU "
+            "(--device cuda, -p device cuda), in a smaller dtype (--dtype bfloat16), or run it on NDIF (--remote)")
+
+
+def placement(model) -> str:
+    """Where a loaded model's weights are, and in which dtype (what a command reports after loading)."""
+    module = getattr(model, "_module", model)
+    device_map = getattr(module, "hf_device_map", None)
+    devices = sorted({str(value) for value in device_map.values()}) if device_map else sorted(
+        {str(parameter.device) for parameter in module.parameters()})
+    dtypes = sorted({str(parameter.dtype).removeprefix("torch.") for parameter in module.parameters()})
+    parameters = sum(parameter.numel() for parameter in module.parameters())
+    return f"{parameters:,} parameters on {', '.join(devices)} in {', '.join(dtypes)}"
 
 
 def _local_model(
@@ -102,10 +178,7 @@ def _local_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     on_accelerator = device is not None and device != "cpu"
-    if dtype is None:
-        dtype = torch.bfloat16 if on_accelerator else torch.float32
-    elif isinstance(dtype, str) and dtype != "auto":
-        dtype = getattr(torch, dtype)
+    dtype = _resolved_dtype(dtype, device)
     model_keywords: dict[str, Any] = {"dtype": dtype, **kwargs}
     if device in ("cuda", "auto"):
         model_keywords["device_map"] = "auto"

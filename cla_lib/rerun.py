@@ -42,7 +42,7 @@ from cla_lib.costs import chapter_parameters, describe_cost, estimate
 from cla_lib.files import write_atomic
 from cla_lib.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
-from cla_lib.model.remote import _api_key, check_served
+from cla_lib.model.remote import _api_key, check_compatible, check_served, known_key
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,8 +164,6 @@ def glued_values(notebook: dict) -> dict[str, Any]:
 
 def _mask_key(path: Path) -> bool:
     """Mask the NDIF key's value in a written file, should it ever appear there; whether it did."""
-    from cla_lib.model.remote import known_key
-
     key = known_key()
     if not key or not path.exists():
         return False
@@ -289,9 +287,10 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
 
 
 def _check_remote(model: str) -> None:
-    """Fail before any chapter starts: no key, NDIF unreachable, or the model not served."""
+    """Fail before any chapter starts: no key, NDIF unreachable, the model not served, or another nnsight there."""
     _api_key()
     check_served(ModelRef.parse(model).hub_id or str(model))
+    check_compatible()
 
 
 def gather(runs_dir: str | Path):

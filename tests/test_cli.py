@@ -127,13 +127,14 @@ def test_the_installed_cla_command_exists_and_lists_its_commands():
     assert all(command in result.stdout for command in ("plane", "items", "organism"))
 
 
-def test_a_real_model_without_its_data_is_refused_unless_the_embedded_world_is_asked_for(tiny_llama_dir, capsys):
+def test_a_real_model_without_its_data_is_refused_unless_the_embedded_world_is_asked_for_and_says_where_it_loaded(tiny_llama_dir, capsys):
     code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json")
     assert out == ""
     assert_clear_error(code, err, "is a real model: give --transfer-data (Global-MMLU) and --localization-data")
-    code, out, _ = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json",
-                       "--embedded-world")
+    code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json",
+                         "--embedded-world", "--device", "cpu", "--dtype", "bfloat16")
     assert code == 0 and [point["language"] for point in json_lines(out)] == ["ko"]
+    assert f"{tiny_llama_dir}: 44,192 parameters on cpu in bfloat16" in err  # where it went, and how
 
 
 def test_remote_json_output_is_json_lines_only_while_nnsights_status_display_writes(tiny_llama_dir, monkeypatch,

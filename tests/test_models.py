@@ -392,9 +392,27 @@ def test_the_key_goes_to_nnsight_in_memory_and_never_to_its_config_file(monkeypa
     assert not (tmp_path / "nnsight.yaml").exists()
 
 
-def test_a_preset_name_loads_its_hub_id():
+def test_a_preset_name_loads_its_hub_id(monkeypatch):
+    from cla_lib.alignment import estimate
+
+    monkeypatch.setattr(estimate, "device_memory", lambda device: 2 ** 50)  # not what this test is about
     with pytest.raises(ModelNotFoundError, match="google/gemma-3-12b-it"):
         load_model("gemma-3-12b-it", local_files_only=True)
+
+
+def test_a_model_too_large_for_where_it_would_load_is_refused_with_its_weights_before_loading(monkeypatch,
+                                                                                               tiny_llama_dir):
+    from cla_lib.alignment import estimate
+    from cla_lib.loading import ModelWontFitError
+
+    monkeypatch.setattr(estimate, "device_memory", lambda device: 8 * 2 ** 30)
+    # 11.8 billion parameters in float32 (the CPU's default): 43.8 GiB
+    with pytest.raises(ModelWontFitError, match=r"gemma-3-12b-it needs 43.83 GiB for its weights alone "
+                                                r"\(11,766,034,176 parameters in float32\) and the CPU has 8.00 GiB"):
+        load_model("gemma-3-12b-it", local_files_only=True)
+    monkeypatch.setattr(estimate, "device_memory", lambda device: 1000)
+    with pytest.raises(ModelWontFitError, match="for its weights alone .* load it on a GPU \\(--device cuda"):
+        load_model(str(tiny_llama_dir))
 
 
 def test_a_remote_local_model_scores_and_reads_like_the_local_one(tiny_model_dir):

@@ -188,7 +188,7 @@ def test_plane_items_of_a_chat_preset_go_through_the_chat_template_prompts_and_p
 # -- the chapters, run with papermill on the tiny models ---------------------------------------------------------
 
 CHAPTERS = {
-    "01_organism_plane": {},
+    "01_organism_plane": {"device": "cpu", "dtype": "bfloat16"},  # the placement parameters reach the model
     "02_baseline_erasure": {"methods": "midalign", "include_replay": False},
     "03_layer_dissociation": {"alphas": "2"},
     "04_surgical_steering": {},
@@ -230,6 +230,9 @@ def test_each_chapter_runs_on_each_tiny_architecture_for_one_language(chapter, t
     from cla_lib.rerun import glued_values
 
     assert glued_values(notebook), "the chapter glued no numbers"
+    if "dtype" in parameters:
+        printed = "".join(output.get("text", "") for output in outputs_of(notebook) if output.output_type == "stream")
+        assert f"{tiny_model_dir}: " in printed and "parameters on cpu in bfloat16" in printed
 
 
 @pytest.mark.parametrize("chapter", ["03_layer_dissociation", "04_surgical_steering"])

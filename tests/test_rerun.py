@@ -243,6 +243,7 @@ def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tm
                              text=True, timeout=120)
     assert refused.returncode == 2 and "keys are never parameters" in refused.stderr
     without = {key: value for key, value in environment().items() if key != "NDIF_API_KEY"}
+    without["NNSIGHT_CONFIG"] = str(tmp_path / "no-nnsight-login.yaml")  # nor a key stored by `nnsight login`
     remote = subprocess.run(CLA + common + ["--remote"], env=without, capture_output=True, text=True, timeout=120)
     assert remote.returncode == 2 and "NDIF_API_KEY" in remote.stderr
     unreachable = subprocess.run(CLA + common + ["--remote"], capture_output=True, text=True, timeout=120,
