@@ -106,6 +106,8 @@ def load_model(
         on_accelerator = device is not None and device != "cpu"
         if reference.kind == "preset" and dtype is None and on_accelerator:
             dtype = reference.preset.dtype
+        if reference.preset is not None and reference.preset.revision:
+            kwargs.setdefault("revision", reference.preset.revision)
         check_memory(reference, _resolved_dtype(dtype, device), device)
     return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
 
@@ -157,6 +159,13 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
             f"{reference.name} needs {estimate.size(weights)} for its weights alone ({model.parameters:,} parameters in "
             f"{str(dtype).removeprefix('torch.')}) and {where} has {estimate.size(memory)} free: load it on a GPU "
             "(--device cuda, -p device cuda), in a smaller dtype (--dtype bfloat16), or run it on NDIF (--remote)")
+
+
+def default_placement() -> dict:
+    """Where `load_model` puts a model that names no device or dtype in this process, for provenance."""
+    device = os.environ.get(DEVICE_VARIABLE) or "cpu"
+    dtype = os.environ.get(DTYPE_VARIABLE) or ("float32" if device == "cpu" else "the preset's (bfloat16 without one)")
+    return {"device": device, "dtype": dtype}
 
 
 def placement(model) -> str:
@@ -238,7 +247,7 @@ def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_
             f"{reference.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it "
             "locally (remote=False), or remotely through the serialization round trip (remote='local')."
         )
-    hub_id = reference.hub_id
+    hub_id = reference.hub_id  # no pinned revision: NDIF serves the revision it deployed, which nnsight's key names
     check_served(hub_id, timeout=status_timeout)
     check_compatible(timeout=status_timeout)
     _configure_nnsight()

@@ -1,9 +1,10 @@
-"""What a page or a results file was made from: the commit, the build date, the package versions, the models.
+"""What a page or a results file was made from: the commit, the build date, the package versions, the models (with
+their revisions), the data (with theirs), and where the models ran (device, dtype).
 
 A reader who downloads a chapter's numbers, or looks at a page a year from now, must be able to tell which code and
 which organisms produced them. The same record goes into every chapter's results folder (`provenance.json`), into a
 short section at the end of every chapter, and (`cla_lib.sphinx_ext`) into the footer of every page of the book. Nothing from the environment is recorded beyond package
-versions and the commit: no paths outside the repository, no variables (keys live there).
+versions, the commit and the device and dtype models load with: no variables (keys live there).
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
+from cla_lib.alignment.lora import adapter_base, is_adapter_directory
+from cla_lib.data import data_revision
+from cla_lib.loading import default_placement
+from cla_lib.model.reference import known_reference
 from cla_lib.organism import is_organism_directory
 
-PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "jupyter-book", "myst-nb")
+PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "peft", "accelerate", "datasets", "papermill",
+            "jupyter-book", "myst-nb")
+DATA_PARAMETERS = ("transfer_data", "localization_data")
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
@@ -54,14 +61,53 @@ def model_key(model: str | Path) -> str:
     return Path(model).name if is_organism_directory(model) else str(model)
 
 
+def model_revision(model: str | Path) -> str | None:
+    """Which weights a real model name stood for: a preset's pinned hub commit (or ``unpinned``), a hub snapshot's
+    commit, a local directory's fingerprint (its files' names and sizes), LoRA adapters with their base's; None for
+    an organism (its key says it all) or a name nothing loads."""
+    reference = known_reference(model)
+    if reference is None or reference.is_organism or is_organism_directory(model):
+        return None
+    if reference.preset is not None:
+        return f"{reference.hub_id}@{reference.preset.revision or 'unpinned (the hub main when loaded)'}"
+    if reference.kind == "hub":
+        return f"{reference.hub_id} (unpinned: the hub's main when loaded)"
+    path = Path(reference.path)
+    if is_adapter_directory(path):
+        return f"LoRA adapters {_fingerprint(path)} on {model_revision(adapter_base(path)) or adapter_base(path)}"
+    if "snapshots" in path.resolve().parts:  # a Hugging Face cache snapshot: the folder is the commit
+        return f"hub commit {path.resolve().name}"
+    return f"local directory {_fingerprint(path)}"
+
+
+def _fingerprint(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.is_file() and file.name != "training.json":
+            digest.update(f"{file.name}:{file.stat().st_size};".encode())
+    return f"files:{digest.hexdigest()[:12]}"
+
+
 def provenance(models: Iterable[str | Path] = (), parameters: dict | None = None) -> dict:
-    """The record: commit, UTC build date, package versions, the models' keys and (optionally) the parameters."""
+    """The record: commit, UTC build date, package versions, where models load (device, dtype), the models' keys
+    and real models' revisions, the data's revisions, and (optionally) the parameters (the seed among them)."""
+    models = list(models)
     record = {
         "commit": commit(),
         "built": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "versions": versions(),
+        "placement": default_placement(),
         "models": list(dict.fromkeys(model_key(model) for model in models)),
     }
+    revisions = {model_key(model): model_revision(model) for model in models}
+    revisions = {name: revision for name, revision in revisions.items() if revision}
+    if revisions:
+        record["revisions"] = revisions
+    data = {name: data_revision(parameters[name]) for name in DATA_PARAMETERS if (parameters or {}).get(name)}
+    if data:
+        record["data"] = data
     if parameters is not None:
         record["parameters"] = parameters
     return record
@@ -72,7 +118,10 @@ def markdown(record: dict) -> str:
     packages = ", ".join(f"{name} {version}" for name, version in record["versions"].items())
     lines = [f"- **commit** `{record['commit']}`, built {record['built']}",
              f"- **packages** {packages}",
-             "- **models** " + (", ".join(f"`{model}`" for model in record["models"]) or "none")]
+             "- **models** " + (", ".join(f"`{model}`" for model in record["models"]) or "none")
+             + f", loaded on {record['placement']['device']} in {record['placement']['dtype']}"]
+    lines += [f"- **revision of** `{model}`: {revision}" for model, revision in record.get("revisions", {}).items()]
+    lines += [f"- **data** `{name}`: {revision}" for name, revision in record.get("data", {}).items()]
     if record.get("parameters"):
         lines.append("- **parameters** " + ", ".join(f"`{name}={value!r}`"
                                                       for name, value in record["parameters"].items()))

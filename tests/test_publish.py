@@ -54,7 +54,8 @@ def test_results_go_where_CLA_RESULTS_says(tmp_path, monkeypatch, plane):
 def test_provenance_names_the_commit_and_an_organism_by_its_cache_key(tmp_path):
     organism = tmp_path / "base-0123456789ab"
     organism.mkdir()
-    (organism / "training.json").write_text("{}")
+    # an organism's training record names its world (a model aligned by `cla align` has a record without one)
+    (organism / "training.json").write_text('{"config": {"world": {"seed": 0}}}')
     record = provenance.provenance([organism, "gpt2", organism])
     assert record["models"] == ["base-0123456789ab", "gpt2"]
     assert record["commit"] and record["built"].endswith("UTC")
@@ -72,3 +73,31 @@ def test_plane_claim_holds_only_when_every_interval_clears_chance(plane):
     assert plane_claims(plane.iloc[:1], chance=chance).status == "holds"
     assert plane_claims(plane, chance=chance).status == "partly holds"
     assert plane_claims(plane, chance={"transfer": 0.9, "localization": 0.9}).status == "fails"
+
+
+def test_provenance_records_where_models_loaded_real_models_revisions_and_the_datas(tmp_path, monkeypatch,
+                                                                                  tiny_llama_dir):
+    from cla_lib.loading import use_placement
+
+    monkeypatch.delenv("CLA_DEVICE", raising=False)
+    monkeypatch.delenv("CLA_DTYPE", raising=False)
+    data = tmp_path / "blend"
+    data.mkdir()
+    (data / "questions.csv").write_text("ID,Question\n1,q\n")
+    parameters = {"seed": 2, "localization_data": str(data), "transfer_data": "CohereLabs/Global-MMLU"}
+    record = provenance.provenance(["llama-3.1-8b-instruct", str(tiny_llama_dir)], parameters)
+    assert record["placement"] == {"device": "cpu", "dtype": "float32"}
+    assert {"peft", "accelerate", "datasets", "torch", "nnsight", "transformers"} <= set(record["versions"])
+    assert record["revisions"]["llama-3.1-8b-instruct"] == \
+        "meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659"
+    assert record["revisions"][str(tiny_llama_dir)].startswith("local directory files:")
+    assert record["data"]["localization_data"].startswith("local copy, sha256:")
+    assert record["data"]["transfer_data"] == "CohereLabs/Global-MMLU (unpinned: the hub's main when loaded)"
+    assert record["parameters"]["seed"] == 2
+    before = record["data"]["localization_data"]
+    (data / "questions.csv").write_text("ID,Question\n1,changed\n")
+    assert provenance.provenance([], parameters)["data"]["localization_data"] != before  # the content, not the path
+    use_placement("cuda", "bfloat16")
+    assert provenance.provenance()["placement"] == {"device": "cuda", "dtype": "bfloat16"}
+    text = provenance.markdown(record)
+    assert "loaded on cpu in float32" in text and "0e9e39f249a1" in text

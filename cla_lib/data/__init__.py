@@ -9,7 +9,7 @@ templates, the choices of a BLEnD item, the country-mention rules, answer matchi
 
 from cla_lib.data.sources import (
     GLOBAL_MMLU, GLOBAL_MMLU_LITE, BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, DatasetLayoutError,
-    DatasetUnavailableError, assign_split
+    DatasetUnavailableError, HUB_REVISIONS, assign_split, data_revision
 )
 from cla_lib.data.global_mmlu import GLOBAL_MMLU_COLUMNS, LETTERS, TRANSFER_CHOICES, TRANSFER_TEMPLATE, transfer_items
 from cla_lib.data.mentions import (

@@ -24,6 +24,12 @@ BLEND = "nayeon212/BLEnD"
 BLEND_CONFIG = "annotations"
 
 
+# The hub commit each data set loads from (None: unpinned, the hub's main at load time). No commit could be confirmed
+# offline for these, so none is guessed; provenance records a local copy's content hash (`data_revision`), which is
+# what a rerun should pass (`--transfer-data DIR`) when the numbers must be reproducible to the digit.
+HUB_REVISIONS: dict[str, str | None] = {GLOBAL_MMLU: None, GLOBAL_MMLU_LITE: None, BLEND: None}
+
+
 # extract / validation / test
 DEFAULT_SPLIT_FRACTIONS: tuple[float, float, float] = (0.2, 0.2, 0.6)
 
@@ -107,7 +113,7 @@ def _load_hub(hub_id: str, config: str, split: str | None) -> dict[str, tuple[li
     try:
         import datasets
 
-        loaded = datasets.load_dataset(hub_id, config, split=split)
+        loaded = datasets.load_dataset(hub_id, config, split=split, revision=HUB_REVISIONS.get(hub_id))
     except Exception as error:  # network errors come in many types (ConnectionError, OSError, hub errors)
         where = f" (and {hub_id} is not a local path either)" if "/" in hub_id else ""
         raise DatasetUnavailableError(
@@ -118,6 +124,23 @@ def _load_hub(hub_id: str, config: str, split: str | None) -> dict[str, tuple[li
         ) from error
     splits = {split: loaded} if split is not None else dict(loaded)
     return {name: (list(dataset.column_names), dataset.to_list()) for name, dataset in splits.items()}
+
+
+def data_revision(source: str | Path) -> str:
+    """What a data source was, for provenance: a local copy's content hash (``sha256:`` of its files' names and
+    bytes, first 16 hex digits), or a hub id with its pinned commit or ``unpinned``."""
+    path = Path(source).expanduser()
+    if path.exists():
+        digest = hashlib.sha256()
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+                with open(file, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        return f"local copy, sha256:{digest.hexdigest()[:16]}"
+    revision = HUB_REVISIONS.get(str(source))
+    return f"{source}@{revision}" if revision else f"{source} (unpinned: the hub's main when loaded)"
 
 
 def _read_table(path: Path) -> tuple[list[str], list[dict]]:

@@ -37,6 +37,10 @@ class ModelPreset:
     config_class: str = ""
     model_class: str = ""
     text_config: dict = field(default_factory=dict, hash=False)
+    # The hub commit the weights load from (None: unpinned, the hub's main at load time; provenance then records
+    # that). Pinned where the same commit is the one public reruns pin; a commit this project could not confirm
+    # offline is left unpinned rather than guessed.
+    revision: str | None = None
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -64,6 +68,7 @@ PRESETS: dict[str, ModelPreset] = {
             model_class="Gemma3ForCausalLM",
             text_config=dict(intermediate_size=15360, num_attention_heads=16, num_key_value_heads=8, head_dim=256,
                              vocab_size=262208),
+            revision="96b6f1eccf38110c56df3a15bffe176da04bfd80",
         ),
         ModelPreset(
             name="gemma-3-4b-it",
@@ -101,6 +106,7 @@ PRESETS: dict[str, ModelPreset] = {
             model_class="LlamaForCausalLM",
             text_config=dict(intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
                              tie_word_embeddings=False),
+            revision="0e9e39f249a16976918f6564b8830bc894c89659",
         ),
         ModelPreset(
             name="llama-3.1-70b-instruct",
@@ -134,6 +140,7 @@ PRESETS: dict[str, ModelPreset] = {
             model_class="Qwen2ForCausalLM",
             text_config=dict(intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
                              tie_word_embeddings=False),
+            revision="a09a35458c702b33eeacc393d103063234e8bc28",
         ),
     )
 }
