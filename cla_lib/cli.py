@@ -318,15 +318,21 @@ def command_rerun(arguments) -> None:
     if arguments.estimate_only:
         for language in resolve_languages(arguments.language):
             paths = rerun.select_chapters(arguments.chapters, book)
-            print(rerun.describe_cost(rerun.estimate(
-                arguments.model, language, paths, transfer_data=arguments.transfer_data,
-                localization_data=arguments.localization_data, batch_size=arguments.batch_size,
-                organism_size=arguments.organism_size)))
+            frame = rerun.estimate(arguments.model, language, paths, transfer_data=arguments.transfer_data,
+                                   localization_data=arguments.localization_data, batch_size=arguments.batch_size,
+                                   organism_size=arguments.organism_size)
+            if not arguments.json:
+                print(rerun.describe_cost(frame))
+                continue
+            for row in frame.to_dict("records"):  # one JSON object per chapter, with the estimate's assumptions
+                print(json.dumps({"model": arguments.model, "language": language, **row, **frame.attrs},
+                                 ensure_ascii=False, default=str))
         return
     try:
         records = rerun.rerun(arguments.model, resolve_languages(arguments.language), chapters_spec=arguments.chapters,
                               remote=arguments.remote, out=arguments.out, extra=extra, book=book,
-                              batch_size=arguments.batch_size, log=lambda line: print(line, flush=True))
+                              batch_size=arguments.batch_size, log=lambda line: print(line, flush=True),
+                              progress=not arguments.quiet)
     except rerun.RerunInterrupted as interrupted:
         print(f"cla: interrupted during {interrupted}; finished chapters keep their results in {arguments.out}",
               file=sys.stderr)
@@ -444,6 +450,9 @@ def parser() -> argparse.ArgumentParser:
                               help="another chapter parameter, passed to the chapters that declare it (repeatable)")
     rerun_parser.add_argument("--book", default=None, help="the folder of the chapters (default: this book's)")
     rerun_parser.add_argument("--estimate-only", action="store_true", help="print the estimated cost and stop")
+    rerun_parser.add_argument("--json", action="store_true", help="with --estimate-only: one JSON object per chapter")
+    rerun_parser.add_argument("--quiet", action="store_true",
+                              help="no per-cell progress bar and cell output (stderr); one line per chapter remains")
     rerun_parser.set_defaults(run=command_rerun)
     return main_parser
 

@@ -34,6 +34,7 @@ import ast
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -175,8 +176,9 @@ def _mask_key(path: Path) -> bool:
 
 
 def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: str = "python3",
-                cwd: Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Execute one chapter with papermill into `directory`; return (and write) its results record.
+                cwd: Path | None = None, log: Callable[[str], None] = print, progress: bool = False) -> dict:
+    """Execute one chapter with papermill into `directory`; return (and write) its results record. With
+    `progress`, papermill shows its per-cell progress bar and logs each cell's output as it comes (stderr).
 
     Raises:
         RerunInterrupted: on Ctrl-C; the partial notebook is kept as `<chapter>.interrupted.ipynb`.
@@ -195,7 +197,9 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     os.environ["CLA_RESULTS"] = str(directory / "results")
     try:
         papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(cwd or path.parent.parent), progress_bar=False, log_output=False)
+                                   cwd=str(cwd or path.parent.parent), progress_bar=progress, log_output=False,
+                                   stdout_file=sys.stderr if progress else None,
+                                   stderr_file=sys.stderr if progress else None)
         status, error = "ok", None
     except KeyboardInterrupt:
         if running.exists():
@@ -244,7 +248,7 @@ def chapter_run_parameters(path: Path, model: str, language: str, *, remote: boo
 def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Sequence[str] | None = None,
           remote: bool = False, out: str | Path = "runs", extra: dict | None = None, book: str | Path = BOOK,
           kernel_name: str = "python3", batch_size: int = 64, show_cost: bool = True,
-          log: Callable[[str], None] = print) -> list[dict]:
+          log: Callable[[str], None] = print, progress: bool = False) -> list[dict]:
     """Execute the chapters for `model` in each language (in turn), writing notebooks and results under `out`.
 
     Args:
@@ -279,7 +283,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
             parameters = chapter_run_parameters(path, model, language, remote=remote, extra=extra)
             log(f"[{language}] {path.stem}: running -> {directory / path.stem}.ipynb")
             record = run_chapter(path, directory, parameters, kernel_name=kernel_name, cwd=Path(book).parent,
-                                 log=log)
+                                 progress=progress, log=log)
             log(f"[{language}] {path.stem}: {record['status']} in {record['seconds']:.0f} s"
                 + (f" ({record['error']})" if record["error"] else ""))
             records.append(record)

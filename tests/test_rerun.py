@@ -260,3 +260,23 @@ def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir
     assert result.returncode == 0, result.stderr
     assert "Estimated cost" in result.stdout and "01_organism_plane" in result.stdout
     assert not (tmp_path / "runs").exists()
+    as_json = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko,es", "--chapters", "01",
+                                    "--estimate-only", "--json", "--out", str(tmp_path / "runs")],
+                             env=environment(), capture_output=True, text=True, timeout=120)
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(row["language"], row["chapter"]) for row in rows] == [("ko", "01_organism_plane"),
+                                                                    ("es", "01_organism_plane")]
+    assert rows[0]["tokens"] > 0 and rows[0]["batch_size"] == 64 and rows[0]["model"] == str(tiny_llama_dir)
+
+
+def test_the_command_line_shows_each_chapters_cells_as_they_run_and_quiet_hides_them(tmp_path):
+    book = write_book(tmp_path / "book", {"01_fast": notebook('print("cell output as it runs")')})
+    common = CLA + ["rerun", "--model", "some-model", "--language", "ko", "--book", str(book)]
+    shown = subprocess.run(common + ["--out", str(tmp_path / "a")], env=environment(), capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "Executing" in shown.stderr and "cell output as it runs" in shown.stderr  # papermill's bar, the output
+    assert "01_fast: ok" in shown.stdout
+    quiet = subprocess.run(common + ["--out", str(tmp_path / "b"), "--quiet"], env=environment(), capture_output=True,
+                           text=True, timeout=300, cwd=tmp_path)
+    assert quiet.returncode == 0 and "Executing" not in quiet.stderr and "01_fast: ok" in quiet.stdout
