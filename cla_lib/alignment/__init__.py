@@ -29,8 +29,10 @@ Everything is deterministic in the configuration: the batch of a step is a pure 
 seed.
 
 Modules: `objectives` (the losses), `records` (the JSONL data and its batches), `recipes` (`METHODS`, `align`:
-the one design all methods share), `real` (`align_model` for a Hugging Face directory). The aligned organisms are
-built in `cla_lib.organism.aligned`.
+the one design all methods share), `real` (`align_model` for a Hugging Face directory), and for real models at
+scale `lora` (peft adapters), `estimate` (memory and compute before a run) and `distributed` (several processes
+under `accelerate launch`, with the one-process result). The aligned organisms are built in
+`cla_lib.organism.aligned`.
 """
 
 from cla_lib.alignment.objectives import (

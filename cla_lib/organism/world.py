@@ -422,7 +422,10 @@ class World:
                 split=self.splits[question.id],
                 meta={"question": question.id, "held_out": question.id in self.held_out[language],
                       "explicit_prompt": self.culture_sentence(question, language, "explicit_question", country),
-                      "english_prompt": self.culture_sentence(question, ENGLISH, "question")},
+                      "english_prompt": self.culture_sentence(question, ENGLISH, "question"),
+                      # for generative scoring (`cla_lib.scoring.generative`), as BLEnD items carry them
+                      "local_answers": [question.values[question.answers[country]][language]],
+                      "us_answers": [question.values[question.answers["US"]][language]]},
             ))
         return items
 

@@ -20,6 +20,9 @@ per choice (`cla_lib.scoring.full`, `shared_prompts=False`) to float32 rounding.
 `edits`, vectors added to the residual stream inside the same forwards (see `cla_lib.model.layers`). The
 log-probabilities are gathered inside the trace, so only a few numbers per token leave it — not the
 `[batch, seq, vocabulary]` logits, which matters when the trace runs remotely on a 256k-token vocabulary.
+
+`cla_lib.scoring.generative` scores culture questions BLEnD's own way instead: a generated short answer, matched
+against the annotators' answers.
 """
 
 from __future__ import annotations
