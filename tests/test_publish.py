@@ -79,8 +79,11 @@ def test_provenance_records_where_models_loaded_real_models_revisions_and_the_da
                                                                                   tiny_llama_dir):
     from cla_lib.loading import use_placement
 
-    monkeypatch.delenv("CLA_DEVICE", raising=False)
-    monkeypatch.delenv("CLA_DTYPE", raising=False)
+    for name in ("CLA_DEVICE", "CLA_DTYPE"):
+        # set first, so that monkeypatch restores them after use_placement writes them below (a bare delenv of an
+        # absent variable records nothing to undo)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     data = tmp_path / "blend"
     data.mkdir()
     (data / "questions.csv").write_text("ID,Question\n1,q\n")
