@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cla_lib.comparison import parse_list, parse_seeds
-from cla_lib.evaluation import plane_items
+from cla_lib.evaluation import check_data, plane_items
 from cla_lib.items import SPLITS, Item
 from cla_lib.languages import resolve_languages
 from cla_lib.loading import load_model, placement, use_placement
@@ -31,6 +31,7 @@ class ChapterSetup:
         aligned: the aligned organisms' methods (none for a real model).
         strengths: the steering strengths (`alphas`), without 0.
         remote: run on NDIF.
+        transfer_data, localization_data: a real model's data (hub ids or local copies), the defaults of `items`.
     """
 
     reference: ModelRef
@@ -39,6 +40,8 @@ class ChapterSetup:
     aligned: list[str]
     strengths: list[float]
     remote: bool = False
+    transfer_data: str | None = None
+    localization_data: str | None = None
 
     @property
     def is_organism(self) -> bool:
@@ -98,22 +101,25 @@ class ChapterSetup:
 
     def items(self, *, tokenizer=None, transfer_data: str | None = None, localization_data: str | None = None
               ) -> list[Item]:
-        return plane_items(self.reference, self.languages, transfer_data=transfer_data,
-                           localization_data=localization_data, tokenizer=tokenizer)
+        return plane_items(self.reference, self.languages, transfer_data=transfer_data or self.transfer_data,
+                           localization_data=localization_data or self.localization_data, tokenizer=tokenizer)
 
 
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
                   aligned: str = "", alphas: str = "", remote: bool = False, device: str | None = None,
-                  dtype: str | None = None) -> ChapterSetup:
+                  dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
+                  embedded_world: bool = False) -> ChapterSetup:
     """The set-up of a chapter from its parameters' values (see `ChapterSetup`); `device` and `dtype` become the
-    defaults of every model the chapter loads (`cla_lib.loading.use_placement`)."""
-    use_placement(device, dtype)
+    defaults of every model the chapter loads (`cla_lib.loading.use_placement`). A real model without its data is
+    refused here, before anything loads, unless `embedded_world` asks for the organism's world (`check_data`)."""
     reference = ModelRef.parse(model, size=organism_size)
+    check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
+    use_placement(device, dtype)
     if reference.is_organism and "@" not in reference.name:
         reference = ModelRef.organism(f"{reference.name}@{seed}", size=organism_size)
     return ChapterSetup(reference, resolve_languages(language), seed,
                         parse_list(aligned) if reference.is_organism else [],
-                        [float(alpha) for alpha in parse_list(alphas)], remote)
+                        [float(alpha) for alpha in parse_list(alphas)], remote, transfer_data, localization_data)
 
 
 def by_split(items: list[Item]) -> dict[str, list[Item]]:

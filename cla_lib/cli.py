@@ -49,15 +49,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _reference(arguments):
     """The model the command names, parsed once (`ModelRef.parse`); the CLI passes it down from here. A real model
     without its data is refused here, before anything loads."""
-    from cla_lib.evaluation import is_organism_reference
+    from cla_lib.evaluation import check_data
     from cla_lib.model import ModelRef
 
     reference = ModelRef.parse(arguments.model, size=arguments.organism_size)
-    if not is_organism_reference(reference) and not (arguments.transfer_data and arguments.localization_data) \
-            and not arguments.embedded_world:
-        raise ValueError(f"{reference.name} is a real model: give --transfer-data (Global-MMLU) and "
-                         "--localization-data (BLEnD), hub ids or local copies; or --embedded-world to score it on the "
-                         "organism's fictional world, which checks the code path and measures nothing")
+    check_data(reference, arguments.transfer_data, arguments.localization_data,
+               embedded_world=arguments.embedded_world)
     return reference
 
 
@@ -315,6 +312,8 @@ def command_rerun(arguments) -> None:
     for name in ("transfer_data", "localization_data", "organism_size"):
         if getattr(arguments, name, None) is not None:
             extra[name] = getattr(arguments, name)
+    if arguments.embedded_world:
+        extra["embedded_world"] = True
     if arguments.estimate_only:
         for language in resolve_languages(arguments.language):
             paths = rerun.select_chapters(arguments.chapters, book)
@@ -438,6 +437,8 @@ def parser() -> argparse.ArgumentParser:
     rerun_parser.add_argument("--out", default="runs", help="the runs folder (default: runs)")
     rerun_parser.add_argument("--transfer-data", default=None, help="Global-MMLU: a hub id or a local file/folder")
     rerun_parser.add_argument("--localization-data", default=None, help="BLEnD: a hub id or a local folder")
+    rerun_parser.add_argument("--embedded-world", action="store_true",
+                              help="score a real model on the organism's fictional world (a code-path check)")
     rerun_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
     rerun_parser.add_argument("--batch-size", type=int, default=64)
     rerun_parser.add_argument("--device", default=None, help="where the chapters load the model: cuda (spread over "

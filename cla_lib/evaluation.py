@@ -123,6 +123,28 @@ def is_organism_reference(reference) -> bool:
                                                                 and is_organism_directory(reference.path)))
 
 
+class MissingDataError(ValueError):
+    """A real model asked to be scored without its data: it would be scored on the organism's fictional world."""
+
+
+def check_data(model: str | ModelRef, transfer_data: str | None, localization_data: str | None, *,
+               embedded_world: bool = False, how: str = "cli") -> None:
+    """Refuse a real model without both data sets, unless `embedded_world` asks for the fictional world on purpose.
+
+    Without the check a real model is silently scored on the embedded world (see `plane_items`), whose numbers
+    measure nothing about it. `how` words the remedy for where the user stands: ``"cli"`` (flags) or ``"chapter"``
+    (papermill parameters)."""
+    reference = model if isinstance(model, ModelRef) else ModelRef.parse(model)
+    if is_organism_reference(reference) or embedded_world or (transfer_data and localization_data):
+        return
+    transfer, localization, embedded = (("--transfer-data", "--localization-data", "--embedded-world")
+                                        if how == "cli" else ("-p transfer_data", "-p localization_data",
+                                                              "-p embedded_world True"))
+    raise MissingDataError(f"{reference.name} is a real model: give {transfer} (Global-MMLU) and {localization} "
+                           f"(BLEnD), hub ids or local copies; or {embedded} to score it on the organism's fictional "
+                           "world, which checks the code path and measures nothing")
+
+
 def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_data: str | None = None,
                 localization_data: str | None = None, size: str | None = None,
                 splits: Sequence[str] | None = None, tokenizer=None, preset=None) -> list[Item]:

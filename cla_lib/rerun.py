@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cla_lib.costs import chapter_parameters, describe_cost, estimate
+from cla_lib.evaluation import check_data
 from cla_lib.files import write_atomic
 from cla_lib.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
@@ -258,7 +259,8 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
         remote: run on NDIF (`-p remote True`); checks the key and that the model is served before starting.
         out: the runs folder; results go to `out/<model-slug>/<language>/`.
         extra: more papermill parameters (`transfer_data`, `seed`, `batch_size`, ...), each passed to the chapters
-            that declare it.
+            that declare it. A real model needs `transfer_data` and `localization_data` (or `embedded_world`) where a
+            chapter scores it: refused before the first chapter starts (`cla_lib.evaluation.check_data`).
 
     Returns:
         The results records, one per chapter and language.
@@ -270,6 +272,9 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
     paths = select_chapters(chapters_spec, book)
     extra = dict(extra or {})
     extra.setdefault("batch_size", batch_size)
+    if any("embedded_world" in chapter_parameters(path) for path in paths):  # before anything runs, as chapters do
+        check_data(model, extra.get("transfer_data"), extra.get("localization_data"),
+                   embedded_world=bool(extra.get("embedded_world")))
     if remote:
         _check_remote(model)
     records = []

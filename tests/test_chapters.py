@@ -9,6 +9,7 @@ import torch
 from cla_lib.analysis import cross_layer_cosine, mean_abs_cosine, vector_cosines
 from cla_lib.chapters import by_split, chapter_setup
 from cla_lib.comparison import configuration_gain
+from cla_lib.evaluation import MissingDataError
 from cla_lib.steering import SteeringVector, sweep_means
 
 
@@ -23,13 +24,24 @@ def test_a_chapter_setup_applies_the_seed_to_an_organism_and_reads_the_lists():
 
 
 def test_a_real_model_has_no_aligned_organisms(tiny_llama_dir):
-    setup = chapter_setup(str(tiny_llama_dir), "ko", aligned="midalign")
+    setup = chapter_setup(str(tiny_llama_dir), "ko", aligned="midalign", embedded_world=True)
     assert not setup.is_organism and setup.aligned == [] and setup.label == str(tiny_llama_dir)
     assert setup.directory() == str(tiny_llama_dir)
 
 
+def test_a_real_model_without_its_data_is_refused_by_the_chapter_in_its_parameters_words(tiny_llama_dir):
+    with pytest.raises(MissingDataError, match="give -p transfer_data .* and -p localization_data .* or -p "
+                                               "embedded_world True"):
+        chapter_setup(str(tiny_llama_dir), "ko")
+    with pytest.raises(MissingDataError):  # one axis is not enough: the other would silently be the fictional one
+        chapter_setup(str(tiny_llama_dir), "ko", transfer_data="CohereForAI/Global-MMLU")
+    given = chapter_setup(str(tiny_llama_dir), "ko", transfer_data="t", localization_data="l")
+    assert (given.transfer_data, given.localization_data) == ("t", "l")  # the defaults of setup.items()
+    assert chapter_setup("organism", "ko").transfer_data is None  # an organism needs none
+
+
 def test_by_split_groups_items_and_refuses_a_question_in_two_splits(tiny_llama_dir):
-    items = chapter_setup(str(tiny_llama_dir), "ko").items()
+    items = chapter_setup(str(tiny_llama_dir), "ko", embedded_world=True).items()
     split = by_split(items)
     assert sum(len(part) for part in split.values()) == len(items)
     leaked = split["extract"][0]

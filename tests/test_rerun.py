@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from cla_lib import rerun
-from cla_lib.evaluation import plane_items
+from cla_lib.evaluation import MissingDataError, plane_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "ndif-sentinel-fedcba9876543210"
@@ -161,7 +161,11 @@ def test_rerun_of_the_first_chapter_writes_the_notebook_and_its_results_and_gath
                                                                                     monkeypatch):
     monkeypatch.setenv("NDIF_API_KEY", SENTINEL)
     lines = []
-    records = rerun.rerun(str(tiny_llama_dir), "ko", chapters_spec="01", out=tmp_path / "runs", log=lines.append)
+    with pytest.raises(MissingDataError, match="--transfer-data"):  # refused before anything runs
+        rerun.rerun(str(tiny_llama_dir), "ko", chapters_spec="01", out=tmp_path / "runs", log=lines.append)
+    assert not lines and not (tmp_path / "runs").exists()
+    records = rerun.rerun(str(tiny_llama_dir), "ko", chapters_spec="01", out=tmp_path / "runs", log=lines.append,
+                          extra={"embedded_world": True})
     directory = tmp_path / "runs" / "llama" / "ko"
     assert [record["status"] for record in records] == ["ok"]
     assert (directory / "01_organism_plane.ipynb").exists()
@@ -251,6 +255,14 @@ def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tm
     assert unreachable.returncode == 2 and "NDIF not reachable" in unreachable.stderr
     assert SENTINEL not in unreachable.stderr + unreachable.stdout
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_the_command_line_refuses_a_real_model_without_its_data_before_any_chapter_runs(tmp_path, tiny_llama_dir):
+    result = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
+                                   "--out", str(tmp_path / "runs")], env=environment(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "give --transfer-data" in result.stderr and "--embedded-world" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
 
 
 def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir):
