@@ -111,3 +111,8 @@ def test_each_preset_row_builds_its_architecture_with_the_published_parameter_co
     for name, billions in named.items():
         total, multiplying = parameter_counts(PRESETS[name])
         assert multiplying <= total and abs(total / 1e9 - billions) < 0.7
+
+
+def test_every_preset_pins_a_hub_commit():
+    # a rerun of a preset loads the same weights wherever it runs (provenance records the commit)
+    assert all(len(preset.revision or "") == 40 and int(preset.revision, 16) >= 0 for preset in PRESETS.values())

@@ -38,8 +38,8 @@ class ModelPreset:
     model_class: str = ""
     text_config: dict = field(default_factory=dict, hash=False)
     # The hub commit the weights load from (None: unpinned, the hub's main at load time; provenance then records
-    # that). Pinned where the same commit is the one public reruns pin; a commit this project could not confirm
-    # offline is left unpinned rather than guessed.
+    # that). Each is the snapshot public reruns load: the commit in the hub-cache paths
+    # (models--<org>--<name>/snapshots/<commit>) of several independent public repositories, not a guess.
     revision: str | None = None
 
 
@@ -87,6 +87,7 @@ PRESETS: dict[str, ModelPreset] = {
             model_class="Gemma3ForCausalLM",
             text_config=dict(intermediate_size=10240, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
                              vocab_size=262208),
+            revision="093f9f388b31de276ce2de164bdc2081324b9767",
         ),
         ModelPreset(
             name="llama-3.1-8b-instruct",
@@ -122,6 +123,7 @@ PRESETS: dict[str, ModelPreset] = {
             model_class="LlamaForCausalLM",
             text_config=dict(intermediate_size=28672, num_attention_heads=64, num_key_value_heads=8, vocab_size=128256,
                              tie_word_embeddings=False),
+            revision="1605565b47bb9346c5515c34102e054115b4f98b",
         ),
         ModelPreset(
             name="qwen2.5-7b-instruct",
