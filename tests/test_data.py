@@ -454,6 +454,34 @@ def test_localization_accepts_the_directory_its_parents_and_hub_records(tmp_path
     assert localization_items(tmp_path, "ko")[0] == reference
 
 
+def test_localization_from_the_hub_reads_its_json_files_when_the_builder_fails(monkeypatch, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub
+
+    def builder_fails(*args, **kwargs):  # as `annotations` fails under some datasets versions (nlee0212/BLEnD#2)
+        raise datasets.exceptions.DatasetGenerationError("An error occurred while generating the dataset")
+
+    def snapshot_download(repo_id, *, repo_type, allow_patterns, revision=None, **kwargs):
+        assert (repo_id, repo_type, allow_patterns) == ("nayeon212/BLEnD", "dataset", ["data/annotations_hf/*.json"])
+        hub_layout = tmp_path / "data" / "annotations_hf"  # the repository's own layout: lists of records
+        hub_layout.mkdir(parents=True)
+        for path in BLEND_ANNOTATIONS.glob("*_data.json"):
+            records = [{"ID": key, **value} for key, value in json.loads(path.read_text(encoding="utf-8")).items()]
+            (hub_layout / path.name).write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+        return str(tmp_path)
+
+    monkeypatch.setattr(datasets, "load_dataset", builder_fails)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert localization_items(None, "ko")[0] == localization_items(BLEND, "ko")[0]
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(DatasetUnavailableError, match="nayeon212/BLEnD.*local directory.*could not be fetched either"):
+        localization_items(None, "ko")
+
+
 def test_localization_from_the_hub_maps_split_codes_to_countries(monkeypatch):
     datasets = pytest.importorskip("datasets")
     codes = {name: code for name, code in data.BLEND_SPLIT_CODES.items()}

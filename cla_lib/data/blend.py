@@ -10,8 +10,8 @@ from typing import Iterable, Sequence
 from cla_lib.data.matching import normalize_answer
 from cla_lib.data.mentions import US_COUNTRY, remove_country_mention, remove_english_country_mention
 from cla_lib.data.sources import (
-    BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, DatasetLayoutError, _check_fractions, _load_hub, _resolve_source,
-    _take, _unit_hash, assign_split,
+    BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, HUB_REVISIONS, DatasetLayoutError, DatasetUnavailableError,
+    _check_fractions, _load_hub, _resolve_source, _take, _unit_hash, assign_split,
 )
 from cla_lib.items import Item
 from cla_lib.languages import ENGLISH, check_language
@@ -148,12 +148,17 @@ def _blend_records(source: str | Path, needed: Sequence[str]) -> tuple[dict[str,
     records: dict[str, dict[str, dict]] = {}
     where: dict[str, str] = {}
     if isinstance(source, str):
-        countries_by_code = {code: name for name, code in BLEND_SPLIT_CODES.items()}
-        for split, (_, rows) in _load_hub(source, BLEND_CONFIG, None).items():
-            name = countries_by_code.get(split, split)
-            where[name] = f"{source} (config {BLEND_CONFIG!r}, split {split!r})"
-            records[name] = _records_by_id(rows, where[name])
-    else:
+        try:
+            loaded = _load_hub(source, BLEND_CONFIG, None)
+        except DatasetUnavailableError as builder_failed:
+            source = _hub_files(source, builder_failed)
+        else:
+            countries_by_code = {code: name for name, code in BLEND_SPLIT_CODES.items()}
+            for split, (_, rows) in loaded.items():
+                name = countries_by_code.get(split, split)
+                where[name] = f"{source} (config {BLEND_CONFIG!r}, split {split!r})"
+                records[name] = _records_by_id(rows, where[name])
+    if not isinstance(source, str):
         directory = _annotations_directory(source)
         for path in sorted(directory.glob("*_data.json")):
             name = path.name[: -len("_data.json")]
@@ -167,6 +172,20 @@ def _blend_records(source: str | Path, needed: Sequence[str]) -> tuple[dict[str,
                 f"{source}: no BLEnD annotations for {country} ({expected}); present: {', '.join(sorted(records))}"
             )
     return records, where
+
+
+def _hub_files(hub_id: str, builder_failed: DatasetUnavailableError) -> Path:
+    """BLEnD's per-country JSON files fetched from the hub repository itself (`data/annotations_hf/`), read as a local
+    copy is: its `annotations` builder fails under some `datasets` versions (DatasetGenerationError,
+    nlee0212/BLEnD#2), and those files are what it builds from."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(hub_id, repo_type="dataset", allow_patterns=["data/annotations_hf/*.json"],
+                                      revision=HUB_REVISIONS.get(hub_id)))
+    except Exception as error:  # network and hub errors come in many types
+        raise DatasetUnavailableError(f"{builder_failed} Its JSON files could not be fetched either: "
+                                      f"{type(error).__name__}: {error}") from error
 
 
 def _annotations_directory(source: Path) -> Path:
