@@ -14,8 +14,17 @@ from typing import Any
 import torch
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 8) -> float:
-    """This machine's fp32 matmul throughput (GFLOP/s) on square products, with torch's current thread count."""
+def matmul_ceiling(size: int = 2048, repeats: int = 8, threads: int | None = None) -> float:
+    """This machine's fp32 matmul throughput (GFLOP/s) on square products, on `threads` torch threads (default:
+    torch's current count). A training is compared with the ceiling of the threads it trained on: the organisms
+    train on one thread each, and a two-thread ceiling would halve their fraction."""
+    if threads is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return matmul_ceiling(size, repeats)
+        finally:
+            torch.set_num_threads(before)
     left, right = torch.randn(size, size), torch.randn(size, size)
     for _ in range(2):
         left @ right

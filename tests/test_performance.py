@@ -35,6 +35,15 @@ def test_matmul_ceiling_is_a_positive_rate_measured_quickly():
     assert math.isfinite(ceiling) and 0.01 < ceiling < 1e5  # GFLOP/s: above a crawl, below any CPU's peak
 
 
+
+def test_matmul_ceiling_runs_on_the_threads_asked_for_and_restores_the_count():
+    import torch
+
+    before = torch.get_num_threads()
+    one = matmul_ceiling(size=256, repeats=3, threads=1)
+    assert math.isfinite(one) and one > 0.01
+    assert torch.get_num_threads() == before
+
 # -- scoring against its floor ------------------------------------------------------------------------------------
 
 
