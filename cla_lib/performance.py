@@ -8,23 +8,34 @@ fewest matmul FLOPs that the log-probabilities need, counted from the model's co
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run inside this on `threads` torch threads (None: as it is), restoring the count afterwards."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def matmul_ceiling(size: int = 2048, repeats: int = 8, threads: int | None = None) -> float:
     """This machine's fp32 matmul throughput (GFLOP/s) on square products, on `threads` torch threads (default:
     torch's current count). A training is compared with the ceiling of the threads it trained on: the organisms
     train on one thread each, and a two-thread ceiling would halve their fraction."""
-    if threads is not None:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            return matmul_ceiling(size, repeats)
-        finally:
-            torch.set_num_threads(before)
+    with torch_threads(threads):
+        return _ceiling(size, repeats)
+
+
+def _ceiling(size: int, repeats: int) -> float:
     left, right = torch.randn(size, size), torch.randn(size, size)
     for _ in range(2):
         left @ right

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cla_lib.files import save_atomically
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
 from cla_lib.organism.world import World, WorldConfig
+from cla_lib.performance import torch_threads
 from cla_lib.training import Schedule, TrainingLog, language_model_loss, train
 
 
@@ -84,15 +84,9 @@ def cache_root() -> Path:
 TRAINING_THREADS = 1
 
 
-@contextmanager
 def training_threads():
     """Train inside this: torch on `TRAINING_THREADS` threads, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(TRAINING_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(TRAINING_THREADS)
 
 
 def build_model(config: OrganismConfig, tokenizer):
