@@ -236,6 +236,21 @@ def test_passes_over_the_same_items_share_the_layers_below_their_edits(tiny_mode
         assert_scores_close(scores, choice_logprobs(tiny_model, items, edits=edits, shared_prompts=False))
 
 
+def test_items_are_tokenized_once_per_tokenizer_across_calls(tiny_model, monkeypatch):
+    import cla_lib.scoring.shared as shared
+
+    first = choice_logprobs(tiny_model, ITEMS)
+    calls = []
+    monkeypatch.setattr(shared, "encode_item", lambda *args: calls.append(args) or encode_item(*args))
+    again = choice_logprobs_passes(tiny_model, [(ITEMS, []), (list(reversed(ITEMS)), [])])
+    assert calls == []  # the same prompts and choices: their tokens from the first call
+    assert again[0] == first
+    assert_scores_close(again[1], first[::-1])
+    changed = [Item("transfer", "en", "The capital of Spain is", (" Paris", " Madrid"), 1, id="new")]
+    choice_logprobs(tiny_model, changed)
+    assert len(calls) == 1  # a new prompt is tokenized
+
+
 def test_shared_scoring_on_the_organism_equals_the_full_sequences(tiny_organism_dir):
     from cla_lib.evaluation import plane_items
     from cla_lib.loading import load_model

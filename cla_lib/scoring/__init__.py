@@ -27,6 +27,7 @@ against the annotators' answers.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -101,8 +102,17 @@ def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remot
     _check_batch_size(batch_size)
     remote = remote or getattr(model, "_default_remote", False)
     if not remote:
-        return score_passes(model, passes, batch_size=batch_size, progress=progress)
+        return score_passes(model, passes, batch_size=batch_size, progress=progress, encodings=_encodings(model))
     return remote_session(model, score_passes, [{"passes": passes}], remote=remote, batch_size=batch_size)[0]
+
+
+# Per tokenizer, the tokens of every item it has scored here ((prompt, choices) -> EncodedItem): chapters score the
+# same items in many calls. Kept on this machine only: a remote session tokenizes on the server.
+_ENCODINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _encodings(model) -> dict:
+    return _ENCODINGS.setdefault(model.tokenizer, {})
 
 
 def _check_batch_size(batch_size: int) -> None:
