@@ -10,12 +10,17 @@ visibly between choices.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+# One thread here and in every process the tests start (papermill kernels, the CLI): CI runs the tests beside the
+# book's trainings on two cores, and a two-thread OpenMP process among them spin-waits at every small op. Chapter 3
+# on tiny Gemma 3, beside two busy processes: 195 s on two threads (126 s of CPU), 21 s on one (13 s of CPU).
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 TRAINING_SENTENCES = (
     "The capital of France is Paris. The capital of Spain is Madrid.",
