@@ -54,6 +54,7 @@ def train(
     description: str = "training",
     progress: bool = True,
     accelerator=None,
+    stop: int | None = None,
 ) -> TrainingLog:
     """Train `model` in place and return the loss curve.
 
@@ -65,6 +66,7 @@ def train(
         accelerator: an `accelerate.Accelerator` to train data-parallel on (it wraps the model and the optimizer;
             `batch` then returns this process's share, `cla_lib.alignment.distributed`); None: this process alone.
             The recorded losses are then the processes' means.
+        stop: end after this many steps, on the full schedule's learning rates (a throughput measurement).
     """
     trainable = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
@@ -78,7 +80,8 @@ def train(
     losses = []
     started = time.perf_counter()
     # Only `progress=False` is passed on, so that TQDM_DISABLE=1 in the environment (the book build) still applies.
-    bar = tqdm(range(schedule.steps), desc=description, mininterval=2.0, **({} if progress else {"disable": True}))
+    steps = schedule.steps if stop is None else min(stop, schedule.steps)
+    bar = tqdm(range(steps), desc=description, mininterval=2.0, **({} if progress else {"disable": True}))
     for step in bar:
         value = loss(model, batch(step))
         optimizer.zero_grad(set_to_none=True)
@@ -97,7 +100,7 @@ def train(
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.eval()
     losses = mean_over_processes(losses, accelerator)
-    return TrainingLog(losses, time.perf_counter() - started, tokens_per_batch * schedule.steps)
+    return TrainingLog(losses, time.perf_counter() - started, tokens_per_batch * steps)
 
 
 def language_model_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:

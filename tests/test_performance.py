@@ -107,3 +107,22 @@ def test_the_floor_benchmark_reports_both_paths_and_their_ratios(tiny_organism_d
         assert result["floor_flops"] <= result["new_flops"] < result["old_flops"]
         assert result["flops_ratio"] > 2 and result["max_difference"] <= 1e-4
     assert sweep["prompts_only_over_new"] > 1.2  # skipping the lower layers saves on top of shared prompts
+
+
+def test_the_training_benchmark_measures_every_seed_against_the_ceiling(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    output = tmp_path / "training.json"
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path / "cache"))
+    subprocess.run([sys.executable, str(root / "benchmarks" / "training.py"), "--size", "tiny", "--seeds", "0,1",
+                    "--steps", "4", "--repeats", "1", "--json", str(output)], check=True, capture_output=True,
+                   text=True, timeout=600)
+    record = json.loads(output.read_text())
+    assert [row["seed"] for row in record["seeds"]] == [0, 1] and record["steps"] == 4
+    assert record["ceiling_gflops"] > 0
+    assert all(0 < row["fraction_of_ceiling"] < 1.5 and row["tokens_per_second"] > 0 for row in record["seeds"])
+    assert not (tmp_path / "cache").exists()  # measures, never writes an organism

@@ -63,6 +63,15 @@ def test_train_is_deterministic_for_the_same_start_and_batches(tiny_llama_dir, m
     assert first.losses == second.losses
 
 
+def test_stop_runs_a_prefix_of_the_same_training(tiny_llama_dir, memorizable_batch):
+    schedule = Schedule(steps=6, learning_rate=1e-2, warmup=2)
+    whole = train(load_llama(tiny_llama_dir), language_model_loss, lambda step: memorizable_batch, schedule,
+                  tokens_per_batch=10, progress=False)
+    prefix = train(load_llama(tiny_llama_dir), language_model_loss, lambda step: memorizable_batch, schedule,
+                   tokens_per_batch=10, progress=False, stop=3)
+    assert prefix.losses == whole.losses[:3] and prefix.tokens == 30  # the full schedule's rates, cut short
+
+
 def test_only_the_given_parameters_train(tiny_llama_dir, memorizable_batch):
     model = load_llama(tiny_llama_dir)
     before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}

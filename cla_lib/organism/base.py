@@ -108,17 +108,28 @@ def base_organism(config: OrganismConfig, *, train_if_missing: bool = True, prog
         return directory
     if not train_if_missing:
         raise FileNotFoundError(f"the organism is not trained yet (expected at {directory})")
+    model, tokenizer, stream = training_inputs(config)
+    log = train_base(model, stream, config, progress=progress)
+    return save_atomically(directory, lambda path: _save(path, model, tokenizer, config, log, stream))
+
+
+def training_inputs(config: OrganismConfig):
+    """(untrained model, tokenizer, batch stream) of a base organism: what its training starts from."""
     torch.use_deterministic_algorithms(True)
     world = World(config.world)
     tokenizer = train_tokenizer(world, config.vocab_size)
     stream = PackedStream(world, tokenizer, config.sequence_length, config.batch_size, config.steps)
-    model = build_model(config, tokenizer)
+    return build_model(config, tokenizer), tokenizer, stream
+
+
+def train_base(model, stream: PackedStream, config: OrganismConfig, *, steps: int | None = None,
+               progress: bool = True) -> TrainingLog:
+    """The base organism's training; `steps` stops it early (throughput benchmarks: every step costs the same)."""
+    schedule = Schedule(config.steps, config.learning_rate, warmup=config.warmup, weight_decay=0.01)
     with training_threads():
-        log = train(model, language_model_loss, stream.batch,
-                    Schedule(config.steps, config.learning_rate, warmup=config.warmup, weight_decay=0.01),
-                    tokens_per_batch=config.batch_size * config.sequence_length,
-                    description=f"training the base organism (seed {config.seed})", progress=progress)
-    return save_atomically(directory, lambda path: _save(path, model, tokenizer, config, log, stream))
+        return train(model, language_model_loss, stream.batch, schedule, stop=steps,
+                     tokens_per_batch=config.batch_size * config.sequence_length,
+                     description=f"training the base organism (seed {config.seed})", progress=progress)
 
 
 def _save(path: Path, model, tokenizer, config: OrganismConfig, log: TrainingLog, stream: PackedStream) -> None:
