@@ -99,10 +99,10 @@ class ChapterSetup:
             print(f"{self.name}: {placement(model)}")
         return model
 
-    def items(self, *, tokenizer=None, transfer_data: str | None = None, localization_data: str | None = None
-              ) -> list[Item]:
-        return plane_items(self.reference, self.languages, transfer_data=transfer_data or self.transfer_data,
-                           localization_data=localization_data or self.localization_data, tokenizer=tokenizer)
+    def items(self, *, tokenizer=None) -> list[Item]:
+        """The chapter's items: the organism's world, or the real model's data sets the set-up was made with."""
+        return plane_items(self.reference, self.languages, transfer_data=self.transfer_data,
+                           localization_data=self.localization_data, tokenizer=tokenizer)
 
 
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,

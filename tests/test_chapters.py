@@ -36,7 +36,7 @@ def test_a_real_model_without_its_data_is_refused_by_the_chapter_in_its_paramete
     with pytest.raises(MissingDataError):  # one axis is not enough: the other would silently be the fictional one
         chapter_setup(str(tiny_llama_dir), "ko", transfer_data="CohereForAI/Global-MMLU")
     given = chapter_setup(str(tiny_llama_dir), "ko", transfer_data="t", localization_data="l")
-    assert (given.transfer_data, given.localization_data) == ("t", "l")  # the defaults of setup.items()
+    assert (given.transfer_data, given.localization_data) == ("t", "l")  # what setup.items() reads
     assert chapter_setup("organism", "ko").transfer_data is None  # an organism needs none
 
 

@@ -441,17 +441,21 @@ def test_localization_limit_and_max_distractors():
     assert len(narrow.choices) == 2 and narrow.choices[narrow.us_choice] == " pizza"  # the US answer is kept first
 
 
-def test_localization_accepts_the_directory_its_parents_and_hub_records(tmp_path):
-    reference = localization_items(BLEND, "ko")[0]
-    assert localization_items(BLEND_ANNOTATIONS, "ko")[0] == reference
-    assert localization_items(BLEND / "data", "ko")[0] == reference
-    # The hub's data/annotations_hf layout: a list of records with an ID key.
-    hub_layout = tmp_path / "data" / "annotations_hf"
+def write_hub_records(root):
+    """BLEND's annotations in the hub repository's own layout, data/annotations_hf: lists of records with an ID key."""
+    hub_layout = root / "data" / "annotations_hf"
     hub_layout.mkdir(parents=True)
     for path in BLEND_ANNOTATIONS.glob("*_data.json"):
         records = [{"ID": key, **value} for key, value in json.loads(path.read_text(encoding="utf-8")).items()]
         (hub_layout / path.name).write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-    assert localization_items(tmp_path, "ko")[0] == reference
+    return root
+
+
+def test_localization_accepts_the_directory_its_parents_and_hub_records(tmp_path):
+    reference = localization_items(BLEND, "ko")[0]
+    assert localization_items(BLEND_ANNOTATIONS, "ko")[0] == reference
+    assert localization_items(BLEND / "data", "ko")[0] == reference
+    assert localization_items(write_hub_records(tmp_path), "ko")[0] == reference
 
 
 def test_localization_from_the_hub_reads_its_json_files_when_the_builder_fails(monkeypatch, tmp_path):
@@ -463,12 +467,7 @@ def test_localization_from_the_hub_reads_its_json_files_when_the_builder_fails(m
 
     def snapshot_download(repo_id, *, repo_type, allow_patterns, revision=None, **kwargs):
         assert (repo_id, repo_type, allow_patterns) == ("nayeon212/BLEnD", "dataset", ["data/annotations_hf/*.json"])
-        hub_layout = tmp_path / "data" / "annotations_hf"  # the repository's own layout: lists of records
-        hub_layout.mkdir(parents=True)
-        for path in BLEND_ANNOTATIONS.glob("*_data.json"):
-            records = [{"ID": key, **value} for key, value in json.loads(path.read_text(encoding="utf-8")).items()]
-            (hub_layout / path.name).write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-        return str(tmp_path)
+        return str(write_hub_records(tmp_path))
 
     monkeypatch.setattr(datasets, "load_dataset", builder_fails)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)

@@ -252,6 +252,20 @@ def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir, tmp_pat
                     tmp_path / "refused.ipynb")
 
 
+def test_a_chapter_scores_the_real_data_it_is_given(tiny_llama_dir, tmp_path):
+    from cla_lib.rerun import glued_values
+
+    data = {"transfer_data": str(FIXTURES / "global_mmlu"), "localization_data": str(FIXTURES / "blend")}
+    items = plane_items(str(tiny_llama_dir), ["ko"], **data)
+    ran = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "embedded_world": False,
+                                            **data}, tmp_path / "data.ipynb")
+    chance = {task: [1 / len(item.choices) for item in items if item.task == task]
+              for task in ("transfer", "localization")}
+    glued = glued_values(ran)
+    assert glued["transfer_chance"] == pytest.approx(0.25)  # Global-MMLU's four letters, not the world's 8 names
+    assert glued["localization_chance"] == pytest.approx(sum(chance["localization"]) / len(chance["localization"]))
+
+
 def test_first_chapter_gives_the_same_numbers_through_the_remote_round_trip(tiny_llama_dir, tmp_path):
     from cla_lib.rerun import glued_values
 
