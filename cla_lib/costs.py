@@ -87,8 +87,9 @@ def _approximate_token_count(text: str) -> int:
     return max(1, math.ceil(len(text.encode("utf-8")) / 4))
 
 
-def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str]:
-    """A function counting the tokens of a text for `model` (its tokenizer when it is at hand), and what it is."""
+def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str, Any]:
+    """A function counting the tokens of a text for `model`, what it is, and the tokenizer it uses (None: the
+    tokenizer is not at hand, as a local directory or in the hub's cache, and the count is approximate)."""
     reference = known_reference(model)
     source = reference.source if reference is not None else str(model)
     if reference is not None and reference.is_organism:
@@ -101,10 +102,11 @@ def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str]:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not Path(source).is_dir())
-            return (lambda text: len(tokenizer(text)["input_ids"])), f"the tokenizer of {source}"
+            return (lambda text: len(tokenizer(text)["input_ids"])), f"the tokenizer of {source}", tokenizer
         except Exception:  # offline without a cached tokenizer: fall back to the stated approximation
             pass
-    return _approximate_token_count, "an approximation of 4 UTF-8 bytes per token (the tokenizer is not at hand)"
+    return (_approximate_token_count, "an approximation of 4 UTF-8 bytes per token (the tokenizer is not at hand)",
+            None)
 
 
 def plane_workload(items, count_tokens: Callable[[str], int], batch_size: int = 64) -> dict:
@@ -151,19 +153,20 @@ def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path]
     Nothing runs the model; an organism that is not trained yet is not trained.
     """
     reference = known_reference(model, size=organism_size)
-    count_tokens, counted_with = token_counter(reference or model)
+    count_tokens, counted_with, tokenizer = token_counter(reference or model)
     if reference is not None and reference.is_organism:
         config = config_for(reference.size, reference.seed)
         world = World(config.world)
         items = world.transfer_items("en") + world.items(language)
         layers = n_layers or config.n_layers
     else:
-        try:
-            items = plane_items(reference or model, [language], transfer_data=transfer_data,
-                                localization_data=localization_data)
-        except OSError:  # a chat-template preset whose tokenizer is not at hand: count the bare prompts
-            items = plane_items("unformatted", [language], transfer_data=transfer_data,
-                                localization_data=localization_data)
+        templated = reference is not None and reference.preset is not None and reference.preset.chat_template
+        # The chat template needs the tokenizer; without it at hand the bare prompts are counted and the hub is not
+        # asked, as `token_counter` does not ask it (offline without HF_HUB_OFFLINE=1, its retries took 46 s).
+        items = plane_items(reference or model if tokenizer is not None or not templated else "unformatted",
+                            [language], transfer_data=transfer_data, localization_data=localization_data,
+                            tokenizer=tokenizer)
+        if templated and tokenizer is None:
             counted_with += "; without the chat template's tokens"
         # Unknown depth: a typical 7-8B model, stated in the output as the layer count used.
         layers = n_layers or (reference.layers if reference is not None else None) or 32
