@@ -3,7 +3,7 @@
     python benchmarks/steering.py [--model PATH] [--items 256] [--repeats 5] [--threads 1] [--json out.json]
 
 Three ratios, each from the same items in the same process, the two sides alternating within every repeat so that a
-noisy machine slows both alike; medians over `--repeats` (after one warm-up):
+noisy machine slows both alike; each the median of `--repeats` paired ratios (after one warm-up):
 
 1. **steering**: `scoring.choice_logprobs(edits=..., shared_prompts=False)`, the library's nnsight path, over raw
    PyTorch forward hooks on the plain transformers model doing the same work (same tokenization, one sequence per
@@ -94,17 +94,18 @@ def timed(function) -> float:
 
 def compare(name: str, baseline, candidate, repeats: int, baseline_label: str, candidate_label: str,
             numerator: str) -> dict:
-    """Median seconds of each side over `repeats` alternating runs (after one warm-up of each), and their ratio."""
+    """Median seconds of each side over `repeats` alternating runs (after one warm-up of each), and the median of
+    the runs' paired ratios: a slow spell of a shared machine that spans one pair slows both of its sides alike."""
     baseline(), candidate()
     baseline_times, candidate_times = [], []
     for _ in range(repeats):
         baseline_times.append(timed(baseline))
         candidate_times.append(timed(candidate))
     baseline_median, candidate_median = statistics.median(baseline_times), statistics.median(candidate_times)
-    top, bottom = (candidate_median, baseline_median) if numerator == "candidate" else (baseline_median,
-                                                                                         candidate_median)
+    pairs = zip(candidate_times, baseline_times) if numerator == "candidate" else zip(baseline_times, candidate_times)
+    ratio = statistics.median(top / bottom for top, bottom in pairs)
     return {"name": name, "baseline": baseline_label, "candidate": candidate_label,
-            "baseline_seconds": baseline_median, "candidate_seconds": candidate_median, "ratio": top / bottom,
+            "baseline_seconds": baseline_median, "candidate_seconds": candidate_median, "ratio": ratio,
             "ratio_is": (f"{candidate_label} / {baseline_label}" if numerator == "candidate"
                          else f"{baseline_label} / {candidate_label}"),
             "baseline_runs": baseline_times, "candidate_runs": candidate_times}
