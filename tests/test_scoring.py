@@ -246,9 +246,40 @@ def test_items_are_tokenized_once_per_tokenizer_across_calls(tiny_model, monkeyp
     assert calls == []  # the same prompts and choices: their tokens from the first call
     assert again[0] == first
     assert_scores_close(again[1], first[::-1])
-    changed = [Item("transfer", "en", "The capital of Spain is", (" Paris", " Madrid"), 1, id="new")]
+    # A prompt no other test asks (the tiny models share one tokenizer, so one table: `tokenizer_state`).
+    prompt = f"The capital of Spain ({tiny_model.config.model_type}) is"
+    changed = [Item("transfer", "en", prompt, (" Paris", " Madrid"), 1, id="new")]
     choice_logprobs(tiny_model, changed)
     assert len(calls) == 1  # a new prompt is tokenized
+
+
+def test_encode_item_gives_each_choice_its_own_encoding(tiny_model):
+    for item in ITEMS:
+        encoded = encode_item(tiny_model.tokenizer, item)
+        for choice, continuation in zip(item.choices, encoded.continuations, strict=True):
+            context, alone = encode_choice(tiny_model.tokenizer, item.prompt, choice)
+            assert (list(encoded.context), list(continuation)) == (context, alone)
+
+
+def test_copies_of_one_tokenizer_share_their_items_tokens_and_others_do_not(tiny_model_dirs, tiny_organism_dir,
+                                                                             monkeypatch):
+    from dataclasses import replace
+
+    import cla_lib.scoring.shared as shared
+    from cla_lib.loading import load_model
+    from cla_lib.scoring import tokenizer_state
+
+    items = [replace(item, prompt=f"Asked only here: {item.prompt}") for item in ITEMS]  # no other test's tokens
+    first, copy = (load_model(str(tiny_model_dirs["llama"])) for _ in range(2))  # an aligned model's is a copy
+    other = load_model(str(tiny_organism_dir))
+    assert first.tokenizer is not copy.tokenizer
+    assert tokenizer_state(first.tokenizer) == tokenizer_state(copy.tokenizer) != tokenizer_state(other.tokenizer)
+    scores = choice_logprobs(first, items)
+    calls = []
+    monkeypatch.setattr(shared, "encode_item", lambda *args: calls.append(args) or encode_item(*args))
+    assert choice_logprobs(copy, items) == scores and calls == []
+    choice_logprobs(other, items)
+    assert len(calls) == len(items)  # another tokenizer tokenizes afresh
 
 
 def test_shared_scoring_on_the_organism_equals_the_full_sequences(tiny_organism_dir):

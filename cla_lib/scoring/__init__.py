@@ -27,6 +27,7 @@ against the annotators' answers.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Sequence
 
@@ -109,10 +110,37 @@ def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remot
 # Per tokenizer, the tokens of every item it has scored here ((prompt, choices) -> EncodedItem): chapters score the
 # same items in many calls. Kept on this machine only: a remote session tokenizes on the server.
 _ENCODINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Tokenizers in the same state share one table (`tokenizer_state`): an organism's aligned models are loaded with
+# their own copies of the base's tokenizer, and chapter 2 scores the same items through six models a seed.
+_SHARED: dict[str, dict] = {}
 
 
 def _encodings(model) -> dict:
-    return _ENCODINGS.setdefault(model.tokenizer, {})
+    tokenizer = model.tokenizer
+    table = _ENCODINGS.get(tokenizer)
+    if table is None:
+        state = tokenizer_state(tokenizer)
+        table = _ENCODINGS[tokenizer] = {} if state is None else _SHARED.setdefault(state, {})
+    return table
+
+
+# Settings that say where a tokenizer came from, not how it encodes.
+_PROVENANCE_KEYS = {"name_or_path", "is_local", "local_files_only", "cache_dir", "_commit_hash", "revision", "token"}
+
+
+def tokenizer_state(tokenizer) -> str | None:
+    """A digest of everything a fast tokenizer encodes with (its class, its Rust tokenizer's full serialization:
+    normalizer, pre-tokenizer, model, added tokens, post-processor; its special tokens, length and settings), so
+    that equal digests encode every text alike; None for a tokenizer without a Rust backend (not shared)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    settings = {key: value for key, value in getattr(tokenizer, "init_kwargs", {}).items()
+                if key not in _PROVENANCE_KEYS}
+    digest = hashlib.sha256(backend.to_str().encode())
+    digest.update(repr((type(tokenizer).__qualname__, len(tokenizer), sorted(tokenizer.special_tokens_map.items()),
+                        sorted(settings.items(), key=lambda item: item[0]))).encode())
+    return digest.hexdigest()
 
 
 def _check_batch_size(batch_size: int) -> None:

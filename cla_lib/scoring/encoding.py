@@ -39,10 +39,12 @@ def encode_item(tokenizer, item: Item) -> EncodedItem:
     Raises:
         ValueError: The prompt encodes to no tokens while a choice does (nothing to condition its first token on).
     """
-    context = list(tokenizer(item.prompt)["input_ids"])
+    # One call for the prompt and every prompt + choice: the same tokens as one call each (no padding or
+    # truncation), with the tokenizer's per-call overhead paid once per item instead of once per string.
+    context, *wholes = (list(ids) for ids in tokenizer([item.prompt, *(item.prompt + choice
+                                                                      for choice in item.choices)])["input_ids"])
     continuations = []
-    for choice in item.choices:
-        whole = list(tokenizer(item.prompt + choice)["input_ids"])
+    for choice, whole in zip(item.choices, wholes):
         continuation = tuple(whole[len(context) :])
         if continuation and not context:
             raise ValueError(
