@@ -282,6 +282,27 @@ def test_copies_of_one_tokenizer_share_their_items_tokens_and_others_do_not(tiny
     assert len(calls) == len(items)  # another tokenizer tokenizes afresh
 
 
+def test_only_the_last_few_tokenizer_states_keep_a_shared_table(monkeypatch):
+    import cla_lib.scoring as scoring
+
+    class Tokenizer:  # a stand-in with the one thing the tables are keyed by
+        def __init__(self, state):
+            self.state = state
+
+    class Model:
+        def __init__(self, state):
+            self.tokenizer = Tokenizer(state)
+
+    monkeypatch.setattr(scoring, "tokenizer_state", lambda tokenizer: tokenizer.state)
+    monkeypatch.setattr(scoring, "_SHARED", type(scoring._SHARED)())
+    first = scoring._encodings(Model("a"))
+    first["key"] = "tokens"
+    assert scoring._encodings(Model("a")) is first  # a copy in the same state: the same table
+    for state in "bcde":
+        scoring._encodings(Model(state))
+    assert list(scoring._SHARED) == list("bcde") and scoring._encodings(Model("a")) == {}  # "a" was dropped
+
+
 def test_shared_scoring_on_the_organism_equals_the_full_sequences(tiny_organism_dir):
     from cla_lib.evaluation import plane_items
     from cla_lib.loading import load_model

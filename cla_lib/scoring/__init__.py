@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -111,8 +112,11 @@ def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remot
 # same items in many calls. Kept on this machine only: a remote session tokenizes on the server.
 _ENCODINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Tokenizers in the same state share one table (`tokenizer_state`): an organism's aligned models are loaded with
-# their own copies of the base's tokenizer, and chapter 2 scores the same items through six models a seed.
-_SHARED: dict[str, dict] = {}
+# their own copies of the base's tokenizer, and chapter 2 scores the same items through six models a seed, one model
+# at a time (so the table outlives each tokenizer). The last few states only: a long session scoring many models
+# keeps no table of a tokenizer it no longer uses.
+_SHARED: OrderedDict[str, dict] = OrderedDict()
+_SHARED_STATES = 4
 
 
 def _encodings(model) -> dict:
@@ -120,7 +124,14 @@ def _encodings(model) -> dict:
     table = _ENCODINGS.get(tokenizer)
     if table is None:
         state = tokenizer_state(tokenizer)
-        table = _ENCODINGS[tokenizer] = {} if state is None else _SHARED.setdefault(state, {})
+        if state is None:
+            table = {}
+        else:
+            table = _SHARED.pop(state, None)
+            table = _SHARED[state] = {} if table is None else table  # now the most recent
+            while len(_SHARED) > _SHARED_STATES:
+                _SHARED.popitem(last=False)
+        _ENCODINGS[tokenizer] = table
     return table
 
 
