@@ -13,7 +13,8 @@ path every chapter used before, against `choice_logprobs_passes`, what they use 
 For each: the floor (the fewest matmul FLOPs the log-probabilities need, `cla_lib.performance.floor_flops`, from
 the model's config and the token counts), the matmul FLOPs each path ran (torch's FlopCounterMode, padding
 included; also for shared prompts without shared lower layers, each pass on its own), and the wall time of each
-(medians of `--repeats` alternating runs after the counted ones, which warm up both), with ratios.
+(medians of `--repeats` alternating runs after the counted ones, which warm up both), with the median and range of
+the repeats' paired ratios.
 Before timing, the two paths must agree (max |difference| <= 1e-4 and the same answer on every item).
 """
 
@@ -21,16 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_common_options, machine, setup  # noqa: E402
+from _common import add_common_options, alternating, machine, setup  # noqa: E402
 
 from cla_lib.evaluation import plane_items  # noqa: E402
 from cla_lib.model import n_layers  # noqa: E402
@@ -68,20 +67,17 @@ def measure(name: str, chapters: str, model, passes, skips, batch_size: int, rep
     floor = floor_flops(model.config, encoded, skips)
     # Without sharing the lower layers (each pass on its own): the FLOPs the suffix-only runs save on top.
     _, prompts_only_flops = counted_flops(lambda: prompts_only_path(model, passes, batch_size))
-    old_times, new_times = [], []  # the counted runs above were the warm-up
-    for _ in range(repeats):
-        for times, path in ((old_times, old_path), (new_times, new_path)):
-            started = time.perf_counter()
-            path(model, passes, batch_size)
-            times.append(time.perf_counter() - started)
-    old_seconds, new_seconds = statistics.median(old_times), statistics.median(new_times)
+    # The counted runs above were the warm-up.
+    timing = alternating(lambda: old_path(model, passes, batch_size), lambda: new_path(model, passes, batch_size),
+                         repeats)
     return {"name": name, "chapters": chapters, "items": len(items), "passes": len(passes),
             "sequences": sum(len(item.choices) for item in items) * len(passes), "floor_flops": floor,
             "old_flops": old_flops, "new_flops": new_flops, "flops_ratio": old_flops / new_flops,
             "new_over_floor": new_flops / floor, "prompts_only_flops": prompts_only_flops,
-            "prompts_only_over_new": prompts_only_flops / new_flops, "old_seconds": old_seconds, "new_seconds": new_seconds,
-            "wall_ratio": old_seconds / new_seconds, "max_difference": largest, "old_runs": old_times,
-            "new_runs": new_times}
+            "prompts_only_over_new": prompts_only_flops / new_flops, "old_seconds": timing["baseline_seconds"],
+            "new_seconds": timing["candidate_seconds"], "wall_ratio": timing["ratio"],
+            "wall_ratio_low": timing["ratio_low"], "wall_ratio_high": timing["ratio_high"], "max_difference": largest,
+            "old_runs": timing["baseline_runs"], "new_runs": timing["candidate_runs"]}
 
 
 def main(argv: list[str] | None = None) -> int:

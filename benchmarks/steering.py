@@ -3,7 +3,8 @@
     python benchmarks/steering.py [--model PATH] [--items 256] [--repeats 5] [--threads 1] [--json out.json]
 
 Three ratios, each from the same items in the same process, the two sides alternating within every repeat so that a
-noisy machine slows both alike; each the median of `--repeats` paired ratios (after one warm-up):
+noisy machine slows both alike; each the median of `--repeats` paired ratios, with their range (after one warm-up;
+every timed run starts from a collected heap, `_common.timed`):
 
 1. **steering**: `scoring.choice_logprobs(edits=..., shared_prompts=False)`, the library's nnsight path, over raw
    PyTorch forward hooks on the plain transformers model doing the same work (same tokenization, one sequence per
@@ -20,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_common_options, machine, setup  # noqa: E402
+from _common import add_common_options, alternating, machine, setup  # noqa: E402
 
 from cla_lib.evaluation import plane_items  # noqa: E402
 from cla_lib.model import decoder_layers, n_layers  # noqa: E402
@@ -86,29 +85,14 @@ def hooked_choice_logprobs(module, tokenizer, items, edits, batch_size: int = 64
             handle.remove()
 
 
-def timed(function) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
-
-
 def compare(name: str, baseline, candidate, repeats: int, baseline_label: str, candidate_label: str,
             numerator: str) -> dict:
-    """Median seconds of each side over `repeats` alternating runs (after one warm-up of each), and the median of
-    the runs' paired ratios: a slow spell of a shared machine that spans one pair slows both of its sides alike."""
+    """`alternating` runs of both sides after one warm-up of each; the ratio has `numerator`'s side on top."""
     baseline(), candidate()
-    baseline_times, candidate_times = [], []
-    for _ in range(repeats):
-        baseline_times.append(timed(baseline))
-        candidate_times.append(timed(candidate))
-    baseline_median, candidate_median = statistics.median(baseline_times), statistics.median(candidate_times)
-    pairs = zip(candidate_times, baseline_times) if numerator == "candidate" else zip(baseline_times, candidate_times)
-    ratio = statistics.median(top / bottom for top, bottom in pairs)
+    timing = alternating(baseline, candidate, repeats, on_top=numerator)
     return {"name": name, "baseline": baseline_label, "candidate": candidate_label,
-            "baseline_seconds": baseline_median, "candidate_seconds": candidate_median, "ratio": ratio,
             "ratio_is": (f"{candidate_label} / {baseline_label}" if numerator == "candidate"
-                         else f"{baseline_label} / {candidate_label}"),
-            "baseline_runs": baseline_times, "candidate_runs": candidate_times}
+                         else f"{baseline_label} / {candidate_label}"), **timing}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                 numerator="baseline"),
     ]
 
-    print(f"\n{'comparison':12} {'baseline s':>11} {'candidate s':>12} {'ratio':>7}  ratio is")
+    print(f"\n{'comparison':12} {'baseline s':>11} {'candidate s':>12} {'ratio':>7} {'range':>11}  ratio is")
     for result in results:
         print(f"{result['name']:12} {result['baseline_seconds']:11.3f} {result['candidate_seconds']:12.3f} "
-              f"{result['ratio']:7.2f}  {result['ratio_is']}")
+              f"{result['ratio']:7.2f} {result['ratio_low']:5.2f}-{result['ratio_high']:<5.2f}  {result['ratio_is']}")
     steering_ratio = results[0]["ratio"]
     print(f"\nnnsight steering overhead: {steering_ratio:.2f}x raw hooks (goal <= {GOAL:.2f}x: "
           f"{'met' if steering_ratio <= GOAL else 'not met'})")

@@ -126,3 +126,25 @@ def test_the_training_benchmark_measures_every_seed_against_the_ceiling(tmp_path
     assert record["ceiling_gflops"] > 0
     assert all(0 < row["fraction_of_ceiling"] < 1.5 and row["tokens_per_second"] > 0 for row in record["seeds"])
     assert not (tmp_path / "cache").exists()  # measures, never writes an organism
+
+
+def test_benchmark_timing_pairs_alternating_runs_and_reports_their_range(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import _common
+
+    # Each run reads the clock twice: baseline runs of 2, 3, 2 s alternate with candidate runs of 1, 1, 2 s.
+    clock = iter([0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 2])
+    monkeypatch.setattr(_common.time, "perf_counter", lambda: next(clock))
+    calls = []
+    timing = _common.alternating(lambda: calls.append("b"), lambda: calls.append("c"), 3)
+    assert calls == ["b", "c"] * 3
+    assert (timing["baseline_runs"], timing["candidate_runs"]) == ([2, 3, 2], [1, 1, 2])
+    assert (timing["baseline_seconds"], timing["candidate_seconds"]) == (2, 1)
+    # The median of the paired ratios (2, 3, 1), not the ratio of the medians; and their range.
+    assert (timing["ratio"], timing["ratio_low"], timing["ratio_high"]) == (2, 1, 3)
+    clock = iter([0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 2])
+    flipped = _common.alternating(lambda: None, lambda: None, 3, on_top="candidate")
+    assert (flipped["ratio"], flipped["ratio_low"], flipped["ratio_high"]) == (0.5, 1 / 3, 1)
