@@ -148,3 +148,42 @@ def test_benchmark_timing_pairs_alternating_runs_and_reports_their_range(monkeyp
     clock = iter([0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 2])
     flipped = _common.alternating(lambda: None, lambda: None, 3, on_top="candidate")
     assert (flipped["ratio"], flipped["ratio_low"], flipped["ratio_high"]) == (0.5, 1 / 3, 1)
+
+
+def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unknown_ones():
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import chapters
+
+    script = chapters.chapter_script(root / "book" / "03_layer_dissociation.ipynb",
+                                     {"seeds": "0", "batch_size": "32", "organism_size": "tiny"})
+    parameters_cell, rest = script.split("\n\nseeds = ", 1)
+    assert 'seeds = "0,1,2"' in parameters_cell  # the defaults first, the values after them, as papermill does
+    assert rest.startswith("'0'\n\nbatch_size = 32\n\norganism_size = 'tiny'\n\n")  # a string stays one
+    with pytest.raises(SystemExit, match="has no parameter colour"):
+        chapters.chapter_script(root / "book" / "01_organism_plane.ipynb", {"colour": "red"})
+
+
+def test_the_chapter_benchmark_runs_a_chapter_and_counts_its_flops(tiny_organism_environment, tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    output = tmp_path / "chapters.json"
+    monkeypatch.setenv("CLA_RESULTS", str(tmp_path / "results"))
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "01", "--threads", "1",
+                    "-p", "organism_size=tiny", "-p", "language=ko", "--json", str(output)], check=True,
+                   capture_output=True, text=True, timeout=600)
+    (row,) = json.loads(output.read_text())["chapters"]
+    assert row["chapter"] == "01_organism_plane" and row["gflop"] > 0 and row["seconds"] > 0
+    assert row["floor_seconds"] == row["gflop"] / row["ceiling_gflops"]
+    assert row["floor_seconds"] < row["seconds"]  # nothing runs faster than the ceiling
+    provenance = json.loads((tmp_path / "results" / "01_organism_plane" / "provenance.json").read_text())
+    assert provenance["parameters"]["organism_size"] == "tiny" and provenance["parameters"]["language"] == "ko"
