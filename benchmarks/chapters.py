@@ -113,14 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(arguments.chapters.split(",")) - set(CHAPTERS))
     if unknown:
         parser.error(f"unknown chapter(s) {', '.join(unknown)}: choose from {','.join(CHAPTERS)}")
+    notebooks = [ROOT / "book" / f"{CHAPTERS[key]}.ipynb" for key in arguments.chapters.split(",")]
+    for notebook in notebooks:  # every parameter known to every chapter, before anything runs
+        try:
+            chapter_script(notebook, parameters)
+        except SystemExit as refusal:
+            parser.error(str(refusal).removeprefix("error: "))
     rows = []
-    for key in arguments.chapters.split(","):
-        notebook = ROOT / "book" / f"{CHAPTERS[key]}.ipynb"
+    for notebook in notebooks:
         timed = in_process(notebook, False, arguments.threads, parameters)
         counted = in_process(notebook, True, arguments.threads, parameters)
         ceiling = performance.matmul_ceiling(threads=arguments.threads)
         flops = counted["flops"]
-        rows.append({"chapter": CHAPTERS[key], "seconds": timed["seconds"], "gflop": flops / 1e9,
+        rows.append({"chapter": notebook.stem, "seconds": timed["seconds"], "gflop": flops / 1e9,
                      "ceiling_gflops": ceiling, "floor_seconds": flops / 1e9 / ceiling,
                      "achieved_gflops": flops / 1e9 / timed["seconds"], "counted_seconds": counted["seconds"]})
         row = rows[-1]

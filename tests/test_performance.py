@@ -151,6 +151,7 @@ def test_benchmark_timing_pairs_alternating_runs_and_reports_their_range(monkeyp
 
 
 def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unknown_ones():
+    import subprocess
     import sys
     from pathlib import Path
 
@@ -167,6 +168,9 @@ def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unk
     assert rest.startswith("'0'\n\nbatch_size = 32\n\norganism_size = 'tiny'\n\n")  # a string stays one
     with pytest.raises(SystemExit, match="has no parameter colour"):
         chapters.chapter_script(root / "book" / "01_organism_plane.ipynb", {"colour": "red"})
+    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "01", "-p",
+                              "colour=red"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "01_organism_plane has no parameter colour" in refused.stderr
 
 
 def test_the_chapter_benchmark_runs_a_chapter_and_counts_its_flops(tiny_organism_environment, tmp_path, monkeypatch):
