@@ -1,14 +1,14 @@
 """Each chapter's matmul FLOPs and wall time against this machine's matmul ceiling: how far the build is from its floor.
 
-    python benchmarks/chapters.py [--chapters 01,02,03,04,05] [--threads 2] [-p NAME=VALUE ...] [--json out.json]
+    python benchmarks/chapters.py [--chapters all] [--threads 2] [-p NAME=VALUE ...] [--json out.json]
 
 Every chapter's code cells run as one script in a fresh process (as the build's kernel runs them, from `book/`,
-with the parameters cell's defaults or `-p`'s values, set after it as papermill sets them), twice: once timed, once
-under torch's FlopCounterMode (which slows the run, so it is not timed). The floor of a chapter is its FLOPs at the
-ceiling (`performance.matmul_ceiling` on the same threads, measured between the chapters); the achieved rate is its
-FLOPs over its wall time. A chapter far above its floor spends its time outside matrix products (Python,
-tokenization, nnsight's tracing, small-op dispatch). The chapters write their results under `book/results/` (or
-`$CLA_RESULTS`), as a build does. Needs the organisms cached.
+with the parameters cell's defaults, or `-p`'s values read as `cla rerun -p` reads them and set after that cell as
+papermill sets them), twice: once timed, once under torch's FlopCounterMode (which slows the run, so it is not
+timed). The floor of a chapter is its FLOPs at the ceiling (`performance.matmul_ceiling` on the same threads,
+measured between the chapters); the achieved rate is its FLOPs over its wall time. A chapter far above its floor
+spends its time outside matrix products (Python, tokenization, nnsight's tracing, small-op dispatch). The chapters
+write their results under `book/results/` (or `$CLA_RESULTS`), as a build does. Needs the organisms cached.
 """
 
 from __future__ import annotations
@@ -24,44 +24,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from cla_lib import performance  # noqa: E402
-
-CHAPTERS = {"01": "01_organism_plane", "02": "02_baseline_erasure", "03": "03_layer_dissociation",
-            "04": "04_surgical_steering", "05": "05_real_models"}
+from cla_lib import performance, rerun  # noqa: E402
+from cla_lib.costs import chapter_parameters  # noqa: E402
 
 
-def chapter_script(notebook: Path, parameters: dict[str, str]) -> str:
-    """A notebook's code cells as one script, `parameters` assigned after the cell tagged ``parameters`` (the
-    chapters use no IPython magics). A value is a string unless the parameter's default is a number or a bool."""
-    import ast
-
+def chapter_script(notebook: Path, parameters: dict) -> str:
+    """A notebook's code cells as one script, `parameters` assigned after the cell tagged ``parameters``, as
+    papermill assigns them (the chapters use no IPython magics)."""
     import nbformat
 
     sources = []
     for cell in nbformat.read(notebook, as_version=4).cells:
-        if cell.cell_type != "code":
-            continue
-        sources.append(cell.source)
-        if "parameters" in cell.metadata.get("tags", []):
-            defaults = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
-                        if isinstance(node, ast.Assign)}
-            unknown = sorted(set(parameters) - set(defaults))
-            if unknown:
-                raise SystemExit(f"error: {notebook.stem} has no parameter {', '.join(unknown)}; "
-                                 f"its parameters: {', '.join(defaults)}")
-            sources.extend(f"{name} = {value if isinstance(defaults[name], (bool, int, float)) else repr(value)}"
-                           for name, value in parameters.items())
+        if cell.cell_type == "code":
+            sources.append(cell.source)
+            if "parameters" in cell.metadata.get("tags", []):
+                sources.extend(f"{name} = {value!r}" for name, value in parameters.items())
     return "\n\n".join(sources)
 
 
-def parameter(text: str) -> tuple[str, str]:
+def parameter(text: str) -> tuple[str, object]:
+    """A `-p NAME=VALUE`, its value read as `cla rerun` reads it."""
     name, separator, value = text.partition("=")
     if not separator or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"{text!r}: give a chapter parameter as NAME=VALUE")
-    return name, value
+    return name, rerun.parse_value(value)
 
 
-def run_chapter(notebook: Path, count: bool, parameters: dict[str, str]) -> dict:
+def run_chapter(notebook: Path, count: bool, parameters: dict) -> dict:
     """Run one chapter in this process: its seconds, and its matmul FLOPs when `count`."""
     import matplotlib
 
@@ -81,7 +70,7 @@ def run_chapter(notebook: Path, count: bool, parameters: dict[str, str]) -> dict
     return {"seconds": time.perf_counter() - started, "flops": flops}
 
 
-def in_process(notebook: Path, count: bool, threads: int, parameters: dict[str, str]) -> dict:
+def in_process(notebook: Path, count: bool, threads: int, parameters: dict) -> dict:
     """`run_chapter` in a fresh Python, as a kernel would run it."""
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
     command = [sys.executable, __file__, "--one", str(notebook), "--threads", str(threads),
@@ -95,7 +84,7 @@ def in_process(notebook: Path, count: bool, threads: int, parameters: dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chapters", default=",".join(CHAPTERS))
+    parser.add_argument("--chapters", default="all", help="numbers or names, e.g. 03,04 (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (a build's kernels use all cores)")
     parser.add_argument("-p", "--parameter", type=parameter, action="append", default=[],
                         help="a chapter parameter, NAME=VALUE (repeatable), e.g. -p organism_size=tiny")
@@ -110,15 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(arguments.threads)
         print(json.dumps(run_chapter(Path(arguments.one), arguments.count, parameters)))
         return 0
-    unknown = sorted(set(arguments.chapters.split(",")) - set(CHAPTERS))
-    if unknown:
-        parser.error(f"unknown chapter(s) {', '.join(unknown)}: choose from {','.join(CHAPTERS)}")
-    notebooks = [ROOT / "book" / f"{CHAPTERS[key]}.ipynb" for key in arguments.chapters.split(",")]
+    try:
+        notebooks = rerun.select_chapters(arguments.chapters, ROOT / "book")
+    except ValueError as error:
+        parser.error(str(error))
     for notebook in notebooks:  # every parameter known to every chapter, before anything runs
-        try:
-            chapter_script(notebook, parameters)
-        except SystemExit as refusal:
-            parser.error(str(refusal).removeprefix("error: "))
+        unknown = sorted(set(parameters) - set(chapter_parameters(notebook)))
+        if unknown:
+            parser.error(f"{notebook.stem} has no parameter {', '.join(unknown)}; its parameters: "
+                         f"{', '.join(chapter_parameters(notebook))}")
     rows = []
     for notebook in notebooks:
         timed = in_process(notebook, False, arguments.threads, parameters)

@@ -155,22 +155,22 @@ def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unk
     import sys
     from pathlib import Path
 
-    import pytest
-
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root / "benchmarks"))
     import chapters
 
-    script = chapters.chapter_script(root / "book" / "03_layer_dissociation.ipynb",
-                                     {"seeds": "0", "batch_size": "32", "organism_size": "tiny"})
+    values = dict(map(chapters.parameter, ["seeds=0,1", "batch_size=32", "organism_size=tiny", "transfer_data=None"]))
+    assert values == {"seeds": "0,1", "batch_size": 32, "organism_size": "tiny", "transfer_data": None}  # as cla rerun
+    script = chapters.chapter_script(root / "book" / "03_layer_dissociation.ipynb", values)
     parameters_cell, rest = script.split("\n\nseeds = ", 1)
     assert 'seeds = "0,1,2"' in parameters_cell  # the defaults first, the values after them, as papermill does
-    assert rest.startswith("'0'\n\nbatch_size = 32\n\norganism_size = 'tiny'\n\n")  # a string stays one
-    with pytest.raises(SystemExit, match="has no parameter colour"):
-        chapters.chapter_script(root / "book" / "01_organism_plane.ipynb", {"colour": "red"})
+    assert rest.startswith("'0,1'\n\nbatch_size = 32\n\norganism_size = 'tiny'\n\ntransfer_data = None\n\n")
     refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "01", "-p",
                               "colour=red"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "01_organism_plane has no parameter colour" in refused.stderr
+    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "09"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no chapter '09'" in refused.stderr
 
 
 def test_the_chapter_benchmark_runs_a_chapter_and_counts_its_flops(tiny_organism_environment, tmp_path, monkeypatch):
