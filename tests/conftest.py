@@ -10,7 +10,10 @@ visibly between choices.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,14 @@ import torch
 # on tiny Gemma 3, beside two busy processes: 195 s on two threads (126 s of CPU), 21 s on one (13 s of CPU).
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
+
+# Nothing a test runs reads or writes the user's organism cache or the checkout's results/: a test that reached the
+# default-size organism trained it here (chapter 5's test once spent ~20 CPU-minutes so, racing the book's own
+# training of the same organism on CI). Tests that need an organism use the tiny one (`tiny_organism_environment`).
+_SESSION_FILES = tempfile.mkdtemp(prefix="cla-tests-")
+os.environ["CLA_CACHE"] = os.path.join(_SESSION_FILES, "cache")
+os.environ["CLA_RESULTS"] = os.path.join(_SESSION_FILES, "results")
+atexit.register(shutil.rmtree, _SESSION_FILES, True)
 
 TRAINING_SENTENCES = (
     "The capital of France is Paris. The capital of Spain is Madrid.",

@@ -187,11 +187,14 @@ def test_plane_items_of_a_chat_preset_go_through_the_chat_template_prompts_and_p
 
 # -- the chapters, run with papermill on the tiny models ---------------------------------------------------------
 
+# Each chapter runs once, each architecture carrying at least one chapter (their layers, scoring, steering and
+# alignment are checked per architecture above and in test_models / test_scoring / test_steering); chapter 1 on
+# Llama runs below on real-layout data, locally and through the remote round trip.
 CHAPTERS = {
-    "01_organism_plane": {"device": "cpu", "dtype": "bfloat16"},  # the placement parameters reach the model
-    "02_baseline_erasure": {"methods": "midalign", "include_replay": False},
-    "03_layer_dissociation": {"alphas": "2"},
-    "04_surgical_steering": {},
+    "01_organism_plane": ("gemma3", {"device": "cpu", "dtype": "bfloat16"}),  # the placement parameters reach it
+    "02_baseline_erasure": ("qwen2", {"methods": "midalign", "include_replay": False}),
+    "03_layer_dissociation": ("llama", {"alphas": "2"}),  # an aligned real model given as its LoRA adapters
+    "04_surgical_steering": ("gemma3", {}),
 }
 
 
@@ -223,15 +226,14 @@ def outputs_of(notebook) -> list:
 
 
 @pytest.mark.parametrize("chapter", list(CHAPTERS))
-def test_each_chapter_runs_on_each_tiny_architecture_for_one_language(chapter, tiny_model_dir, tmp_path):
-    if not (ROOT / "book" / f"{chapter}.ipynb").exists():
-        pytest.skip(f"book/{chapter}.ipynb is not written yet")
-    parameters = {"model": str(tiny_model_dir), "language": "ko", **CHAPTERS[chapter]}
+def test_each_chapter_runs_on_a_tiny_architecture_for_one_language(chapter, tiny_model_dirs, tmp_path):
+    architecture, extra = CHAPTERS[chapter]
+    model_dir = tiny_model_dirs[architecture]
+    parameters = {"model": str(model_dir), "language": "ko", **extra}
     if chapter == "02_baseline_erasure":
-        parameters["aligned_models"] = f"midalign={_aligned_checkpoint(tiny_model_dir, tmp_path)}"
-    elif chapter in ("03_layer_dissociation", "04_surgical_steering") and tiny_model_dir.name == "llama":
-        # the steering chapters on an aligned real model, given as its LoRA adapters (loaded merged into the base)
-        adapters = _aligned_checkpoint(tiny_model_dir, tmp_path)
+        parameters["aligned_models"] = f"midalign={_aligned_checkpoint(model_dir, tmp_path)}"
+    elif chapter == "03_layer_dissociation":
+        adapters = _aligned_checkpoint(model_dir, tmp_path)
         assert (adapters / "adapter_config.json").exists() and not (adapters / "config.json").exists()
         parameters["model"] = str(adapters)
     notebook = run_chapter(chapter, parameters, tmp_path / f"{chapter}.ipynb")
@@ -241,7 +243,7 @@ def test_each_chapter_runs_on_each_tiny_architecture_for_one_language(chapter, t
     assert glued_values(notebook), "the chapter glued no numbers"
     if "dtype" in parameters:
         printed = "".join(output.get("text", "") for output in outputs_of(notebook) if output.output_type == "stream")
-        assert f"{tiny_model_dir}: " in printed and "parameters on cpu in bfloat16" in printed
+        assert f"{model_dir}: " in printed and "parameters on cpu in bfloat16" in printed
 
 
 def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir, tmp_path):
@@ -252,41 +254,52 @@ def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir, tmp_pat
                     tmp_path / "refused.ipynb")
 
 
-def test_a_chapter_scores_the_real_data_it_is_given(tiny_llama_dir, tmp_path):
+@pytest.fixture(scope="module")
+def first_chapter_on_data(tiny_llama_dir, tmp_path_factory):
+    """Chapter 1 on tiny Llama with the Global-MMLU and BLEnD fixtures, run locally and through the remote round
+    trip; the remote run with a sentinel NDIF key in the environment (it must land in no notebook)."""
+    directory = tmp_path_factory.mktemp("first_chapter")
+    parameters = {"model": str(tiny_llama_dir), "language": "ko", "embedded_world": False,
+                  "transfer_data": str(FIXTURES / "global_mmlu"), "localization_data": str(FIXTURES / "blend")}
+    local = run_chapter("01_organism_plane", parameters, directory / "local.ipynb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NDIF_API_KEY", SENTINEL)
+        patch.setenv("NDIF_HOST", "http://127.0.0.1:9")  # nothing listens there: the served check fails at once
+        remote = run_chapter("01_organism_plane", {**parameters, "remote": "local"}, directory / "remote.ipynb")
+    return directory, parameters, local, remote
+
+
+def test_a_chapter_scores_the_real_data_it_is_given(first_chapter_on_data):
     from cla_lib.rerun import glued_values
 
-    data = {"transfer_data": str(FIXTURES / "global_mmlu"), "localization_data": str(FIXTURES / "blend")}
-    items = plane_items(str(tiny_llama_dir), ["ko"], **data)
-    ran = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "embedded_world": False,
-                                            **data}, tmp_path / "data.ipynb")
+    _, parameters, local, _ = first_chapter_on_data
+    items = plane_items(parameters["model"], ["ko"], transfer_data=parameters["transfer_data"],
+                        localization_data=parameters["localization_data"])
     chance = {task: [1 / len(item.choices) for item in items if item.task == task]
               for task in ("transfer", "localization")}
-    glued = glued_values(ran)
+    glued = glued_values(local)
     assert glued["transfer_chance"] == pytest.approx(0.25)  # Global-MMLU's four letters, not the world's 8 names
     assert glued["localization_chance"] == pytest.approx(sum(chance["localization"]) / len(chance["localization"]))
 
 
-def test_first_chapter_gives_the_same_numbers_through_the_remote_round_trip(tiny_llama_dir, tmp_path):
+def test_first_chapter_gives_the_same_numbers_through_the_remote_round_trip(first_chapter_on_data):
     from cla_lib.rerun import glued_values
 
-    local = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko"}, tmp_path / "a.ipynb")
-    remote = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "remote": "local"},
-                         tmp_path / "b.ipynb")
+    _, _, local, remote = first_chapter_on_data
     assert glued_values(remote) == glued_values(local)
 
 
-def test_the_ndif_key_never_appears_in_an_executed_chapter(tiny_llama_dir, tmp_path, monkeypatch):
+def test_the_ndif_key_never_appears_in_an_executed_chapter(first_chapter_on_data, tmp_path, monkeypatch):
     import papermill
 
+    directory, _, _, remote = first_chapter_on_data
+    assert remote.cells
     monkeypatch.setenv("NDIF_API_KEY", SENTINEL)
     monkeypatch.setenv("NDIF_HOST", "http://127.0.0.1:9")  # nothing listens there: the served check fails at once
-    ran = run_chapter("01_organism_plane", {"model": str(tiny_llama_dir), "language": "ko", "remote": "local"},
-                      tmp_path / "local.ipynb")
-    assert ran.cells
     with pytest.raises(papermill.PapermillExecutionError, match="NDIF not reachable"):
         run_chapter("01_organism_plane", {"model": "llama-3.1-8b-instruct", "language": "ko", "remote": True},
                     tmp_path / "remote.ipynb")
-    for path in tmp_path.glob("*.ipynb"):
+    for path in [*directory.glob("*.ipynb"), *tmp_path.glob("*.ipynb")]:
         assert SENTINEL not in path.read_text(encoding="utf-8"), path.name
     assert "NDIF not reachable" in (tmp_path / "remote.ipynb").read_text(encoding="utf-8")
 
@@ -313,7 +326,9 @@ def test_the_architectures_are_the_ones_the_presets_name(tiny_model_dirs):
         assert re.match(r"^(google/gemma-3|meta-llama/Llama-3|Qwen/Qwen2)", preset.hub_id)
 
 
-def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tmp_path):
+def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tiny_organism_environment, tmp_path):
+    # Its worked example scores the organism: the tiny one here (the kernel inherits CLA_ORGANISM_SIZE), never a
+    # default-size organism trained inside the test.
     from cla_lib.rerun import glued_values
 
     notebook = run_chapter("05_real_models", {"example_languages": "ko"}, tmp_path / "05.ipynb")
