@@ -4,6 +4,7 @@ how two kinds of vector relate.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 
@@ -206,6 +207,7 @@ def cross_layer_cosine(vectors: Mapping[str, SteeringVector], languages: Sequenc
     return float(torch.stack(values).abs().mean())
 
 
+@functools.lru_cache(maxsize=256)  # seeded, so a pure function; chapter 3 asks for the same bound at every layer
 def random_cosine_bound(dimension: int, *, averaged: int = 1, absolute: bool = True, level: float = 0.95,
                         draws: int = 20000, seed: int = 0) -> float:
     """What unrelated directions reach by chance: the `level` quantile of the mean over `averaged` independent pairs
