@@ -4,9 +4,9 @@
 #   bash scripts/build-book.sh [extra jupyter-book build options]
 #
 # From a fresh clone with nothing but Python 3.11: sets up .venv (scripts/_env.sh), runs the optional hook
-# scripts/prepare-organisms.sh, then `jupyter-book build . --builder html`. Every notebook is executed afresh
-# (_config.yml: execute_notebooks: force); a cell that raises (raise_on_error: true) or any Sphinx warning (-W)
-# fails the build.
+# scripts/prepare-organisms.sh, executes the chapters whose outputs are not cached for this state of the library
+# (python -m cla_lib.book_cache: two at a time; CLA_BOOK_FORCE=1 executes all), then `jupyter-book build .
+# --builder html` renders them. A cell that raises or any Sphinx warning (-W) fails the build.
 # Output: _build/html/index.html.
 set -euo pipefail
 started=$SECONDS
@@ -24,9 +24,16 @@ fi
 strict=(-W --keep-going)
 [[ "${BOOK_STRICT:-1}" == 0 ]] && strict=()
 
-# --all: Sphinx re-reads (so re-executes) only changed pages otherwise; a change in cla_lib/ must re-run every chapter.
 # Progress bars belong in a terminal, not in the rendered pages (every tqdm bar reads TQDM_DISABLE).
 export TQDM_DISABLE=1
+# The chapters whose outputs the cache lacks for this library key execute here, two at a time (cla_lib/book_cache.py);
+# the build below renders them from the cache. CLA_BOOK_FORCE=1 executes every chapter again.
+force=()
+[[ "${CLA_BOOK_FORCE:-0}" == 1 ]] && force=(--force)
+step=$SECONDS
+python -m cla_lib.book_cache "${force[@]}"
+echo "==> chapters ready in $((SECONDS - step)) s"
+# --all: every page is read again (cheap: outputs come from the cache), so no page keeps a stale cross-reference.
 echo "==> jupyter-book build . --builder html --all ${strict[*]} $*"
 jupyter-book build . --builder html --all "${strict[@]}" "$@"
 
