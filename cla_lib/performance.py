@@ -63,6 +63,25 @@ def training_efficiency(record: dict, ceiling: float) -> dict:
             "ceiling_gflops": ceiling, "fraction_of_ceiling": flops / ceiling}
 
 
+def training_table(records: dict[Any, dict]):
+    """Each recorded training (by seed) against the matmul ceiling of the threads it trained on, measured now."""
+    import pandas as pd
+
+    ceilings: dict[int, float] = {}
+    rows = {}
+    for seed, record in records.items():
+        threads = record["torch_threads"]
+        if threads not in ceilings:
+            ceilings[threads] = matmul_ceiling(threads=threads)
+        efficiency = training_efficiency(record, ceilings[threads])
+        rows[seed] = {"training throughput (tokens/s)": round(efficiency["tokens_per_second"]),
+                      "training GFLOP/s": round(efficiency["training_gflops"], 1),
+                      "matmul ceiling GFLOP/s (now)": round(efficiency["ceiling_gflops"], 1),
+                      "fraction of the ceiling": efficiency["fraction_of_ceiling"],
+                      "torch threads when trained": threads, "training time (s)": round(record["train_seconds"])}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("seed")
+
+
 def linear_flops_per_token(config, layers: int | None = None) -> tuple[float, float]:
     """Forward matmul FLOPs per token of a Llama-style decoder: (through `layers` decoder layers, through the head).
 

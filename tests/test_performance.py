@@ -28,6 +28,21 @@ def test_training_efficiency_is_throughput_times_flops_over_the_ceiling():
     assert efficiency["ceiling_gflops"] == 10.0 and efficiency["tokens_per_second"] == 1e6
 
 
+def test_the_training_table_sets_each_seed_against_the_ceiling_of_its_own_threads(monkeypatch):
+    from cla_lib import performance
+
+    asked = []
+    monkeypatch.setattr(performance, "matmul_ceiling", lambda threads: asked.append(threads) or 10.0 * threads)
+    records = {seed: {"config": CONFIG, "tokens_per_second": 1e6 * (seed + 1), "torch_threads": threads,
+                      "train_seconds": 12.4} for seed, threads in ((0, 1), (1, 1), (2, 2))}
+    table = performance.training_table(records)
+    assert sorted(asked) == [1, 2]  # one ceiling per thread count
+    assert list(table.index) == [0, 1, 2] and table.index.name == "seed"
+    assert math.isclose(table.loc[1, "fraction of the ceiling"], 2304 * 2e6 / 1e9 / 10.0)
+    assert math.isclose(table.loc[2, "fraction of the ceiling"], 2304 * 3e6 / 1e9 / 20.0)
+    assert table.loc[2, "training time (s)"] == 12 and table.loc[2, "torch threads when trained"] == 2
+
+
 def test_matmul_ceiling_is_a_positive_rate_measured_quickly():
     started = time.perf_counter()
     ceiling = matmul_ceiling(size=256, repeats=3)
