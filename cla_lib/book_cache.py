@@ -26,8 +26,8 @@ import nbformat
 import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
-from jupyter_cache.executors.utils import single_nb_execution
 
+from cla_lib.execution import execute_notebook
 from cla_lib.files import write_atomic
 from cla_lib.organism.base import cache_root
 from cla_lib.rerun import glued_values
@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"  # where myst-nb puts it when _config.yml names none
 KEY_FILE = "cla-library-key.txt"
 TIMINGS_FILE = "cla-timings.json"  # seconds per chapter, kept across clears: longest first next time
-TIMEOUT = 1800  # per cell, as _config.yml's execute.timeout
 
 
 def book_chapters(root: Path = ROOT) -> list[Path]:
@@ -99,14 +98,6 @@ def _cached_record(cache, chapter: Path):
         return None
 
 
-def _execute_one(chapter: str, threads: int) -> tuple[str, float, str | None, str]:
-    """In a worker process: execute one chapter as myst-nb would (nbclient, from its folder)."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel's torch reads it when it starts
-    notebook = nbformat.read(chapter, as_version=4)
-    result = single_nb_execution(notebook, cwd=str(Path(chapter).parent), timeout=TIMEOUT, allow_errors=False)
-    return chapter, result.time, result.exc_string, nbformat.writes(result.nb)
-
-
 def execute(cache_path: Path = CACHE, *, jobs: int = 2, force: bool = False, root: Path = ROOT,
             report=print) -> dict[str, float]:
     """Execute every chapter whose outputs are not cached for this library key, `jobs` at a time (longest first,
@@ -127,7 +118,7 @@ def execute(cache_path: Path = CACHE, *, jobs: int = 2, force: bool = False, roo
     report(f"==> executing {len(pending)} chapter(s), {jobs} at a time, {threads} thread(s) each")
     started, done = time.perf_counter(), {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        running = {pool.submit(_execute_one, str(chapter), threads) for chapter in pending}
+        running = {pool.submit(execute_notebook, str(chapter), threads) for chapter in pending}
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
