@@ -22,7 +22,9 @@ import contextlib
 import json
 import sys
 
+from cla_lib import __version__
 from cla_lib.languages import resolve_languages
+from cla_lib.values import Parser, positive_float, positive_int
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +45,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "cpu (default: $CLA_DEVICE, else the CPU)")
     parser.add_argument("--dtype", default=None, help="the weights' dtype: bfloat16, float32 (default: the preset's "
                                                       "on a GPU, float32 on the CPU)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sequences per forward (default: 64)")
 
 
 def _reference(arguments):
@@ -343,8 +345,8 @@ def command_rerun(arguments) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    main_parser = argparse.ArgumentParser(prog="cla", description=__doc__,
-                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser = Parser(prog="cla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser.add_argument("--version", action="version", version=f"cla {__version__}")
     commands = main_parser.add_subparsers(dest="command", required=True)
 
     plane_parser = commands.add_parser("plane", help="transfer, localization and English bias per language")
@@ -363,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
                                       "book needs (--methods, --seeds) that is not cached yet")
     organism_parser.add_argument("--method", default=None,
                                  help="base (default) or an alignment method: midalign, clo, mit, replay")
-    organism_parser.add_argument("--seed", type=int, default=0)
+    organism_parser.add_argument("--seed", type=int, default=0, help="path: the organism's seed (default: 0)")
     organism_parser.add_argument("--seeds", default="0,1,2", help="prepare: comma-separated seeds")
     organism_parser.add_argument("--methods", default="all", help="prepare: comma-separated methods, or all")
     organism_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
@@ -376,24 +378,25 @@ def parser() -> argparse.ArgumentParser:
                               help="a JSONL data file: replay=... (always) and parallel=..., preference=... or "
                                    "instruction=... (repeatable)")
     align_parser.add_argument("--out", required=True, help="the new model directory (must not exist)")
-    align_parser.add_argument("--steps", type=int, required=True)
-    align_parser.add_argument("--learning-rate", type=float, required=True)
-    align_parser.add_argument("--batch-size", type=int, required=True)
+    align_parser.add_argument("--steps", type=positive_int, required=True, help="optimizer steps")
+    align_parser.add_argument("--learning-rate", type=positive_float, required=True, help="peak learning rate")
+    align_parser.add_argument("--batch-size", type=positive_int, required=True, help="records per step")
     align_parser.add_argument("--layer", type=int, default=None, help="MidAlign's layer (default: the middle one)")
-    align_parser.add_argument("--sequence-length", type=int, default=512, help="replay row length in tokens")
+    align_parser.add_argument("--sequence-length", type=positive_int, default=512, help="replay row length in tokens")
     align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu (under "
                                                              "accelerate launch: each process's own)")
     align_parser.add_argument("--dtype", default="float32", help="the weights' dtype: float32 (default), bfloat16")
-    align_parser.add_argument("--lora-rank", type=int, default=None,
+    align_parser.add_argument("--lora-rank", type=positive_int, default=None,
                               help="train LoRA adapters of this rank (saved in peft's format) instead of the weights")
-    align_parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA's scale (default: 2 x rank)")
+    align_parser.add_argument("--lora-alpha", type=positive_float, default=None,
+                              help="LoRA's scale (default: 2 x rank)")
     align_parser.add_argument("--lora-targets", default=None,
                               help="modules to adapt, comma-separated (default: the method's, else every projection)")
     align_parser.add_argument("--gradient-checkpointing", action="store_true",
                               help="recompute activations in backward (less memory, one more forward)")
     align_parser.add_argument("--estimate-only", action="store_true",
                               help="print the memory and compute estimate and stop")
-    align_parser.add_argument("--seed", type=int, default=0)
+    align_parser.add_argument("--seed", type=int, default=0, help="the seed of initialization and batch order")
     align_parser.set_defaults(run=command_align)
 
     vectors_parser = commands.add_parser(
@@ -440,7 +443,7 @@ def parser() -> argparse.ArgumentParser:
     rerun_parser.add_argument("--embedded-world", action="store_true",
                               help="score a real model on the organism's fictional world (a code-path check)")
     rerun_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
-    rerun_parser.add_argument("--batch-size", type=int, default=64)
+    rerun_parser.add_argument("--batch-size", type=positive_int, default=64, help="sequences per forward (default: 64)")
     rerun_parser.add_argument("--device", default=None, help="where the chapters load the model: cuda (spread over "
                                                              "the GPUs, the preset's dtype), cuda:1, cpu (default: "
                                                              "$CLA_DEVICE, else the CPU)")

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cla_lib.cli import main
 from cla_lib.evaluation import plane_from_answers
 from cla_lib.items import read_items
@@ -163,3 +165,42 @@ def test_remote_json_output_is_json_lines_only_while_nnsights_status_display_wri
     assert code == 0
     assert [point["language"] for point in json_lines(out)] == ["ko", "es"]  # every stdout line is JSON
     assert "COMPLETED" in err and "job-1" in err and "COMPLETED" not in out
+
+
+# -- values refused where they enter: one line on stderr, exit 2, before anything loads --------------------------
+
+ALIGN = ["align", "--model", "m", "--method", "midalign", "--data", "parallel=p.jsonl", "--out", "o"]
+REFUSED = {
+    "steps 0": (ALIGN + ["--steps", "0", "--learning-rate", "1e-4", "--batch-size", "2"], "--steps: 0 is not positive"),
+    "steps -3": (ALIGN + ["--steps", "-3", "--learning-rate", "1e-4", "--batch-size", "2"], "--steps: -3 is not"),
+    "batch 0": (ALIGN + ["--steps", "2", "--learning-rate", "1e-4", "--batch-size", "0"], "--batch-size: 0 is not"),
+    "lora rank 0": (ALIGN + ["--steps", "2", "--learning-rate", "1e-4", "--batch-size", "2", "--lora-rank", "0"],
+                    "--lora-rank: 0 is not positive"),
+    "learning rate nan": (ALIGN + ["--steps", "2", "--learning-rate", "nan", "--batch-size", "2"],
+                          "--learning-rate: nan is not a finite positive number"),
+    "steps text": (ALIGN + ["--steps", "many", "--learning-rate", "1e-4", "--batch-size", "2"],
+                   "--steps: 'many' is not a whole number"),
+    "plane batch 0": (["plane", "--batch-size", "0"], "--batch-size: 0 is not positive"),
+    "rerun batch -1": (["rerun", "--model", "organism", "--language", "ko", "--batch-size", "-1"],
+                       "--batch-size: -1 is not positive"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_value_that_cannot_mean_anything_is_refused_in_one_line(case, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    arguments, message = REFUSED[case]
+    with pytest.raises(SystemExit) as exit:
+        main(arguments)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and message in err and "--help" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_cla_version_prints_the_package_version(capsys):
+    from cla_lib import __version__
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out.strip() == f"cla {__version__}"
