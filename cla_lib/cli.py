@@ -311,6 +311,10 @@ def command_rerun(arguments) -> None:
             raise ValueError(f"-p {name}: keys are never parameters (they would be written into the notebook); "
                              "NDIF's comes from $NDIF_API_KEY")
         extra[name] = rerun.parse_value(value)
+    known = set().union(*map(rerun.chapter_parameters, rerun.select_chapters(arguments.chapters, book)))
+    if set(extra) - known:  # papermill would only warn, and the run would ignore it
+        raise ValueError(f"-p {', '.join(sorted(set(extra) - known))}: no chapter run here has that parameter; "
+                         f"theirs: {', '.join(sorted(known))}")
     for name in ("transfer_data", "localization_data", "organism_size"):
         if getattr(arguments, name, None) is not None:
             extra[name] = getattr(arguments, name)

@@ -204,3 +204,10 @@ def test_cla_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out.strip() == f"cla {__version__}"
+
+
+def test_rerun_refuses_a_parameter_no_chosen_chapter_has_before_anything_runs(capsys, tmp_path):
+    code, _, err = run(capsys, "rerun", "--model", "organism", "--language", "ko", "--chapters", "01,02",
+                       "-p", "colour=red", "-p", "seed=1", "--out", str(tmp_path / "runs"))
+    assert code == 2 and "-p colour: no chapter run here has that parameter" in err and "seed" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
