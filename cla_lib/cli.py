@@ -24,7 +24,7 @@ import sys
 
 from cla_lib import __version__
 from cla_lib.languages import resolve_languages
-from cla_lib.values import Parser, positive_float, positive_int
+from cla_lib.values import Parser, dtype_name, positive_float, positive_int
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +43,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY or `nnsight login`)")
     parser.add_argument("--device", default=None, help="where a real model loads: cuda (spread over the GPUs), cuda:1, "
                                                        "cpu (default: $CLA_DEVICE, else the CPU)")
-    parser.add_argument("--dtype", default=None, help="the weights' dtype: bfloat16, float32 (default: the preset's "
-                                                      "on a GPU, float32 on the CPU)")
+    parser.add_argument("--dtype", type=dtype_name, default=None,
+                        help="the weights' dtype: bfloat16, float32 (default: the preset's on a GPU, float32 on "
+                             "the CPU)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="sequences per forward (default: 64)")
 
 
@@ -389,7 +390,8 @@ def parser() -> argparse.ArgumentParser:
     align_parser.add_argument("--sequence-length", type=positive_int, default=512, help="replay row length in tokens")
     align_parser.add_argument("--device", default=None, help="default: cuda if available, else cpu (under "
                                                              "accelerate launch: each process's own)")
-    align_parser.add_argument("--dtype", default="float32", help="the weights' dtype: float32 (default), bfloat16")
+    align_parser.add_argument("--dtype", type=dtype_name, default="float32",
+                              help="the weights' dtype: float32 (default), bfloat16")
     align_parser.add_argument("--lora-rank", type=positive_int, default=None,
                               help="train LoRA adapters of this rank (saved in peft's format) instead of the weights")
     align_parser.add_argument("--lora-alpha", type=positive_float, default=None,
@@ -451,9 +453,9 @@ def parser() -> argparse.ArgumentParser:
     rerun_parser.add_argument("--device", default=None, help="where the chapters load the model: cuda (spread over "
                                                              "the GPUs, the preset's dtype), cuda:1, cpu (default: "
                                                              "$CLA_DEVICE, else the CPU)")
-    rerun_parser.add_argument("--dtype", default=None, help="the weights' dtype where the chapters load the model: "
-                                                            "bfloat16, float32 (default: $CLA_DTYPE, else the "
-                                                            "preset's on a GPU, float32 on the CPU)")
+    rerun_parser.add_argument("--dtype", type=dtype_name, default=None,
+                              help="the weights' dtype where the chapters load the model: bfloat16, float32 "
+                                   "(default: $CLA_DTYPE, else the preset's on a GPU, float32 on the CPU)")
     rerun_parser.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
                               help="another chapter parameter, passed to the chapters that declare it (repeatable)")
     rerun_parser.add_argument("--book", default=None, help="the folder of the chapters (default: this book's)")

@@ -39,3 +39,13 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a finite positive number")
     return value
+
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")  # what a model's weights load as ("auto": the checkpoint's own)
+
+
+def dtype_name(text: str) -> str:
+    """A weights dtype by name, checked before torch is imported (`cla_lib.loading` resolves it)."""
+    if text not in DTYPES:
+        raise argparse.ArgumentTypeError(f"unknown dtype {text!r}; dtypes: {', '.join(DTYPES)}")
+    return text

@@ -183,6 +183,10 @@ REFUSED = {
     "plane batch 0": (["plane", "--batch-size", "0"], "--batch-size: 0 is not positive"),
     "rerun batch -1": (["rerun", "--model", "organism", "--language", "ko", "--batch-size", "-1"],
                        "--batch-size: -1 is not positive"),
+    "align dtype": (ALIGN + ["--steps", "2", "--learning-rate", "1e-4", "--batch-size", "2", "--dtype", "nonsense"],
+                    "--dtype: unknown dtype 'nonsense'; dtypes: float32, bfloat16"),
+    "plane dtype": (["plane", "--dtype", "float8"], "--dtype: unknown dtype 'float8'"),
+    "rerun dtype": (["rerun", "--model", "organism", "--language", "ko", "--dtype", "int4"], "unknown dtype 'int4'"),
 }
 
 
