@@ -40,6 +40,7 @@ def use_placement(device: str | None = None, dtype: str | None = None) -> None:
     """Make `device` and `dtype` the defaults of every `load_model` of this process (and its children) that names
     none: how a chapter's `device` and `dtype` parameters reach every model it loads. None leaves a default as is."""
     if device:
+        estimate.check_device(device)
         os.environ[DEVICE_VARIABLE] = str(device)
     if dtype:
         _resolved_dtype(dtype, device)  # an unknown dtype fails here, at the parameter, not at the first load
@@ -99,6 +100,7 @@ def load_model(
     reference = ModelRef.parse(model, size=size)
     device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
     dtype = dtype if dtype is not None else (os.environ.get(DTYPE_VARIABLE) or None)
+    estimate.check_device(device)  # before an organism trains or a checkpoint loads
     if reference.is_organism:
         source = str(organism_path(reference))
     else:

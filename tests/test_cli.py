@@ -215,3 +215,25 @@ def test_rerun_refuses_a_parameter_no_chosen_chapter_has_before_anything_runs(ca
                        "-p", "colour=red", "-p", "seed=1", "--out", str(tmp_path / "runs"))
     assert code == 2 and "-p colour: no chapter run here has that parameter" in err and "seed" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["plane", "--organism-size", "tiny", "--device", "cuda"],
+    ["plane", "--organism-size", "tiny", "--device", "cuda:3"],
+    ["plane", "--organism-size", "tiny", "--device", "gpu0"],
+    ALIGN + ["--data", "replay=r.jsonl", "--steps", "2", "--learning-rate", "1e-4", "--batch-size", "2", "--device",
+             "cuda"],
+    ["rerun", "--model", "organism", "--language", "ko", "--chapters", "01", "--device", "cuda"],
+])
+def test_a_device_this_machine_lacks_is_refused_before_anything_loads_or_trains(command, capsys, tmp_path,
+                                                                              monkeypatch):
+    import torch
+
+    if torch.cuda.device_count() > 3:
+        pytest.skip("this machine has the GPUs asked for")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path / "cache"))  # an organism would train here: none may
+    code, _, err = run(capsys, *command)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert ("CUDA GPU" in err and "--device cpu" in err) or "unknown device 'gpu0'" in err
+    assert not list(tmp_path.iterdir())

@@ -165,6 +165,22 @@ def estimate_training(model: Architecture, *, bytes_per_value: int, tokens: int,
     )
 
 
+def check_device(device: torch.device | str | None) -> None:
+    """Refuse a device this machine does not have, before anything loads or trains: a model placed with
+    device_map="auto" on a machine without a GPU would quietly run on the CPU, and `.to("cuda")` fails deep in torch.
+    "auto" (spread over whatever GPUs there are) and None stand."""
+    if device is None or str(device) == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {str(device)!r}; for example cpu, cuda or cuda:1") from None
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        have = torch.cuda.device_count()
+        raise ValueError(f"device {str(device)!r}: this machine has {have or 'no'} CUDA GPU{'s' if have != 1 else ''} "
+                         "(use --device cpu, -p device cpu in a chapter, or NDIF with --remote)")
+
+
 def device_memory(device: torch.device | str) -> int | None:
     """The memory a run on `device` may use: a GPU's total, the CPU's available RAM; None when unknown."""
     device = torch.device(device)

@@ -22,7 +22,9 @@ from typing import Callable
 
 import torch
 
-from cla_lib.alignment.estimate import TrainingEstimate, architecture, check_fits, estimate_training
+from cla_lib.alignment.estimate import (
+    TrainingEstimate, architecture, check_device, check_fits, estimate_training
+)
 from cla_lib.alignment.lora import LoraSettings, add_adapters
 from cla_lib.alignment.recipes import align, method_of, save_trained
 from cla_lib.alignment.records import RecordBatches, read_records
@@ -115,6 +117,7 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
 
     accelerator = _accelerator()
     processes = accelerator.num_processes if accelerator else 1
+    check_device(device)
     device = accelerator.device if accelerator else torch.device(
         device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(model_directory)
