@@ -6,6 +6,7 @@ everything this library writes goes through a temporary name in the same folder 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -49,3 +50,26 @@ def save_atomically(directory: Path, write) -> Path:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return directory
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+    """The JSON objects of a JSONL file with their line numbers (blank lines skipped). The one reader of the
+    library's JSONL files: what it refuses it names by file and line (ValueError), so a user knows what to fix."""
+    rows = []
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {error.start + 1} of the line); save the file "
+                                 "as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line.rstrip())  # columns count within the line
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not a JSON line ({error.msg}, column {error.colno})") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}:{number}: each line must be a JSON object, not a {type(value).__name__}")
+            rows.append((number, value))
+    return rows

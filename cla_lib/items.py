@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from cla_lib.files import write_atomic
+from cla_lib.files import read_jsonl, write_atomic
 
 
 TASKS = ("transfer", "localization")
@@ -85,5 +85,4 @@ def write_items(items: Iterable[Item], path: str | Path) -> None:
 
 
 def read_items(path: str | Path) -> list[Item]:
-    with open(path, encoding="utf-8") as handle:
-        return [Item.from_json(json.loads(line)) for line in handle if line.strip()]
+    return [Item.from_json(record) for _, record in read_jsonl(path)]

@@ -237,3 +237,26 @@ def test_a_device_this_machine_lacks_is_refused_before_anything_loads_or_trains(
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert ("CUDA GPU" in err and "--device cpu" in err) or "unknown device 'gpu0'" in err
     assert not list(tmp_path.iterdir())
+
+
+BAD_LINES = {
+    "a list, not an object": (b'{"language": "es", "english": "a", "target": "b"}\n[1, 2]\n',
+                              ":2: each line must be a JSON object, not a list"),
+    "malformed JSON": (b'{"language": "es", "english": "a", "target": "b"}\n\n{"language": \n',
+                       ":3: not a JSON line (Expecting value, column 13)"),
+    "not UTF-8": (b'{"language": "es", "english": "a", "target": "b"}\n{"language": "\xe9s"}\n',
+                  ":2: not UTF-8 text (byte 15 of the line); save the file as UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_LINES))
+def test_a_bad_data_line_is_refused_naming_its_file_and_line(case, capsys, tmp_path, tiny_llama_dir):
+    content, message = BAD_LINES[case]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_bytes(content)
+    (tmp_path / "replay.jsonl").write_text('{"text": "some text"}\n')
+    code, _, err = run(capsys, "align", "--model", str(tiny_llama_dir), "--method", "midalign", "--data",
+                       f"parallel={pairs}", "--data", f"replay={tmp_path / 'replay.jsonl'}", "--out",
+                       str(tmp_path / "out"), "--steps", "2", "--learning-rate", "1e-4", "--batch-size", "2")
+    assert code == 2 and f"{pairs}{message}" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

@@ -11,7 +11,6 @@ separator (a leading space or newline).
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,7 @@ from typing import Callable
 import torch
 
 from cla_lib.batching import pad
-
+from cla_lib.files import read_jsonl
 from cla_lib.scoring import encode_choice
 
 
@@ -120,16 +119,12 @@ def read_records(path: str | Path, kind: str) -> list[dict]:
     if kind not in DATA_FIELDS:
         raise ValueError(f"unknown data kind {kind!r}; kinds: {', '.join(DATA_FIELDS)}")
     records = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            missing = [name for name in DATA_FIELDS[kind] if not isinstance(record.get(name), str)]
-            if missing:
-                raise ValueError(f"{path}:{number}: {kind} records need the string fields "
-                                 f"{', '.join(DATA_FIELDS[kind])}; missing or not a string: {', '.join(missing)}")
-            records.append(record)
+    for number, record in read_jsonl(path):
+        missing = [name for name in DATA_FIELDS[kind] if not isinstance(record.get(name), str)]
+        if missing:
+            raise ValueError(f"{path}:{number}: {kind} records need the string fields "
+                             f"{', '.join(DATA_FIELDS[kind])}; missing or not a string: {', '.join(missing)}")
+        records.append(record)
     if not records:
         raise ValueError(f"{path}: no {kind} records")
     return records

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from cla_lib.files import read_jsonl
 from cla_lib.items import Item, SPLITS
 
 
@@ -156,10 +157,10 @@ def _read_table(path: Path) -> tuple[list[str], list[dict]]:
             reader = csv.DictReader(handle)
             return list(reader.fieldnames or []), list(reader)
     if suffix in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as handle:
-            if suffix == ".jsonl":
-                rows = [json.loads(line) for line in handle if line.strip()]
-            else:
+        if suffix == ".jsonl":
+            rows = [row for _, row in read_jsonl(path)]
+        else:
+            with open(path, encoding="utf-8") as handle:
                 rows = json.load(handle)
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise DatasetLayoutError(f"{path}: expected one JSON object per row (a list of objects)")

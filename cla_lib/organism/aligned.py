@@ -18,7 +18,7 @@ import torch
 
 from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, save_trained, method_of
 from cla_lib.batching import pack_documents
-from cla_lib.files import save_atomically
+from cla_lib.files import read_jsonl, save_atomically
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism.base import (
     TRAINING_THREADS, OrganismConfig, base_organism, cache_root, training_record, training_threads
@@ -62,8 +62,7 @@ RECORDS_FILE = "records.jsonl"  # in each aligned organism's directory: the exac
 
 def organism_records(path: str | Path) -> list[dict]:
     """The objective records an aligned organism trained on, read back from its directory."""
-    with open(Path(path) / RECORDS_FILE, encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+    return [record for _, record in read_jsonl(Path(path) / RECORDS_FILE)]
 
 
 def record_overlap(records: list[dict], world: World) -> dict:
