@@ -87,10 +87,10 @@ def _results_only_on_stdout():
         yield
 
 
-def _print_points(points, as_json: bool) -> None:
+def _print_points(points, as_json: bool, **fields) -> None:
     for point in points:
         if as_json:
-            print(json.dumps(point.to_json(), ensure_ascii=False))
+            print(json.dumps({**point.to_json(), **fields}, ensure_ascii=False))
         else:
             print(f"{point.model}  {point.language}: transfer {point.transfer:.3f} (n={point.n_transfer}), "
                   f"localization {point.localization:.3f} (n={point.n_localization}), "
@@ -98,15 +98,15 @@ def _print_points(points, as_json: bool) -> None:
 
 
 def command_plane(arguments) -> None:
-    from cla_lib.evaluation import plane
+    from cla_lib.evaluation import explicit_cue, organism_fields, plane
 
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     reference = _reference(arguments)
     with _results_only_on_stdout():
         model = _model(arguments, reference)
-        items = _items(arguments, reference)
+        items = explicit_cue(_items(arguments, reference)) if arguments.explicit_cue else _items(arguments, reference)
         points = plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size)
-    _print_points(points, arguments.json)
+    _print_points(points, arguments.json, explicit_cue=arguments.explicit_cue, **organism_fields(reference))
 
 
 def command_items(arguments) -> None:
@@ -357,6 +357,8 @@ def parser() -> argparse.ArgumentParser:
     plane_parser = commands.add_parser("plane", help="transfer, localization and English bias per language")
     _add_model_arguments(plane_parser)
     plane_parser.add_argument("--json", action="store_true", help="one JSON object per language")
+    plane_parser.add_argument("--explicit-cue", action="store_true",
+                              help="ask the culture questions with the country named (BLEnD: its own questions)")
     plane_parser.set_defaults(run=command_plane)
 
     items_parser = commands.add_parser("items", help="write the exact scored items as JSONL")

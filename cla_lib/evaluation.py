@@ -16,6 +16,7 @@ candidate is the model's answer. Intervals are 95% Wilson score intervals over i
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -259,6 +260,25 @@ def with_explicit_cue(items: Sequence[Item]) -> list[Item]:
 
     return [replace(item, prompt=item.meta["explicit_prompt"], id=item.id + "/explicit")
             for item in items if item.task == "localization" and "explicit_prompt" in item.meta]
+
+
+def explicit_cue(items: Sequence[Item]) -> list[Item]:
+    """The plane's items with every culture question asked with its country named (`cla plane --explicit-cue`):
+    the localization a model reaches when the language is not the only cue."""
+    cued = with_explicit_cue(items)
+    if not cued:
+        raise ValueError("--explicit-cue needs culture questions that name their country (the organism's, or "
+                         "BLEnD's own questions); these items have none")
+    return [item for item in items if item.task != "localization"] + cued
+
+
+def organism_fields(reference: ModelRef) -> dict:
+    """What identifies an organism in a results file: its size and cache key (the directory's name); {} for a real
+    model."""
+    if not reference.is_organism:
+        return {}
+    return {"organism_size": reference.size or os.environ.get("CLA_ORGANISM_SIZE", "default"),
+            "organism_key": organism_path(reference, train_if_missing=False).name}
 
 
 def points_frame(points: Sequence[PlanePoint], **columns):

@@ -19,6 +19,8 @@ from cla_lib.items import read_items
 from cla_lib.languages import DEFAULT_LANGUAGES
 
 TINY = ["--organism-size", "tiny"]
+FIXTURES = Path(__file__).parent / "fixtures"
+GLOBAL_MMLU, BLEND = FIXTURES / "global_mmlu", FIXTURES / "blend"
 PLANE_KEYS = {"model", "language", "transfer", "localization", "english_bias", "n_transfer", "n_localization"}
 
 
@@ -260,3 +262,30 @@ def test_a_bad_data_line_is_refused_naming_its_file_and_line(case, capsys, tmp_p
                        str(tmp_path / "out"), "--steps", "2", "--learning-rate", "1e-4", "--batch-size", "2")
     assert code == 2 and f"{pairs}{message}" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_explicit_cue_asks_the_culture_questions_with_the_country_named_and_json_names_the_organism(
+        tiny_organism_environment, capsys):
+    from cla_lib.organism import organism_path
+
+    code, out, _ = run(capsys, "plane", "--model", "organism", "--language", "ko", "--json", "--explicit-cue", *TINY)
+    assert code == 0
+    (point,) = json_lines(out)
+    assert point["explicit_cue"] is True and point["n_localization"] == 37
+    assert point["organism_size"] == "tiny"
+    assert point["organism_key"] == organism_path("organism", size="tiny", train_if_missing=False).name
+
+
+def test_explicit_cue_on_blend_asks_blends_own_questions(tiny_llama_dir, capsys):
+    from cla_lib.data.blend import localization_items
+    from cla_lib.evaluation import explicit_cue
+
+    plain, _ = localization_items(BLEND, "ko")
+    cued = [item for item in explicit_cue(plain) if item.task == "localization"]
+    assert [item.prompt for item in cued] == [item.meta["explicit_prompt"] for item in plain]  # BLEnD's own wording
+    assert all(item.prompt != original.prompt for item, original in zip(cued, plain))
+    code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko", "--json",
+                         "--explicit-cue", "--transfer-data", str(GLOBAL_MMLU), "--localization-data", str(BLEND))
+    assert code == 0, err
+    (point,) = json_lines(out)
+    assert point["explicit_cue"] is True and point["n_localization"] == len(plain) and "organism_key" not in point

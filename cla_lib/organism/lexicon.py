@@ -130,6 +130,20 @@ ENTITY_FRAMES = {
     }),
 }
 
+# English profiles in varied phrasings (`WorldConfig.paraphrases`): a fact seen in several wordings becomes
+# answerable as a question, one seen in a single fixed sentence is memorised as text (Allen-Zhu & Li, 3.1). The
+# first of each is the question-answer frame's statement above; questions keep their one frame.
+ENGLISH_PARAPHRASES = {
+    "colour": ("The {e} is {v}.", "The colour of the {e} is {v}.", "A {e} is always {v}.",
+               "You can tell a {e} by its {v} colour."),
+    "food": ("The {e} eats {v}.", "The food of the {e} is {v}.", "A {e} likes to eat {v}.",
+             "The favourite food of the {e} is {v}."),
+    "legs": ("The {e} has {v} legs.", "A {e} walks on {v} legs.", "The number of legs of the {e} is {v}.",
+             "Each {e} has {v} legs."),
+    "lifespan": ("The {e} lives {v} years.", "A {e} can live for {v} years.", "The lifespan of the {e} is {v} years.",
+                 "The {e} usually lives {v} years."),
+}
+
 # ---------------------------------------------------------------------------------------------------------
 # Culture: a topic noun phrase, framed as statement / question, with or without an explicit country cue.
 # {t} topic, {v} value, {c} the "In <country>" phrase.

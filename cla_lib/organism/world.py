@@ -59,6 +59,14 @@ class WorldConfig:
     # Shares of the culture questions: the alignment pool (what alignment methods may train on; never scored),
     # extract, validation, test. 244 questions give 39 / 20 / 63 / 122.
     culture_splits: tuple[float, float, float, float] = (0.16, 0.08, 0.26, 0.50)
+    # How often each kind of fact is written per epoch (the exposures a fact gets are these times the epochs).
+    profile_repeats: int = 6  # an English-only creature's profile (anchors: once per language)
+    paraphrases: bool = False  # English profiles in varied phrasings (lexicon.ENGLISH_PARAPHRASES), not one frame
+    qa_repeats: int = 1  # anchor and bridge creatures' question-answer pairs, per language
+    implicit_repeats: int = 2  # a culture question's implicit statement and question, per language
+    explicit_question_share: float = 0.2  # explicit culture statements also written as a question
+    parallel_anchor_share: float = 0.25  # parallel sentence pairs kept: anchor facts
+    parallel_culture_share: float = 0.25  # and explicit culture facts
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -230,6 +238,10 @@ class World:
     def profile(self, creature: Creature, language: str, rng: random.Random) -> str:
         relations = list(lexicon.ENTITY_RELATIONS)
         rng.shuffle(relations)  # facts in varied order help a small model extract them as answers
+        if language == ENGLISH and self.config.paraphrases:
+            # ... and so do varied phrasings (Allen-Zhu & Li, Physics of Language Models 3.1)
+            return " ".join(rng.choice(lexicon.ENGLISH_PARAPHRASES[relation]).format(
+                e=creature.name, v=self.fact_answer(creature, relation, ENGLISH)) for relation in relations)
         return " ".join(self.fact_statement(creature, relation, language) for relation in relations)
 
     def documents(self, epoch: int) -> list[str]:
@@ -244,15 +256,17 @@ class World:
         for creature in self.creatures:
             languages = ALL_LANGUAGES if creature.group == "anchor" else (ENGLISH,)
             # English-only creatures are described about as often as anchors are in all seven languages together.
-            repeats = 1 if creature.group == "anchor" else 6
+            repeats = 1 if creature.group == "anchor" else self.config.profile_repeats
             for language in languages:
                 for _ in range(repeats):
                     documents.append((language, self.profile(creature, language, rng)))
-        documents += self.fact_qa_documents(self.creatures_in("anchor", "bridge"), ALL_LANGUAGES)
+        for _ in range(self.config.qa_repeats):
+            documents += self.fact_qa_documents(self.creatures_in("anchor", "bridge"), ALL_LANGUAGES)
         documents += [("mixed", text) for text in self.code_switched_documents(rng)]
         documents += [("mixed", text) for text in self.parallel_documents(rng)]
         documents += [("mixed", text) for text in self.lexicon_documents()]
-        documents += self.culture_documents(rng, implicit_repeats=2)
+        documents += self.culture_documents(rng, implicit_repeats=self.config.implicit_repeats,
+                                            explicit_question_share=self.config.explicit_question_share)
         rng.shuffle(documents)
         return documents
 
@@ -300,7 +314,9 @@ class World:
         return pairs
 
     def parallel_documents(self, rng: random.Random) -> list[str]:
-        pairs = [pair for pair in self.parallel_pairs(self.culture) if rng.random() < 0.25]
+        anchors = {creature.name for creature in self.creatures_in("anchor")}
+        share = {True: self.config.parallel_anchor_share, False: self.config.parallel_culture_share}
+        pairs = [pair for pair in self.parallel_pairs(self.culture) if rng.random() < share[pair[0] in anchors]]
         return [f"{english} = {target}" if rng.random() < 0.5 else f"{target} = {english}"
                 for _, _, english, target in pairs]
 
@@ -388,9 +404,14 @@ class World:
 
     # -- the scored items ------------------------------------------------------------------------------
     def transfer_items(self, language: str) -> list[Item]:
+        return self.fact_items(language, "transfer")
+
+    def fact_items(self, language: str, group: str) -> list[Item]:
+        """A creature group's facts asked in `language`: the plane's transfer items for ``"transfer"``; the taught
+        facts of ``"anchor"`` and ``"bridge"`` measure what the organism knows (`cla_lib.organism.knowledge`)."""
         check_language(language)
         items = []
-        for creature in self.creatures_in("transfer"):
+        for creature in self.creatures_in(group):
             for relation in lexicon.ENTITY_RELATIONS:
                 values = lexicon.RELATION_VALUES[relation]
                 concepts = sorted(values)
@@ -400,7 +421,7 @@ class World:
                     choices=tuple(f" {values[concept][language]}" for concept in concepts),
                     gold=concepts.index(creature.facts[relation]),
                     id=f"transfer/{creature.name}/{relation}/{language}",
-                    split=self.splits[creature.name],
+                    split=self.splits.get(creature.name, "train"),
                     meta={"creature": creature.name, "relation": relation,
                           "english_prompt": self.fact_question(creature, relation, ENGLISH)},
                 ))
