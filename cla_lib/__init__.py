@@ -5,4 +5,10 @@ depend on the query language. This package loads a model (the embedded model org
 model, or a remote NDIF model), places it on the transfer–localization plane, and steers it.
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# tqdm.auto, imported by transformers and nnsight, warns in a Jupyter kernel without ipywidgets; the chapters run
+# with progress bars off (TQDM_DISABLE), and the warning only put a stderr box with a path in it on every page.
+warnings.filterwarnings("ignore", message="IProgress not found")

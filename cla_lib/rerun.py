@@ -5,6 +5,7 @@ A chapter is a notebook whose `parameters` cell names what a rerun may change (`
 
     runs/<model-slug>/<language>/<chapter>.ipynb            the executed notebook (every output, every figure)
     runs/<model-slug>/<language>/<chapter>.results.json     what the chapter glued (`myst_nb.glue`): its key numbers
+    runs/<model-slug>/<language>/<chapter>.kernel.log       what the kernel itself said (not the cells' output)
 
 The results file is machine-readable and written atomically once the chapter has finished, so a `runs/` folder
 only ever holds whole results: a chapter that fails leaves `<chapter>.failed.ipynb` (with the traceback) and a
@@ -31,6 +32,7 @@ As a last guard, a rerun checks every notebook and results file it writes for th
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -176,6 +178,23 @@ def _mask_key(path: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _kernel_stderr_to(log_file: Path):
+    """The chapter's kernel writes its own diagnostics to the inherited stderr ("Kernel is running over TCP",
+    "KeyboardInterrupt caught in kernel" at shutdown): they go to `log_file`, not into the caller's terminal or, when
+    a chapter reruns another (chapter 5), into its page."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_file, "ab") as handle:
+        os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: str = "python3",
                 cwd: Path | None = None, log: Callable[[str], None] = print, progress: bool = False) -> dict:
     """Execute one chapter with papermill into `directory`; return (and write) its results record. With
@@ -196,11 +215,14 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     # The chapter's results files (cla_lib.publish) go beside its notebook, not into a folder every run shares.
     previous_results = os.environ.get("CLA_RESULTS")
     os.environ["CLA_RESULTS"] = str(directory / "results")
+    kernel_log = directory / f"{stem}.kernel.log"
+    kernel_log.unlink(missing_ok=True)
     try:
-        papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(cwd or path.parent.parent), progress_bar=progress, log_output=False,
-                                   stdout_file=sys.stderr if progress else None,
-                                   stderr_file=sys.stderr if progress else None)
+        with contextlib.nullcontext() if progress else _kernel_stderr_to(kernel_log):
+            papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
+                                       cwd=str(cwd or path.parent.parent), progress_bar=progress, log_output=False,
+                                       stdout_file=sys.stderr if progress else None,
+                                       stderr_file=sys.stderr if progress else None)
         status, error = "ok", None
     except KeyboardInterrupt:
         if running.exists():
@@ -224,6 +246,7 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     notebook = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
     record.update({"status": status, "error": error, "seconds": round(time.time() - started, 1),
                    "notebook": target.name, "values": glued_values(notebook)})
+    _mask_key(kernel_log)
     results = directory / f"{stem}{RESULTS_SUFFIX}"
     write_atomic(results, json.dumps(record, indent=1, ensure_ascii=False, default=str) + "\n")
     _mask_key(results)

@@ -75,6 +75,9 @@ CLAIMS_SCRIPT = """(header) => {
   const column = heads.findIndex(text => text.includes(header));
   return Array.from(table.querySelectorAll('tbody tr')).map(row => row.cells[column].innerText.trim());
 }"""
+# A cell's stderr rendered on a page (a warning, a library's log line): the reader sees noise with paths in it.
+STDERR_SCRIPT = """() => Array.from(document.querySelectorAll('.output.stderr'))
+  .map(box => box.innerText.trim().split('\\n')[0].slice(0, 160))"""
 IMAGES_SCRIPT = """(origin) => Array.from(document.images)
   .filter(image => image.src.startsWith(origin) || image.src.startsWith('data:'))
   .filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"""
@@ -104,6 +107,7 @@ def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path |
     page.goto(f"{origin}/{name}", wait_until="load")
     failures = [f"{name}: {error}" for error in errors]
     failures += [f"{name}: image not loaded: {source}" for source in page.evaluate(IMAGES_SCRIPT, origin)]
+    failures += [f"{name}: a cell's stderr is shown: {first_line}" for first_line in page.evaluate(STDERR_SCRIPT)]
     hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
     failures += [f"{name}: broken internal link: {link}" for link in broken_links(site, origin, hrefs)]
     if first:

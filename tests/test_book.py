@@ -60,6 +60,7 @@ def test_first_chapter_runs_on_the_tiny_organism_for_one_language(tiny_organism_
     import papermill
 
     monkeypatch.setenv("CLA_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as scripts/build-book.sh: no progress bars on a page
     output = tmp_path / "01_organism_plane.ipynb"
     papermill.execute_notebook(str(ROOT / "book" / "01_organism_plane.ipynb"), str(output),
                                parameters={"organism_size": "tiny", "language": "ko"}, kernel_name="python3",
@@ -73,6 +74,7 @@ def test_first_chapter_runs_on_the_tiny_organism_for_one_language(tiny_organism_
 
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
+    assert not [output.text for output in outputs if output.get("name") == "stderr"]  # a stderr box on the page
     assert sum("image/png" in output.get("data", {}) for output in outputs) >= 2
 
     tables = [output.data["text/plain"] for output in outputs

@@ -184,11 +184,13 @@ def test_rerun_of_the_first_chapter_writes_the_notebook_and_its_results_and_gath
             assert SENTINEL not in path.read_text(encoding="utf-8"), path
 
 
-def test_a_failing_chapter_keeps_its_traceback_and_is_reported(tmp_path):
+def test_a_failing_chapter_keeps_its_traceback_and_is_reported(tmp_path, capfd):
     book = write_book(tmp_path / "book", {"01_ok": FAST, "02_fails": FAILING})
     records = rerun.rerun("some-model", "ko", out=tmp_path / "runs", book=book, show_cost=False, log=lambda line: None)
     assert [record["status"] for record in records] == ["ok", "failed"]
     directory = tmp_path / "runs" / "some-model" / "ko"
+    # The kernels' own diagnostics go to a log beside the notebook, not to the caller's stderr (chapter 5's page).
+    assert capfd.readouterr().err == "" and (directory / "01_ok.kernel.log").exists()
     assert (directory / "02_fails.failed.ipynb").exists() and not (directory / "02_fails.ipynb").exists()
     assert "this chapter fails" in (directory / "02_fails.failed.ipynb").read_text()
     assert json.loads((directory / "02_fails.results.json").read_text())["status"] == "failed"

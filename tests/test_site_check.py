@@ -1,6 +1,6 @@
 """The browser check of the rendered book (scripts/check_site.py), run in real headless Chromium on a small site:
 it passes a sound site and fails on a missing image, a broken internal link, a missing anchor, a JavaScript error
-and a claims table without verdicts (each broken on purpose)."""
+a claims table without verdicts and a cell's stderr shown on the page (each broken on purpose)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
     ({"link": "other.html#nowhere"}, "no id 'nowhere'"),
     ({"script": "<script>undefinedFunction();</script>"}, "uncaught JavaScript error"),
     ({"verdict": ""}, "a row without a verdict"),
-], ids=["image", "link", "anchor", "javascript", "claims"])
+    ({"script": '<div class="output stderr highlight-myst-ansi notranslate"><pre>/x/tqdm/auto.py:21: TqdmWarning: '
+                'IProgress not found</pre></div>'}, "a cell's stderr is shown: /x/tqdm/auto.py:21: TqdmWarning"),
+], ids=["image", "link", "anchor", "javascript", "claims", "stderr"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr

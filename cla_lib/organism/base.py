@@ -40,6 +40,7 @@ class OrganismConfig:
     hidden_size: int = 128
     intermediate_size: int = 512
     n_heads: int = 4
+    tie_embeddings: bool = True
     sequence_length: int = 128
     # Many small steps at a high learning rate: memorising hundreds of random facts needs updates more than tokens
     # (at 1,200 x 16 sequences, lr 6e-3 the English ceiling reached 0.86; at lr 3e-3 0.55; at 600 x 32, 3e-3 0.35).
@@ -96,7 +97,7 @@ def build_model(config: OrganismConfig, tokenizer):
     model_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
         num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads, num_key_value_heads=config.n_heads,
-        max_position_embeddings=max(256, config.sequence_length), tie_word_embeddings=True,
+        max_position_embeddings=max(256, config.sequence_length), tie_word_embeddings=config.tie_embeddings,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id)
     return LlamaForCausalLM(model_config)
