@@ -105,6 +105,19 @@ class ChapterSetup:
                            localization_data=self.localization_data, tokenizer=tokenizer)
 
 
+def _cell(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
+
+
+def table_style() -> None:
+    """How the book's tables show numbers: counts as integers (3174, not 3174.0), everything else to three decimals,
+    and no cell cut short with "…" (pandas' display options, for every table a chapter displays)."""
+    import pandas as pd
+
+    pd.set_option("display.float_format", _cell)
+    pd.set_option("display.max_colwidth", None)
+
+
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
                   aligned: str = "", alphas: str = "", remote: bool = False, device: str | None = None,
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
@@ -112,6 +125,7 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
     """The set-up of a chapter from its parameters' values (see `ChapterSetup`); `device` and `dtype` become the
     defaults of every model the chapter loads (`cla_lib.loading.use_placement`). A real model without its data is
     refused here, before anything loads, unless `embedded_world` asks for the organism's world (`check_data`)."""
+    table_style()
     reference = ModelRef.parse(model, size=organism_size)
     check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)

@@ -75,3 +75,16 @@ def test_sweep_means_average_the_matching_rows():
     means = sweep_means(frame, alpha=2.0)
     assert means.transfer == pytest.approx(0.4) and means.localization == pytest.approx(0.5)
     assert sweep_means(frame, layer=0, alpha=0.0).transfer == pytest.approx(0.1)
+
+
+def test_the_books_tables_show_counts_as_integers_three_decimals_and_whole_cells():
+    import pandas as pd
+
+    from cla_lib.chapters import table_style
+
+    with pd.option_context("display.float_format", None, "display.max_colwidth", 50):  # restored afterwards
+        table_style()
+        html = pd.DataFrame({"records": [3174.0, 2304.0], "accuracy": [0.1234567, 0.5],
+                             "interval": ["[0.101, 0.202] " * 10, "x"]})._repr_html_()
+    assert "<td>3174</td>" in html and "<td>0.123</td>" in html and "<td>0.500</td>" in html
+    assert "…" not in html and "..." not in html
