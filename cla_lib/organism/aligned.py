@@ -101,6 +101,7 @@ def organism_method_config(method: str, base: OrganismConfig) -> AlignmentConfig
     Budget (organism-v4): a tenth (240 steps) made the 15 aligned organisms of three seeds cost as much CPU as the
     three bases (~150 s each on one thread), beyond what CI's cold run holds; a twentieth gives the 120 updates
     the organism-v3 methods made (then at 16 + 16 rows). Chosen on cost, before any verdict of this world.
+    organism-v5 (7,200 base steps of 64-token rows) keeps the twentieth: 360 steps of 8 + 8 rows.
     """
     steps = max(10, base.steps // 20)
     common = dict(steps=steps, warmup=max(1, steps // 10), learning_rate=1e-3, replay_batch_size=base.batch_size,

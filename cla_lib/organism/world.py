@@ -334,15 +334,9 @@ class World:
         """Implicit culture (no country named; the language's own country) and explicit culture (each country named,
         in English and in the country's own language). Implicit facts are few per question, so they are repeated.
 
-        Design runs (recorded; chosen on the base's English ceiling and taught localization, never on a verdict):
-        1. 244 questions with every country stated in all seven languages, 3 implicit repeats, 4 repeats of an
-           English-only creature, 1,200 steps x 16 rows: culture was 60% of the text, 8 epochs; the English
-           ceiling fell to chance (0.15) and taught localization to 0.48 (36 questions had given ~0.86 / ~0.8).
-        2. Explicit culture in English and the country's language only, 2 implicit repeats, explicit questions for
-           a fifth, 6 repeats of an English-only creature, and 2,400 steps x 8 rows (the same tokens, twice the
-           updates: the training budget's note in `cla_lib.organism.base`): 10.3 epochs, English ceiling 0.57,
-           transfer in the target language 0.36, taught localization 0.57, held-out localization 0.22 (seed 0).
-           Kept: the ceiling leaves a transfer gap to close and localization is learnt well above chance.
+        The shares of each kind of text were chosen in organism-v4's design runs, on the base's English ceiling and
+        taught localization; organism-v5's (the budget and the learning rate that let the base learn these facts at
+        all) are recorded in `cla_lib.organism.base.OrganismConfig`.
         """
         documents = []
         language_of = {country: language for language, country in lexicon.COUNTRY_OF.items()}
