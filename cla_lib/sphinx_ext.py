@@ -6,12 +6,16 @@ and two fixes to what the theme stack ships, found by the browser check (scripts
   on every reader's first visit.
 - Chapters rendered from jupyter-cache are dropped from it first when the library key changed
   (`cla_lib.book_cache`): a bare ``jupyter-book build .`` never shows outputs of another library.
+- MathJax is served from the build (`_static/mathjax`, from the pinned ``sphinx-mathjax-offline`` package) rather
+  than a CDN, so an offline reader sees rendered math, not raw ``\\(L\\)``.
 - Each inline script is included once: sphinx-thebe adds its ``const THEBE_JS_URL = ...`` once per read phase, and
   a second copy stops the page's scripts with "Identifier 'THEBE_JS_URL' has already been declared".
 """
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 from cla_lib.book_cache import invalidate
@@ -25,6 +29,34 @@ def _configure_theme(app, config) -> None:
     config.html_theme_options = options
     # pydata-sphinx-theme reads the mode from the page context, not from its theme options.
     config.html_context = {**(config.html_context or {}), "default_mode": "auto"}
+
+
+# What tex-chtml.js loads: its fonts, the TeX extensions it autoloads, the menu and its accessibility parts (not
+# the 4 MB speech engine, fetched only when a reader turns speech on).
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts", "input/tex/extensions", "ui", "a11y")
+
+
+def _mathjax_source() -> Path | None:
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    return Path(spec.origin).parent / "static" / "mathjax" if spec and spec.origin else None
+
+
+def _serve_mathjax(app, config) -> None:
+    if _mathjax_source() is not None:
+        config.mathjax_path = "mathjax/tex-chtml.js"  # relative: under the build's _static
+
+
+def _copy_mathjax(app, exception) -> None:
+    source = _mathjax_source()
+    if exception is not None or source is None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / part, target / part)
 
 
 def _drop_stale_outputs(app) -> None:
@@ -56,6 +88,8 @@ def _one_copy_of_each_script(app, pagename, templatename, context, doctree) -> N
 
 def setup(app):
     app.connect("config-inited", _configure_theme)
+    app.connect("config-inited", _serve_mathjax)
+    app.connect("build-finished", _copy_mathjax)
     app.connect("builder-inited", _drop_stale_outputs, priority=100)  # before myst-nb opens the cache
     # Early: `html-page-context` stops at the first listener that returns a template, and the theme's may.
     app.connect("html-page-context", _one_copy_of_each_script, priority=100)

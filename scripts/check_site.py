@@ -78,6 +78,13 @@ CLAIMS_SCRIPT = """(header) => {
 # A cell's stderr rendered on a page (a warning, a library's log line): the reader sees noise with paths in it.
 STDERR_SCRIPT = """() => Array.from(document.querySelectorAll('.output.stderr'))
   .map(box => box.innerText.trim().split('\\n')[0].slice(0, 160))"""
+# Math on the page (MyST's "math" spans and blocks) typeset by MathJax, which must load from the site itself: with
+# every other host blocked, as for a reader offline, a CDN copy leaves raw "\\(L\\)" on the page.
+MATH_SCRIPT = """async () => {
+  const math = document.querySelectorAll('.math').length;
+  if (math && window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  return [math, document.querySelectorAll('mjx-container').length];
+}"""
 IMAGES_SCRIPT = """(origin) => Array.from(document.images)
   .filter(image => image.src.startsWith(origin) || image.src.startsWith('data:'))
   .filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"""
@@ -108,6 +115,9 @@ def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path |
     failures = [f"{name}: {error}" for error in errors]
     failures += [f"{name}: image not loaded: {source}" for source in page.evaluate(IMAGES_SCRIPT, origin)]
     failures += [f"{name}: a cell's stderr is shown: {first_line}" for first_line in page.evaluate(STDERR_SCRIPT)]
+    math, typeset = page.evaluate(MATH_SCRIPT)
+    if math and not typeset:
+        failures.append(f"{name}: math not rendered ({math} formulas): MathJax did not load from the site")
     hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
     failures += [f"{name}: broken internal link: {link}" for link in broken_links(site, origin, hrefs)]
     if first:

@@ -61,11 +61,23 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
     ({"verdict": ""}, "a row without a verdict"),
     ({"script": '<div class="output stderr highlight-myst-ansi notranslate"><pre>/x/tqdm/auto.py:21: TqdmWarning: '
                 'IProgress not found</pre></div>'}, "a cell's stderr is shown: /x/tqdm/auto.py:21: TqdmWarning"),
-], ids=["image", "link", "anchor", "javascript", "claims", "stderr"])
+    ({"script": '<span class="math notranslate nohighlight">\\(L\\)</span>'
+                '<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'}, "math not rendered (1 formulas)"),
+], ids=["image", "link", "anchor", "javascript", "claims", "stderr", "math"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr
     assert expected in result.stdout, result.stdout
+
+
+def test_math_typeset_by_a_copy_of_mathjax_in_the_site_passes(tmp_path):
+    from cla_lib.sphinx_ext import _mathjax_source
+
+    site = write_site(tmp_path, script='<span class="math notranslate nohighlight">\\(L\\)</span>'
+                                       '<script defer src="_static/mathjax/tex-chtml.js"></script>')
+    shutil.copytree(_mathjax_source(), site / "book" / "_static" / "mathjax")
+    result = check(site)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_no_site_is_a_clear_error(tmp_path):
