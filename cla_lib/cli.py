@@ -473,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
         arguments.run(arguments)
+    except KeyboardInterrupt:
+        # Whatever was being written is not left half-written (caches and results are replaced atomically).
+        print("cla: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
     except Exception as error:
         # Bad input (an unknown language, model, method or file, a missing key or data set) is the user's to fix:
         # say what, not where.

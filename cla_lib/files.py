@@ -6,6 +6,7 @@ everything this library writes goes through a temporary name in the same folder 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -34,6 +35,24 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the whole new one, never half of it."""
     with atomic_file(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def building(directory: Path):
+    """Held while this process builds `directory` (trains an organism into the cache): a second process building
+    the same one waits here and then finds it built, instead of training it twice. Once held, the temporary folders
+    of a build that was killed (`save_atomically`'s ``.NAME.*``, which nothing else would remove) are removed. The
+    lock is the kernel's (`flock`): a killed holder releases it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for orphan in directory.parent.glob(f".{directory.name}.*"):
+                if orphan.is_dir():
+                    shutil.rmtree(orphan, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def save_atomically(directory: Path, write) -> Path:

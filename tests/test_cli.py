@@ -289,3 +289,16 @@ def test_explicit_cue_on_blend_asks_blends_own_questions(tiny_llama_dir, capsys)
     assert code == 0, err
     (point,) = json_lines(out)
     assert point["explicit_cue"] is True and point["n_localization"] == len(plain) and "organism_key" not in point
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tiny_organism_environment, capsys, monkeypatch):
+    import cla_lib.evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cla_lib.evaluation, "plane", interrupted)
+    code, out, err = run(capsys, "plane", "--model", "organism", "--language", "ko", *TINY)
+    assert code == 130 and out == ""
+    assert err.strip().splitlines()[-1] == "cla: interrupted; nothing half-written was left behind"
+    assert "Traceback" not in err

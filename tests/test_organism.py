@@ -226,3 +226,45 @@ def test_a_candidate_answer_is_the_same_tokens_after_any_prompt_of_its_language(
                 whole = tokenizer(item.prompt + choice)["input_ids"]
                 assert whole[:len(context)] == context, (item.id, choice)
                 assert whole[len(context):] == tokenizer(choice, add_special_tokens=False)["input_ids"], item.id
+
+
+def test_a_second_process_building_the_same_organism_waits_for_the_first_and_orphans_are_removed(tmp_path):
+    import threading
+    import time
+
+    from cla_lib.files import building
+
+    directory = tmp_path / "organisms" / "base-abc"
+    orphan = tmp_path / "organisms" / ".base-abc.x1y2"  # what a killed save_atomically leaves
+    orphan.mkdir(parents=True)
+    (orphan / "model.safetensors").write_bytes(b"half")
+    order = []
+
+    def second():
+        with building(directory):
+            order.append("second")
+
+    with building(directory):
+        assert not orphan.exists()  # removed once the lock is held
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first")
+    waiting.join(5)
+    assert order == ["first", "second"]
+
+
+def test_ctrl_c_during_training_leaves_no_partial_organism(tmp_path, monkeypatch):
+    import pytest
+
+    import cla_lib.organism.base as base
+
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base, "train_base", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        base.base_organism(base.config_for("tiny"), progress=False)
+    assert [path.name for path in (tmp_path / "organisms").iterdir() if not path.name.endswith(".lock")] == []

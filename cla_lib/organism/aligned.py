@@ -21,7 +21,7 @@ from cla_lib.batching import pack_documents
 from cla_lib.files import read_jsonl, save_atomically
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism.base import (
-    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, training_record, training_threads
+    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_record, training_threads
 )
 from cla_lib.organism.world import World
 
@@ -152,31 +152,31 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
     """
     method_config = organism_method_config(method, config)
     directory = cache_root() / "organisms" / f"{method}-{aligned_organism_key(method, config, method_config)}"
-    if (directory / "model.safetensors").exists():
-        return directory
-    if not train_if_missing:
-        raise FileNotFoundError(f"the {method} organism is not trained yet (expected at {directory})")
-    base_directory = base_organism(config, train_if_missing=True, progress=progress)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.use_deterministic_algorithms(True)
-    model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(base_directory)
-    world = World(config.world)
-    rows = organism_replay(world, tokenizer, config, training_record(base_directory)["epochs"],
-                           method_config.steps * method_config.replay_batch_size)
-    size = method_config.replay_batch_size
-    records = ORGANISM_RECORDS[method](world)
-    with training_threads():
-        record = align(model, tokenizer, method, method_config, records,
-                       lambda step: rows[step * size:(step + 1) * size], progress=progress,
-                       description=f"aligning the organism: {method} (seed {config.seed})")
-    record = {**record, "config": asdict(config), "base": base_directory.name, "records": len(records),
-              "torch_threads": TRAINING_THREADS, "tokens": method_config.steps * size * config.sequence_length}
+    def build() -> Path:
+        base_directory = base_organism(config, train_if_missing=True, progress=progress)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def write(path: Path) -> None:
-        save_trained(path, model, tokenizer, record)
-        (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
-                                         encoding="utf-8")
+        torch.use_deterministic_algorithms(True)
+        model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(base_directory)
+        world = World(config.world)
+        rows = organism_replay(world, tokenizer, config, training_record(base_directory)["epochs"],
+                               method_config.steps * method_config.replay_batch_size)
+        size = method_config.replay_batch_size
+        records = ORGANISM_RECORDS[method](world)
+        with training_threads():
+            record = align(model, tokenizer, method, method_config, records,
+                           lambda step: rows[step * size:(step + 1) * size], progress=progress,
+                           description=f"aligning the organism: {method} (seed {config.seed})")
+        record = {**record, "config": asdict(config), "base": base_directory.name, "records": len(records),
+                  "torch_threads": TRAINING_THREADS, "tokens": method_config.steps * size * config.sequence_length}
 
-    return save_atomically(directory, write)
+        def write(path: Path) -> None:
+            save_trained(path, model, tokenizer, record)
+            (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
+                                             encoding="utf-8")
+
+        return save_atomically(directory, write)
+
+    return cached_or_built(directory, build, train_if_missing=train_if_missing, what=f"the {method} organism")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from cla_lib.files import save_atomically
+from cla_lib.files import building, save_atomically
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
 from cla_lib.organism.world import World, WorldConfig
@@ -121,15 +121,28 @@ def build_model(config: OrganismConfig, tokenizer):
     return LlamaForCausalLM(model_config)
 
 
-def base_organism(config: OrganismConfig, *, train_if_missing: bool = True, progress: bool = True) -> Path:
-    directory = cache_root() / "organisms" / f"base-{config.key()}"
+def cached_or_built(directory: Path, build, *, train_if_missing: bool, what: str) -> Path:
+    """`directory` if the cache holds it, else `build()`'s (which trains and saves it atomically), one process at a
+    time (`files.building`): a second process asking for the same organism waits and reuses the first's."""
     if (directory / "model.safetensors").exists():
         return directory
     if not train_if_missing:
-        raise FileNotFoundError(f"the organism is not trained yet (expected at {directory})")
-    model, tokenizer, stream = training_inputs(config)
-    log = train_base(model, stream, config, progress=progress)
-    return save_atomically(directory, lambda path: _save(path, model, tokenizer, config, log, stream))
+        raise FileNotFoundError(f"{what} is not trained yet (expected at {directory})")
+    with building(directory):
+        if (directory / "model.safetensors").exists():  # trained by another process while this one waited
+            return directory
+        return build()
+
+
+def base_organism(config: OrganismConfig, *, train_if_missing: bool = True, progress: bool = True) -> Path:
+    directory = cache_root() / "organisms" / f"base-{config.key()}"
+
+    def build() -> Path:
+        model, tokenizer, stream = training_inputs(config)
+        log = train_base(model, stream, config, progress=progress)
+        return save_atomically(directory, lambda path: _save(path, model, tokenizer, config, log, stream))
+
+    return cached_or_built(directory, build, train_if_missing=train_if_missing, what="the organism")
 
 
 def training_inputs(config: OrganismConfig):

@@ -33,7 +33,7 @@ from cla_lib.files import save_atomically
 from cla_lib.languages import DEFAULT_LANGUAGES
 from cla_lib.model.layers import decoder_layers
 from cla_lib.organism.base import (
-    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, training_threads
+    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_threads
 )
 from cla_lib.training import Schedule, train
 
@@ -136,45 +136,45 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
     """
     config = planted_config(base)
     directory = cache_root() / "organisms" / f"{PLANTED}-{config.key(base)}"
-    if (directory / "model.safetensors").exists():
-        return directory
-    if not train_if_missing:
-        raise FileNotFoundError(f"the planted organism is not trained yet (expected at {directory})")
-    base_directory = base_organism(base, train_if_missing=True, progress=progress)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # Here, not at the top: these reach organisms through the registry, which imports this module.
-    from cla_lib.evaluation import answers, plane_items
-    from cla_lib.loading import load_model
-    from cla_lib.model.reference import ModelRef
-    from cla_lib.steering.extraction import extract_vectors
+    def build() -> Path:
+        base_directory = base_organism(base, train_if_missing=True, progress=progress)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.use_deterministic_algorithms(True)
-    with training_threads():
-        lm = load_model(str(base_directory))
-        items = plane_items(ModelRef.organism(f"organism@{base.seed}"), DEFAULT_LANGUAGES, tokenizer=lm.tokenizer)
-        vectors = extract_vectors(lm, items, kinds=sorted(set(KIND_OF_TASK.values())), languages=DEFAULT_LANGUAGES,
-                                  progress=False)
-        targets = [item for item in items if item.language != "en"]
-        records = planted_records(targets, answers(lm, targets), base.n_layers, config)
-        del lm
-        model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(base_directory)
-        top = tuple(str(layer) for layer in range(config.loc_layer + 1, base.n_layers))
-        parameters = trainable_parameters(model, (*top, "norm"))  # the decoder layers above LOC's, the final norm
-        torch.manual_seed(config.seed)
-        batches = RecordBatches(records, config.batch_size, config.seed)
+        # Here, not at the top: these reach organisms through the registry, which imports this module.
+        from cla_lib.evaluation import answers, plane_items
+        from cla_lib.loading import load_model
+        from cla_lib.model.reference import ModelRef
+        from cla_lib.steering.extraction import extract_vectors
 
-        def batch(step: int) -> dict:
-            chosen = batches(step)
-            return {"encoded": instruction_batch(tokenizer, chosen),
-                    "edits": _row_edits(chosen, vectors, base.hidden_size)}
+        torch.use_deterministic_algorithms(True)
+        with training_threads():
+            lm = load_model(str(base_directory))
+            items = plane_items(ModelRef.organism(f"organism@{base.seed}"), DEFAULT_LANGUAGES, tokenizer=lm.tokenizer)
+            vectors = extract_vectors(lm, items, kinds=sorted(set(KIND_OF_TASK.values())), languages=DEFAULT_LANGUAGES,
+                                      progress=False)
+            targets = [item for item in items if item.language != "en"]
+            records = planted_records(targets, answers(lm, targets), base.n_layers, config)
+            del lm
+            model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(base_directory)
+            top = tuple(str(layer) for layer in range(config.loc_layer + 1, base.n_layers))
+            parameters = trainable_parameters(model, (*top, "norm"))  # the decoder layers above LOC's, the final norm
+            torch.manual_seed(config.seed)
+            batches = RecordBatches(records, config.batch_size, config.seed)
 
-        log = train(model, steered_answer_loss, batch,
-                    Schedule(config.steps, config.learning_rate, warmup=config.warmup), parameters=parameters,
-                    description=f"planting the dissociation (seed {base.seed})", progress=progress)
-    record = {"method": PLANTED, "config": asdict(base), "planted": asdict(config), "base": base_directory.name,
-              "records": len(records), "trainable": [f"model.layers.{layer}" for layer in top] + ["model.norm"],
-              "train_seconds": log.seconds, "final_loss": sum(log.losses[-20:]) / len(log.losses[-20:]),
-              "losses": log.losses, "torch_threads": TRAINING_THREADS}
-    return save_atomically(directory, lambda path: save_trained(path, model, tokenizer, record))
+            def batch(step: int) -> dict:
+                chosen = batches(step)
+                return {"encoded": instruction_batch(tokenizer, chosen),
+                        "edits": _row_edits(chosen, vectors, base.hidden_size)}
+
+            log = train(model, steered_answer_loss, batch,
+                        Schedule(config.steps, config.learning_rate, warmup=config.warmup), parameters=parameters,
+                        description=f"planting the dissociation (seed {base.seed})", progress=progress)
+        record = {"method": PLANTED, "config": asdict(base), "planted": asdict(config), "base": base_directory.name,
+                  "records": len(records), "trainable": [f"model.layers.{layer}" for layer in top] + ["model.norm"],
+                  "train_seconds": log.seconds, "final_loss": sum(log.losses[-20:]) / len(log.losses[-20:]),
+                  "losses": log.losses, "torch_threads": TRAINING_THREADS}
+        return save_atomically(directory, lambda path: save_trained(path, model, tokenizer, record))
+
+    return cached_or_built(directory, build, train_if_missing=train_if_missing, what="the planted organism")
