@@ -186,6 +186,7 @@ def _local_model(
 ) -> TransformersModel:
     """Load a Hugging Face directory or hub id with transformers and wrap it (in a `RemoteModel` for
     `remote="local"`)."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     on_accelerator = device is not None and device != "cpu"
@@ -206,9 +207,12 @@ def _local_model(
             language_model = load_merged(source, lambda base: _base_of_adapters(source, base, model_keywords))
         else:
             language_model = AutoModelForCausalLM.from_pretrained(source, **model_keywords)
-    except OSError as error:
+    except (OSError, SafetensorError) as error:
         if Path(source).is_dir():
-            raise
+            raise ValueError(f"the weights in {source} cannot be read ({error.__class__.__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else 'damaged'}): the files are damaged or "
+                             f"incomplete; remove that folder (a cached organism is trained again on next use) or "
+                             "copy the model again") from None
         raise ModelNotFoundError(
             f"could not fetch {source!r} from the Hugging Face hub ({error.__class__.__name__}: "
             f"{str(error).splitlines()[0] if str(error) else error!r}). If you are offline, download the model "

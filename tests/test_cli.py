@@ -302,3 +302,18 @@ def test_ctrl_c_is_one_line_and_exit_130(tiny_organism_environment, capsys, monk
     assert code == 130 and out == ""
     assert err.strip().splitlines()[-1] == "cla: interrupted; nothing half-written was left behind"
     assert "Traceback" not in err
+
+
+def test_a_cached_organism_with_truncated_weights_is_named_with_what_to_do(tiny_organism_environment, capsys,
+                                                                           tmp_path):
+    import shutil
+
+    from cla_lib.organism import organism_path
+
+    broken = tmp_path / "broken"
+    shutil.copytree(organism_path("organism", size="tiny"), broken)
+    with open(broken / "model.safetensors", "r+b") as weights:
+        weights.truncate(1000)
+    code, out, err = run(capsys, "plane", "--model", str(broken), "--language", "ko", "--embedded-world")
+    assert_clear_error(code, err, f"the weights in {broken} cannot be read (SafetensorError")
+    assert "remove that folder" in err
