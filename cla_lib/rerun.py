@@ -125,7 +125,9 @@ def model_slug(model: str) -> str:
 
 
 def run_directory(out: str | Path, model: str, language: str) -> Path:
-    return Path(out) / model_slug(model) / language
+    # Absolute: the kernels run in the repository root, and the chapters' results (CLA_RESULTS) must land beside
+    # the notebooks wherever the caller pointed `out`, not under the repository.
+    return Path(out).resolve() / model_slug(model) / language
 
 
 _NUMPY_SCALAR = re.compile(r"^np\.(?:float|int|uint|bool_?)\w*\((.*)\)$", re.DOTALL)
