@@ -24,7 +24,7 @@ from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
-    _configure_nnsight, check_compatible, check_served, remote_skeleton,
+    _configure_nnsight, check_compatible, check_served, hub_reachable, in_hub_cache, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
 
@@ -110,7 +110,19 @@ def load_model(
             dtype = reference.preset.dtype
         if reference.preset is not None and reference.preset.revision:
             kwargs.setdefault("revision", reference.preset.revision)
-        check_memory(reference, _resolved_dtype(dtype, device), device)
+        if reference.preset is not None:  # counted from the preset's own row: no hub needed
+            check_memory(reference, _resolved_dtype(dtype, device), device)
+        if not kwargs.get("local_files_only") and not Path(source).is_dir() and not hub_reachable():
+            # Offline: transformers would retry for over a minute before failing. Say so at once, or load the copy
+            # the hub cache holds without asking the hub.
+            if not in_hub_cache(source):
+                raise ModelNotFoundError(
+                    f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine. Download "
+                    "the model once where it can be, and pass its local directory instead.")
+            kwargs["local_files_only"] = True
+        if reference.preset is None:
+            check_memory(reference, _resolved_dtype(dtype, device), device,
+                         local_files_only=kwargs.get("local_files_only", False))
     return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
 
 
@@ -130,7 +142,8 @@ def _resolved_dtype(dtype: str | torch.dtype | None, device: str | None) -> torc
     return dtype
 
 
-def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | None) -> None:
+def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | None, *,
+                 local_files_only: bool = False) -> None:
     """Refuse to load a real model whose weights exceed the memory of where it would go (the CPU's available RAM,
     one GPU's, or all GPUs' for ``cuda``/``auto``), with the numbers, instead of swapping for an hour.
 
@@ -147,7 +160,7 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
             source = reference.source
             if source and is_adapter_directory(source):
                 source = adapter_base(source)
-            model = estimate.architecture(AutoConfig.from_pretrained(source))
+            model = estimate.architecture(AutoConfig.from_pretrained(source, local_files_only=local_files_only))
     except Exception:  # noqa: BLE001 - an unreadable config is loading's to report, not this estimate's
         return
     if device in ("cuda", "auto"):

@@ -456,3 +456,15 @@ def test_the_compatibility_check_refuses_another_nnsight_and_names_the_one_to_in
     with status_server(STATUS) as host:  # no /env page
         with pytest.raises(RemoteNotAvailableError, match="cannot read NDIF's versions"):
             check_compatible(host=host, timeout=2)
+
+
+def test_an_unreachable_hub_is_reported_at_once_not_after_a_minute_of_retries(monkeypatch):
+    import time
+
+    import cla_lib.loading
+
+    monkeypatch.setattr(cla_lib.loading, "hub_reachable", lambda: False)  # as on this machine, and on any offline one
+    started = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="'nobody-cla/not-a-model': the Hugging Face hub cannot be reached"):
+        load_model("nobody-cla/not-a-model")
+    assert time.perf_counter() - started < 5

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -271,6 +272,33 @@ def _configure_nnsight() -> None:
         CONFIG.API.HOST = os.environ["NDIF_HOST"]
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host answers a TCP connection (HF_HUB_OFFLINE=1: never asked)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or (443 if endpoint.scheme == "https" else 80)),
+                                 timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repository id
+        return False
+
+
 def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) -> RemoteModel:
     """A `RemoteModel` of `source` (a hub id, or a local directory for tests) built on the meta device: the module
     tree and tokenizer without weights. Only `config.json` and the tokenizer files are read.
@@ -282,6 +310,12 @@ def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) ->
     from transformers import AutoTokenizer
 
     tokenizer_keywords = {key: value for key, value in kwargs.items() if key in TOKENIZER_LOAD_KEYWORDS}
+    if not Path(source).is_dir() and not kwargs.get("local_files_only") and not hub_reachable():
+        if not in_hub_cache(source):
+            raise RemoteNotAvailableError(
+                f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the "
+                "Hugging Face hub first, and the hub cannot be reached from this machine. Check the network.")
+        kwargs["local_files_only"] = tokenizer_keywords["local_files_only"] = True
     try:
         # The tokenizer is loaded here and handed over: the meta pipeline cannot infer one for a prebuilt model.
         tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
