@@ -317,3 +317,22 @@ def test_a_cached_organism_with_truncated_weights_is_named_with_what_to_do(tiny_
     code, out, err = run(capsys, "plane", "--model", str(broken), "--language", "ko", "--embedded-world")
     assert_clear_error(code, err, f"the weights in {broken} cannot be read (SafetensorError")
     assert "remove that folder" in err
+
+
+def test_align_estimate_only_for_a_preset_works_offline_and_training_it_is_refused_at_once(tmp_path, capsys,
+                                                                                        monkeypatch):
+    import cla_lib.alignment.real
+
+    monkeypatch.setattr(cla_lib.alignment.real, "hub_reachable", lambda: False)  # as on any machine offline
+    pairs, replay = tmp_path / "pairs.jsonl", tmp_path / "replay.jsonl"
+    pairs.write_text('{"language": "ko", "english": "The cat sleeps.", "target": "고양이가 잔다."}\n', encoding="utf-8")
+    replay.write_text('{"text": "Some replayed text."}\n', encoding="utf-8")
+    arguments = ["align", "--model", "gemma-3-12b-it", "--method", "midalign", "--data", f"parallel={pairs}",
+                 "--data", f"replay={replay}", "--out", str(tmp_path / "out"), "--steps", "10", "--learning-rate",
+                 "1e-5", "--batch-size", "2", "--lora-rank", "8", "--dtype", "bfloat16"]
+    code, out, err = run(capsys, *arguments, "--estimate-only")
+    assert code == 0 and out == "", err
+    assert "gemma-3-12b-it, midalign, LoRA rank 8" in err and "bounded by the records' bytes" in err
+    code, out, err = run(capsys, *arguments)
+    assert_clear_error(code, err, "could not fetch 'google/gemma-3-12b-it': the Hugging Face hub cannot be reached")
+    assert not (tmp_path / "out").exists()

@@ -23,13 +23,16 @@ from typing import Callable
 import torch
 
 from cla_lib.alignment.estimate import (
-    TrainingEstimate, architecture, check_device, check_fits, estimate_training
+    TrainingEstimate, architecture, check_device, check_fits, estimate_training, preset_architecture
 )
 from cla_lib.alignment.lora import LoraSettings, add_adapters
 from cla_lib.alignment.recipes import align, method_of, save_trained
 from cla_lib.alignment.records import RecordBatches, read_records
 from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
+from cla_lib.model.presets import resolve_preset
+from cla_lib.model.reference import ModelNotFoundError
+from cla_lib.model.remote import hub_reachable, in_hub_cache
 
 
 # The texts of one objective example that become rows of its batch (target and English; chosen and rejected).
@@ -52,7 +55,7 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     """Fine-tune a Hugging Face model with an alignment method and save it as a Hugging Face directory.
 
     Args:
-        model_directory: a local Hugging Face model directory.
+        model_directory: a local Hugging Face model directory, a hub id or a preset name (its hub id and revision).
         method: a name in `METHODS`.
         data_files: JSONL files by kind: ``"replay"`` (always) and the method's kind (``Method.data``:
             ``"parallel"`` for midalign, ``"preference"`` for clo, ``"instruction"`` for mit).
@@ -120,32 +123,46 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     check_device(device)
     device = accelerator.device if accelerator else torch.device(
         device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    tokenizer = AutoTokenizer.from_pretrained(model_directory)
-    if tokenizer.pad_token is None:
+    # A preset stands for its hub id (and pinned revision). Offline, a model the hub cache lacks is refused at once,
+    # except for an estimate of a preset: its architecture ships with the library, and the objective's tokens are
+    # bounded by the records' bytes.
+    preset = None if Path(model_directory).is_dir() else resolve_preset(str(model_directory))
+    source = preset.hub_id if preset else str(model_directory)
+    hub = {"revision": preset.revision} if preset and preset.revision else {}
+    if not Path(source).is_dir() and not hub_reachable():
+        if not in_hub_cache(source) and not (estimate_only and preset):
+            raise ModelNotFoundError(f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this "
+                                     "machine; download the model once where it can be and pass its directory")
+        hub["local_files_only"] = True
+    offline_estimate = bool(hub.get("local_files_only")) and not in_hub_cache(source)
+    tokenizer = None if offline_estimate else AutoTokenizer.from_pretrained(source, **hub)
+    if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     records = read_records(data_files[entry.data], entry.data) if entry.data else []
     texts = [record["text"] for record in read_records(data_files["replay"], "replay")]
-    rows = pack_documents(tokenizer, texts, sequence_length)
-    if len(rows) == 0:
+    rows = pack_documents(tokenizer, texts, sequence_length) if tokenizer is not None else None
+    if rows is not None and len(rows) == 0:
         raise ValueError(f"{data_files['replay']}: too little replay text for one row of {sequence_length} tokens")
 
     tokens = config.replay_batch_size * sequence_length + _objective_tokens(tokenizer, entry.data, records,
                                                                              config.objective_batch_size)
     estimate = estimate_training(
-        architecture(AutoConfig.from_pretrained(model_directory)), bytes_per_value=dtype.itemsize,
+        preset_architecture(preset) if offline_estimate else architecture(AutoConfig.from_pretrained(source, **hub)),
+        bytes_per_value=dtype.itemsize,
         tokens=-(-tokens // processes), lora_rank=lora.rank if lora else None, targets=lora.targets if lora else (),
         trainable=config.trainable, reference=method == "clo", checkpointing=gradient_checkpointing,
         processes=processes, sharding=_sharding(accelerator))
     adapters = f", LoRA rank {lora.rank} on {'/'.join(lora.targets)}" if lora else ""
     if accelerator is not None and not accelerator.is_main_process:
         report = _silent
+    bounded = " (objective tokens bounded by the records' bytes: no tokenizer offline)" if offline_estimate else ""
     report(f"{Path(model_directory).name}, {method}{adapters}, {str(dtype).removeprefix('torch.')} on {device}: "
-           f"{estimate.describe()}")
+           f"{estimate.describe()}{bounded}")
     if estimate_only:
         return estimate
     check_fits(estimate, device)
 
-    model = AutoModelForCausalLM.from_pretrained(model_directory, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **hub).to(device)
     if gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if lora:
@@ -199,5 +216,8 @@ def _objective_tokens(tokenizer, kind: str | None, records: list[dict], batch_si
     if kind is None:
         return 0
     texts = [text for record in records[:2000] for text in EXAMPLE_ROWS[kind](record)]
-    longest = max(len(ids) for ids in tokenizer(texts)["input_ids"])
+    # Without a tokenizer (an offline estimate), a text's UTF-8 bytes bound its tokens (each covers at least one
+    # byte), plus a BOS.
+    longest = max(len(ids) for ids in tokenizer(texts)["input_ids"]) if tokenizer is not None else \
+        max(len(text.encode()) for text in texts) + 1
     return len(EXAMPLE_ROWS[kind](records[0])) * min(batch_size, len(records)) * longest
