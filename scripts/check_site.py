@@ -73,8 +73,11 @@ CLAIMS_SCRIPT = """(header) => {
   if (!table) return null;
   const heads = Array.from(table.querySelectorAll('thead th')).map(th => plain(th.innerText.trim()));
   const column = heads.findIndex(text => text.includes(header));
-  return Array.from(table.querySelectorAll('tbody tr')).map(row => row.cells[column].innerText.trim());
+  return {verdicts: Array.from(table.querySelectorAll('tbody tr')).map(row => row.cells[column].innerText.trim()),
+          width: table.getBoundingClientRect().width, page: window.innerWidth};
 }"""
+# The claims table is what a reader takes in at a glance: it must not be squeezed into a narrow column.
+CLAIMS_MIN_SHARE = 0.6
 # A cell's stderr rendered on a page (a warning, a library's log line): the reader sees noise with paths in it.
 STDERR_SCRIPT = """() => Array.from(document.querySelectorAll('.output.stderr'))
   .map(box => box.innerText.trim().split('\\n')[0].slice(0, 160))"""
@@ -121,11 +124,14 @@ def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path |
     hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
     failures += [f"{name}: broken internal link: {link}" for link in broken_links(site, origin, hrefs)]
     if first:
-        verdicts = page.evaluate(CLAIMS_SCRIPT, CLAIMS_HEADER)
-        if verdicts is None:
+        claims = page.evaluate(CLAIMS_SCRIPT, CLAIMS_HEADER)
+        if claims is None:
             failures.append(f"{name}: no claims table (a table with a {CLAIMS_HEADER!r} column)")
-        elif not verdicts or not all(verdicts):
-            failures.append(f"{name}: the claims table has a row without a verdict: {verdicts}")
+        elif not claims["verdicts"] or not all(claims["verdicts"]):
+            failures.append(f"{name}: the claims table has a row without a verdict: {claims['verdicts']}")
+        elif claims["width"] < CLAIMS_MIN_SHARE * claims["page"]:
+            failures.append(f"{name}: the claims table is cramped: {claims['width']:.0f} px of a "
+                            f"{claims['page']} px window (at least {CLAIMS_MIN_SHARE:.0%})")
     if screenshots is not None:
         target = screenshots / (name.removesuffix(".html").replace("/", "__") + ".png")
         target.parent.mkdir(parents=True, exist_ok=True)

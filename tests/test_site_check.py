@@ -18,18 +18,18 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: bash scri
 
 # A 1x1 PNG.
 PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-CLAIMS = """<table><thead><tr><th>claim</th><th>this build's verdict</th></tr></thead>
+CLAIMS = """<table style="width: {width}px"><thead><tr><th>claim</th><th>this build's verdict</th></tr></thead>
 <tbody><tr><td>1. the plane</td><td>{verdict}</td></tr></tbody></table>"""
 
 
 def write_site(directory: Path, *, verdict: str = "holds", image: bool = True, link: str = "other.html#results",
-               script: str = "") -> Path:
+               script: str = "", width: int = 1000) -> Path:
     site = directory / "html"
     (site / "book" / "_images").mkdir(parents=True)
     (site / "index.html").write_text('<html><head><meta http-equiv="Refresh" content="0; url=book/intro.html" />'
                                      "</head></html>")
     (site / "book" / "intro.html").write_text(
-        f"<html><body><h1>Intro</h1>{CLAIMS.format(verdict=verdict)}"
+        f"<html><body><h1>Intro</h1>{CLAIMS.format(verdict=verdict, width=width)}"
         f'<img src="_images/figure.png" alt="a figure"><a href="{link}">results</a>'
         f'<a href="https://example.org/elsewhere">outside</a>{script}</body></html>')
     (site / "book" / "other.html").write_text('<html><body><h2 id="results">Results</h2></body></html>')
@@ -59,11 +59,12 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
     ({"link": "other.html#nowhere"}, "no id 'nowhere'"),
     ({"script": "<script>undefinedFunction();</script>"}, "uncaught JavaScript error"),
     ({"verdict": ""}, "a row without a verdict"),
+    ({"width": 530}, "the claims table is cramped: 530 px of a 1280 px window"),
     ({"script": '<div class="output stderr highlight-myst-ansi notranslate"><pre>/x/tqdm/auto.py:21: TqdmWarning: '
                 'IProgress not found</pre></div>'}, "a cell's stderr is shown: /x/tqdm/auto.py:21: TqdmWarning"),
     ({"script": '<span class="math notranslate nohighlight">\\(L\\)</span>'
                 '<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'}, "math not rendered (1 formulas)"),
-], ids=["image", "link", "anchor", "javascript", "claims", "stderr", "math"])
+], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr
