@@ -81,7 +81,8 @@ def test_rescoring_the_items_with_plain_transformers_gives_exactly_the_plane(tin
 
     items = read_items(out_file)
     rescored = plane_from_answers("organism", items, rescore_with_transformers(directory, items))
-    assert printed == [point.to_json() for point in rescored]
+    identity = {"explicit_cue": False, "organism_size": "tiny", "organism_key": directory.name}  # what --json adds
+    assert printed == [{**point.to_json(), **identity} for point in rescored]
 
 
 def test_organism_path_prints_an_existing_organism_directory(tiny_organism_environment, tiny_organism_dir, capsys):

@@ -68,8 +68,9 @@ def test_organism_directory_is_a_hugging_face_checkpoint_with_its_training_recor
     assert record["method"] == "base" and record["config"]["n_layers"] == 4
     assert len(record["losses"]) == config_for("tiny").steps
     assert record["losses"][-1] < record["losses"][0]
-    # No half-written (temporary, dot-named) directory is left beside it; other tests may add finished organisms.
-    assert not [path.name for path in tiny_organism_dir.parent.iterdir() if path.name.startswith(".")]
+    # No half-written (temporary, dot-named) directory is left beside it (the build locks, `.NAME.lock`, stay: empty
+    # files); other tests may add finished organisms.
+    assert not [path.name for path in tiny_organism_dir.parent.iterdir() if path.name.startswith(".") and path.is_dir()]
 
 
 def test_world_of_an_organism_is_the_world_it_was_trained_on(tiny_organism_dir):
