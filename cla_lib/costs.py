@@ -67,10 +67,10 @@ CHAPTER_WORK: dict[str, ChapterWork] = {
     "04": ChapterWork(
         lambda c: c["validation"] * 3 + c["test"] * 6,
         lambda c: c["validation"] * (2 * c["layers"] * c["strengths"]
-                                     + (SURGICAL_CANDIDATE_LAYERS * c["strengths"]) ** 2),
+                                     + (SURGICAL_CANDIDATE_LAYERS * c["strengths"] + 1) ** 2 - 1),
         lambda c: 1, lambda c, batches: 6,
         f"EN and LOC sweeps over every layer and strength, a Surgical grid of {SURGICAL_CANDIDATE_LAYERS} layers x "
-        "strengths per vector on validation (assumed spread over the depth like the sweeps), six configurations on "
+        "strengths per vector, each also off (strength 0), on validation (assumed spread over the depth like the sweeps), six configurations on "
         "test (the negative control among them), one extraction read; six sessions, one NDIF request each"),
     "05": ChapterWork(lambda c: 0, lambda c: 0, lambda c: 0, lambda c, batches: 0,
                       "the worked example runs on a tiny model built in the chapter"),

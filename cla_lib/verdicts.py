@@ -213,12 +213,13 @@ def paired_intervals(answered: pd.DataFrame, comparisons: Sequence[tuple], *, re
 
 
 PAIRED_BALANCE_RULE = (
-    "Surgical Steering is compared with the unsteered base and with each CLA method on the test split, item by item "
+    "Surgical Steering is compared with the unsteered base, with each of its vectors alone (English and LOC "
+    "steering) and with each CLA method on the test split, item by item "
     "within each seed: its Δtransfer (over creatures), its Δlocalization (over culture questions) and their sum, "
     "the change of the balance transfer + localization, each with a 95% interval resampling questions within seeds "
     "and seeds (`cla_lib.intervals.summed_bootstrap` for the sum). It balances *better* than a model when the sum's "
     "interval lies above zero and *worse* when it lies below. The claim reproduces when Surgical Steering balances "
-    "better than every CLA method and than the base, does not when it balances worse than any of them, and cannot "
+    "better than every CLA method, than each vector alone and than the base, does not when it balances worse than any of them, and cannot "
     "be told otherwise (partly, when it is better than some).")
 
 

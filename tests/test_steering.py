@@ -20,6 +20,7 @@ from cla_lib.scoring import choice_logprobs
 from cla_lib.analysis import cross_lingual_similarity, language_probe_accuracy, _derangement
 from cla_lib.steering import (
     SteeringVector,
+    SurgicalStudy,
     apply_edits,
     best_layer,
     check_disjoint,
@@ -449,6 +450,31 @@ def test_select_surgical_maximizes_transfer_plus_localization():
     assert select_surgical(frame) == choice
     with pytest.raises(ValueError, match="validation split"):
         select_surgical(frame.assign(split="validation,test"))
+
+
+def test_surgical_grid_can_fall_back_to_one_vector_and_says_so():
+    base = {"language": "ko", "en_layer": 1, "loc_layer": 3}
+    frame = selection_frame([
+        {**base, "en_alpha": 0.0, "loc_alpha": 0.0, "transfer": 0.2, "localization": 0.5},
+        {**base, "en_alpha": 0.0, "loc_alpha": 2.0, "transfer": 0.2, "localization": 0.9},
+        {**base, "en_alpha": 4.0, "loc_alpha": 2.0, "transfer": 0.3, "localization": 0.6},
+    ])
+    choice = select_surgical(frame)
+    assert (choice.en_alpha, choice.loc_alpha) == (0.0, 2.0)
+    grid = frame.assign(en_layer=1)
+    study = SurgicalStudy(0, grid, grid, grid, None, None, choice, [1, 2], [3], {}, [], grid)
+    assert study.surgical_text() == "LOC at layer 3 (α = 2) alone, no EN"
+    assert study.n_candidates == (2 * 1 + 1) * (1 * 1 + 1)  # each component off or at one of its layers
+    both = study.__class__(**{**study.__dict__, "surgical": choice._replace(en_alpha=4.0)})
+    assert both.surgical_text() == "EN at layer 1 (α = 4) with LOC at layer 3 (α = 2)"
+    neither = study.__class__(**{**study.__dict__, "surgical": choice._replace(loc_alpha=0.0)})
+    assert neither.surgical_text() == "no steering at all"
+
+
+def test_a_term_at_strength_zero_is_no_edit():
+    vector = random_vector(8, 2, seed=1)
+    assert steering_edits((vector, 1, 0.0)) == []
+    assert [layer for layer, _ in steering_edits((vector, 0, 0.0), (vector, 1, 2.0))] == [1]
 
 
 # -- the representation, layer by layer ------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def steering_edits(*terms: tuple[SteeringVector, int, float]) -> list[tuple[int,
         if len(term) != 3 or not isinstance(term[0], SteeringVector):
             raise ValueError(f"a steering term is (SteeringVector, layer, alpha), not {term!r}")
         vector, layer, alpha = term
-        edits.append((int(layer), float(alpha) * vector[int(layer)]))
+        if float(alpha):  # a term at strength 0 is no edit: its configuration is the same pass as one without it
+            edits.append((int(layer), float(alpha) * vector[int(layer)]))
     return edits
 
 

@@ -120,12 +120,30 @@ class SurgicalStudy:
     explicit: list  # plane points of the explicit cue (empty when the items carry none)
     test: pd.DataFrame
 
+    @property
+    def n_candidates(self) -> int:
+        """Distinct Surgical grid points: each component off (strength 0) or at one of its layers and nonzero
+        strengths; both off is the unsteered base."""
+        def options(layers, alphas):
+            return len(layers) * len(set(alphas) - {0.0}) + 1
+        return (options(self.en_layers, self.surgical_sweep.en_alpha)
+                * options(self.loc_layers, self.surgical_sweep.loc_alpha))
+
+    def surgical_text(self) -> str:
+        """What the grid chose, in words: both vectors, one alone, or neither."""
+        choice = self.surgical
+        parts = [f"{name} at layer {layer} (α = {alpha:g})" for name, layer, alpha in
+                 (("EN", choice.en_layer, choice.en_alpha), ("LOC", choice.loc_layer, choice.loc_alpha)) if alpha]
+        if len(parts) == 2:
+            return " with ".join(parts)
+        return f"{parts[0]} alone, no {'LOC' if choice.en_alpha else 'EN'}" if parts else "no steering at all"
+
 
 def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                    strengths: Sequence[float], *, seed: int, candidate_layers: int = SURGICAL_CANDIDATE_LAYERS,
                    batch_size: int = 64, remote: bool | str = False) -> SurgicalStudy:
-    """EN and LOC swept alone, the best `candidate_layers` of each crossed in the Surgical grid (`SURGICAL_RULE`),
-    and the test split scored unsteered, under each chosen configuration, under its negative control
+    """EN and LOC swept alone, the best `candidate_layers` of each crossed in the Surgical grid (`SURGICAL_RULE`;
+    strength 0 in each component's grid, so the search may return EN alone, LOC alone or the base), and the test split scored unsteered, under each chosen configuration, under its negative control
     (`SURGICAL_CONTROL`) and with the explicit cue."""
     vectors = extract_vectors(model, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
                               remote=remote, progress=False)
@@ -141,8 +159,8 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
     loc_choice = best_layer(loc_sweep[loc_sweep.alpha != 0], "localization")
     en_layers = ranked_layers(en_sweep, "transfer", candidate_layers)
     loc_layers = ranked_layers(loc_sweep, "localization", candidate_layers)
-    grid_frame = surgical_sweep(model, validation, en, loc, en_layers=en_layers, en_alphas=strengths,
-                                loc_layers=loc_layers, loc_alphas=strengths, **common)
+    grid_frame = surgical_sweep(model, validation, en, loc, en_layers=en_layers, en_alphas=grid,
+                                loc_layers=loc_layers, loc_alphas=grid, **common)
     surgical = select_surgical(grid_frame)
     configurations = {
         "base": [],
@@ -245,12 +263,10 @@ def surgical_requests(model, items: Sequence[Item], languages: Sequence[str], st
                for pair in VECTOR_KINDS[kind].pairs([item for item in extract if item.language == code])
                for prompt in pair}
     single = len(set(study.en_sweep.layer)) * len(set(study.en_sweep.alpha) - {0.0})
-    candidates = len(study.en_layers) * len(study.loc_layers) * len(set(study.surgical_sweep.en_alpha)) * len(
-        set(study.surgical_sweep.loc_alpha))
     rows = [("extract EN and LOC vectors", math.ceil(len(prompts) / batch_size)),
             *((name, forward_count(model, validation, steered=single, batch_size=batch_size))
               for name in ("EN sweep", "LOC sweep")),
-            ("Surgical Steering sweep", forward_count(model, validation, steered=candidates, unsteered=False,
+            ("Surgical Steering sweep", forward_count(model, validation, steered=study.n_candidates - 1,
                                                       batch_size=batch_size)),
             ("test: base, English, LOC and Surgical Steering, its control", forward_count(model, test, steered=4,
                                                                               batch_size=batch_size))]
