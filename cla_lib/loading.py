@@ -24,7 +24,7 @@ from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
-    _configure_nnsight, check_compatible, check_served, hub_reachable, in_hub_cache, remote_skeleton,
+    _configure_nnsight, check_compatible, check_served, offline_keywords, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
 
@@ -110,16 +110,11 @@ def load_model(
             dtype = reference.preset.dtype
         if reference.preset is not None and reference.preset.revision:
             kwargs.setdefault("revision", reference.preset.revision)
-        if reference.preset is not None:  # counted from the preset's own row: no hub needed
+        if reference.preset is not None:  # counted from the preset's own row before the hub is asked
             check_memory(reference, _resolved_dtype(dtype, device), device)
-        if not kwargs.get("local_files_only") and not Path(source).is_dir() and not hub_reachable():
-            # Offline: transformers would retry for over a minute before failing. Say so at once, or load the copy
-            # the hub cache holds without asking the hub.
-            if not in_hub_cache(source):
-                raise ModelNotFoundError(
-                    f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine. Download "
-                    "the model once where it can be, and pass its local directory instead.")
-            kwargs["local_files_only"] = True
+        kwargs = offline_keywords(source, kwargs, ModelNotFoundError(
+            f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine. Download the "
+            "model once where it can be, and pass its local directory instead."))
         if reference.preset is None:
             check_memory(reference, _resolved_dtype(dtype, device), device,
                          local_files_only=kwargs.get("local_files_only", False))

@@ -322,9 +322,9 @@ def test_a_cached_organism_with_truncated_weights_is_named_with_what_to_do(tiny_
 
 def test_align_estimate_only_for_a_preset_works_offline_and_training_it_is_refused_at_once(tmp_path, capsys,
                                                                                         monkeypatch):
-    import cla_lib.alignment.real
+    import cla_lib.model.remote
 
-    monkeypatch.setattr(cla_lib.alignment.real, "hub_reachable", lambda: False)  # as on any machine offline
+    monkeypatch.setattr(cla_lib.model.remote, "hub_reachable", lambda: False)  # as on any machine offline
     pairs, replay = tmp_path / "pairs.jsonl", tmp_path / "replay.jsonl"
     pairs.write_text('{"language": "ko", "english": "The cat sleeps.", "target": "고양이가 잔다."}\n', encoding="utf-8")
     replay.write_text('{"text": "Some replayed text."}\n', encoding="utf-8")

@@ -461,9 +461,9 @@ def test_the_compatibility_check_refuses_another_nnsight_and_names_the_one_to_in
 def test_an_unreachable_hub_is_reported_at_once_not_after_a_minute_of_retries(monkeypatch):
     import time
 
-    import cla_lib.loading
+    import cla_lib.model.remote
 
-    monkeypatch.setattr(cla_lib.loading, "hub_reachable", lambda: False)  # as on this machine, and on any offline one
+    monkeypatch.setattr(cla_lib.model.remote, "hub_reachable", lambda: False)  # as on this machine, and on any offline one
     started = time.perf_counter()
     with pytest.raises(ModelNotFoundError, match="'nobody-cla/not-a-model': the Hugging Face hub cannot be reached"):
         load_model("nobody-cla/not-a-model")

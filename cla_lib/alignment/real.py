@@ -32,7 +32,7 @@ from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
 from cla_lib.model.presets import resolve_preset
 from cla_lib.model.reference import ModelNotFoundError
-from cla_lib.model.remote import hub_reachable, in_hub_cache
+from cla_lib.model.remote import in_hub_cache, offline_keywords
 
 
 # The texts of one objective example that become rows of its batch (target and English; chosen and rejected).
@@ -129,11 +129,9 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     preset = None if Path(model_directory).is_dir() else resolve_preset(str(model_directory))
     source = preset.hub_id if preset else str(model_directory)
     hub = {"revision": preset.revision} if preset and preset.revision else {}
-    if not Path(source).is_dir() and not hub_reachable():
-        if not in_hub_cache(source) and not (estimate_only and preset):
-            raise ModelNotFoundError(f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this "
-                                     "machine; download the model once where it can be and pass its directory")
-        hub["local_files_only"] = True
+    hub = offline_keywords(source, hub, None if estimate_only and preset else ModelNotFoundError(
+        f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine; download the model "
+        "once where it can be and pass its directory"))
     offline_estimate = bool(hub.get("local_files_only")) and not in_hub_cache(source)
     tokenizer = None if offline_estimate else AutoTokenizer.from_pretrained(source, **hub)
     if tokenizer is not None and tokenizer.pad_token is None:

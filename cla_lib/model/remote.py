@@ -299,6 +299,18 @@ def in_hub_cache(repo_id: str) -> bool:
         return False
 
 
+def offline_keywords(source: str, keywords: dict, refusal: Exception | None) -> dict:
+    """`keywords` for loading `source` (a hub id or a directory) where the hub may be unreachable: unchanged when
+    `source` is a directory, `local_files_only` is set or the hub answers; offline, with ``local_files_only=True``
+    when the hub cache holds `source` (transformers would retry for over a minute before failing); else `refusal` is
+    raised (None: the caller does without the files, as an estimate of a preset does)."""
+    if Path(source).is_dir() or keywords.get("local_files_only") or hub_reachable():
+        return keywords
+    if refusal is not None and not in_hub_cache(source):
+        raise refusal
+    return {**keywords, "local_files_only": True}
+
+
 def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) -> RemoteModel:
     """A `RemoteModel` of `source` (a hub id, or a local directory for tests) built on the meta device: the module
     tree and tokenizer without weights. Only `config.json` and the tokenizer files are read.
@@ -309,13 +321,10 @@ def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) ->
     """
     from transformers import AutoTokenizer
 
+    kwargs = offline_keywords(source, kwargs, RemoteNotAvailableError(
+        f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the Hugging Face "
+        "hub first, and the hub cannot be reached from this machine. Check the network."))
     tokenizer_keywords = {key: value for key, value in kwargs.items() if key in TOKENIZER_LOAD_KEYWORDS}
-    if not Path(source).is_dir() and not kwargs.get("local_files_only") and not hub_reachable():
-        if not in_hub_cache(source):
-            raise RemoteNotAvailableError(
-                f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the "
-                "Hugging Face hub first, and the hub cannot be reached from this machine. Check the network.")
-        kwargs["local_files_only"] = tokenizer_keywords["local_files_only"] = True
     try:
         # The tokenizer is loaded here and handed over: the meta pipeline cannot infer one for a prebuilt model.
         tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
