@@ -28,7 +28,7 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
 from cla_lib.execution import execute_notebook
-from cla_lib.files import write_atomic
+from cla_lib.files import sha256, write_atomic
 from cla_lib.organism.base import cache_root
 from cla_lib.rerun import glued_values
 
@@ -58,8 +58,7 @@ def library_key(root: Path = ROOT) -> str:
     organisms = cache_root() / "organisms"
     for weights in sorted(organisms.glob("*/*.safetensors")) if organisms.is_dir() else []:
         digest.update(f"{weights.relative_to(organisms)}\n".encode())
-        with open(weights, "rb") as file:
-            digest.update(hashlib.file_digest(file, "sha256").digest())
+        digest.update(sha256(weights).encode())
     return digest.hexdigest()
 
 

@@ -7,6 +7,7 @@ everything this library writes goes through a temporary name in the same folder 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -92,3 +93,10 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
                 raise ValueError(f"{path}:{number}: each line must be a JSON object, not a {type(value).__name__}")
             rows.append((number, value))
     return rows
+
+
+def sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes (an organism's weights: the same configuration may train other bytes on
+    another machine)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()

@@ -7,9 +7,11 @@ fewest matmul FLOPs that the log-probabilities need, counted from the model's co
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +27,36 @@ def torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# Variables that pin CPU numerics; recorded where set, as they change an organism's bytes.
+NUMERICS_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+
+
+def machine() -> dict:
+    """What computed the numbers, beyond package versions: the CPU model, the instruction set torch dispatches to,
+    its thread count and the versions of the math libraries it calls (MKL, oneDNN). The same configuration can
+    train other bytes on another CPU, so an organism's record carries this too."""
+    import platform
+    import re
+
+    built = torch.__config__.show()
+
+    def library(pattern: str) -> str:
+        found = re.search(pattern, built)
+        return found.group(1) if found else "not used"
+
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+             if line.startswith("model name")]
+    record = {"cpu": names[0] if names else (platform.processor() or platform.machine()),
+              "instruction_set": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
+              "torch": torch.__version__, "mkl": library(r"Math Kernel Library Version ([\w.]+)"),
+              "onednn": library(r"MKL-DNN v([\d.]+)")}
+    pins = {name: os.environ[name] for name in NUMERICS_VARIABLES if os.environ.get(name)}
+    if pins:
+        record["numerics"] = pins
+    return record
 
 
 def matmul_ceiling(size: int = 2048, repeats: int = 8, threads: int | None = None) -> float:

@@ -4,7 +4,8 @@ their revisions), the data (with theirs), and where the models ran (device, dtyp
 A reader who downloads a chapter's numbers, or looks at a page a year from now, must be able to tell which code and
 which organisms produced them. The same record goes into every chapter's results folder (`provenance.json`), into a
 short section at the end of every chapter, and (`cla_lib.sphinx_ext`) into the footer of every page of the book. Nothing from the environment is recorded beyond package
-versions, the commit and the device and dtype models load with: no variables (keys live there).
+versions, the commit, the machine (CPU, threads, math libraries, the numerics pins), the organisms' weight hashes
+and the device and dtype models load with: no other variables (keys live there).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Iterable
 
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory
 from cla_lib.data import data_revision
+from cla_lib.files import sha256
 from cla_lib.loading import default_placement
+from cla_lib.performance import machine
 from cla_lib.model.reference import known_reference
 from cla_lib.organism import is_organism_directory
 
@@ -90,6 +93,15 @@ def _fingerprint(path: Path) -> str:
     return f"files:{digest.hexdigest()[:12]}"
 
 
+def weights(models: Iterable[str | Path]) -> dict[str, str]:
+    """Each organism's key -> the sha256 of its weights (what the key's configuration trained on this machine)."""
+    found = {}
+    for model in models:
+        if is_organism_directory(model) and (Path(model) / "model.safetensors").exists():
+            found[model_key(model)] = sha256(Path(model) / "model.safetensors")
+    return found
+
+
 def provenance(models: Iterable[str | Path] = (), parameters: dict | None = None) -> dict:
     """The record: commit, UTC build date, package versions, where models load (device, dtype), the models' keys
     and real models' revisions, the data's revisions, and (optionally) the parameters (the seed among them)."""
@@ -99,8 +111,11 @@ def provenance(models: Iterable[str | Path] = (), parameters: dict | None = None
         "built": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "versions": versions(),
         "placement": default_placement(),
+        "machine": machine(),
         "models": list(dict.fromkeys(model_key(model) for model in models)),
     }
+    if weights(models):
+        record["weights"] = weights(models)
     revisions = {model_key(model): model_revision(model) for model in models}
     revisions = {name: revision for name, revision in revisions.items() if revision}
     if revisions:
@@ -120,6 +135,12 @@ def markdown(record: dict) -> str:
              f"- **packages** {packages}",
              "- **models** " + (", ".join(f"`{model}`" for model in record["models"]) or "none")
              + f", loaded on {record['placement']['device']} in {record['placement']['dtype']}"]
+    if "machine" in record:  # records written before it was kept lack it
+        found = record["machine"]
+        lines.append(f"- **machine** {found['cpu']} ({found['instruction_set']}), {found['torch_threads']} torch "
+                     f"thread(s), MKL {found['mkl']}, oneDNN {found['onednn']}"
+                     + "".join(f", {name}={value}" for name, value in found.get("numerics", {}).items()))
+    lines += [f"- **weights of** `{model}`: sha256 `{digest[:16]}…`" for model, digest in record.get("weights", {}).items()]
     lines += [f"- **revision of** `{model}`: {revision}" for model, revision in record.get("revisions", {}).items()]
     lines += [f"- **data** `{name}`: {revision}" for name, revision in record.get("data", {}).items()]
     if record.get("parameters"):

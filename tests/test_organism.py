@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cla_lib.files import sha256
 from cla_lib.organism import lexicon
 from cla_lib.languages import DEFAULT_LANGUAGES
 from cla_lib.files import save_atomically
@@ -68,6 +69,9 @@ def test_organism_directory_is_a_hugging_face_checkpoint_with_its_training_recor
     assert record["method"] == "base" and record["config"]["n_layers"] == 4
     assert len(record["losses"]) == config_for("tiny").steps
     assert record["losses"][-1] < record["losses"][0]
+    # Where it was trained and what it trained: the same configuration may give other bytes on another CPU.
+    assert record["machine"]["torch_threads"] == 1 and record["machine"]["instruction_set"]
+    assert record["weights_sha256"] == sha256(tiny_organism_dir / "model.safetensors")
     # No half-written (temporary, dot-named) directory is left beside it (the build locks, `.NAME.lock`, stay: empty
     # files); other tests may add finished organisms.
     assert not [path.name for path in tiny_organism_dir.parent.iterdir() if path.name.startswith(".") and path.is_dir()]

@@ -62,6 +62,27 @@ def test_provenance_names_the_commit_and_an_organism_by_its_cache_key(tmp_path):
     assert "base-0123456789ab" in provenance.markdown(record)
 
 
+def test_provenance_records_the_machine_the_numerics_pins_and_each_organisms_weight_hash(tmp_path, monkeypatch):
+    import hashlib
+
+    organism = tmp_path / "base-0123456789ab"
+    organism.mkdir()
+    (organism / "training.json").write_text('{"config": {"world": {"seed": 0}}}')
+    (organism / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("NDIF_API_KEY", "secret-value-123")
+    record = provenance.provenance([organism])
+    assert record["weights"] == {"base-0123456789ab": hashlib.sha256(b"weights").hexdigest()}
+    machine = record["machine"]
+    assert machine["instruction_set"] and machine["torch_threads"] >= 1 and machine["cpu"]
+    assert machine["numerics"] == {"MKL_CBWR": "COMPATIBLE"}  # the pins only: no other variable
+    text = provenance.markdown(record)
+    assert "MKL_CBWR=COMPATIBLE" in text and hashlib.sha256(b"weights").hexdigest()[:16] in text
+    assert "secret-value-123" not in json.dumps(record)
+    monkeypatch.delenv("MKL_CBWR")
+    assert "numerics" not in provenance.provenance()["machine"]
+
+
 def test_the_footer_carries_no_environment_values(monkeypatch):
     monkeypatch.setenv("NDIF_API_KEY", "secret-value-123")
     footer = provenance.footer_html(provenance.provenance())

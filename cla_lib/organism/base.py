@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from cla_lib.files import building, save_atomically
+from cla_lib.files import building, save_atomically, sha256
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
 from cla_lib.organism.world import World, WorldConfig
-from cla_lib.performance import torch_threads
+from cla_lib.performance import machine, torch_threads
 from cla_lib.training import Schedule, TrainingLog, language_model_loss, train
 
 
@@ -179,6 +179,8 @@ def _save(path: Path, model, tokenizer, config: OrganismConfig, log: TrainingLog
         "losses": log.losses,
         "torch_threads": TRAINING_THREADS,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {**machine(), "torch_threads": TRAINING_THREADS},
+        "weights_sha256": sha256(path / "model.safetensors"),
     }
     (path / "training.json").write_text(json.dumps(record, indent=1))
 
