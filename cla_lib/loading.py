@@ -24,7 +24,7 @@ from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
-    _configure_nnsight, check_compatible, check_served, offline_keywords, remote_skeleton,
+    _configure_nnsight, check_compatible, RUN_LOCALLY, check_served, offline_keywords, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
 
@@ -258,8 +258,8 @@ def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_
         ) from None
     if reference.is_local:
         raise ModelNotFoundError(
-            f"{reference.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id. Run it "
-            "locally (remote=False), or remotely through the serialization round trip (remote='local')."
+            f"{reference.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id: "
+            f"{RUN_LOCALLY} (in Python, remote='local' runs it through NDIF's serialization round trip here)."
         )
     hub_id = reference.hub_id  # no pinned revision: NDIF serves the revision it deployed, which nnsight's key names
     check_served(hub_id, timeout=status_timeout)

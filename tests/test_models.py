@@ -342,6 +342,9 @@ def test_served_check_reads_ndif_status_served_deploying_and_absent_models():
         with pytest.raises(RemoteNotAvailableError, match="model not served.*google/gemma-3-12b-it.*Running now: "
                                                           "meta-llama/Llama-3.1-8B-Instruct, openai-community/gpt2"):
             check_served("google/gemma-3-12b-it", host=host, timeout=2)
+        # The same words serve `cla ... --remote` and `load_model(..., remote=True)`: both ways to run locally.
+        with pytest.raises(RemoteNotAvailableError, match="remote=False; on the command line, without --remote"):
+            check_served("google/gemma-3-12b-it", host=host, timeout=2)
 
 
 def test_remote_model_needs_its_config_from_the_hub_and_says_so_offline(monkeypatch):

@@ -36,6 +36,9 @@ NDIF_API_KEY_VARIABLE = "NDIF_API_KEY"
 TOKENIZER_LOAD_KEYWORDS = ("revision", "local_files_only", "trust_remote_code", "cache_dir", "subfolder")
 
 
+# What an error that can come from the CLI or from Python says to do instead of NDIF, in both words.
+RUN_LOCALLY = "run locally (remote=False; on the command line, without --remote)"
+
 class MissingAPIKeyError(RuntimeError):
     """Remote execution was asked for but no NDIF API key is in the environment or nnsight's configuration."""
 
@@ -174,7 +177,7 @@ def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_
     except (httpx.HTTPError, ValueError) as error:
         raise RemoteNotAvailableError(
             f"NDIF not reachable at {host} ({type(error).__name__}: {error}); cannot check whether it serves "
-            f"{hub_id!r}. Check the network (and $NDIF_HOST), or run locally (remote=False) on a GPU."
+            f"{hub_id!r}. Check the network (and $NDIF_HOST), or {RUN_LOCALLY} on a GPU."
         ) from None
     deployments = status.get("deployments", {}) if isinstance(status, dict) else {}
     served = {}
@@ -190,12 +193,12 @@ def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_
         states = ", ".join(sorted({str(record.get("application_state")) for record in records}))
         raise RemoteNotAvailableError(
             f"model not served: NDIF at {host} has {hub_id!r} but not running (state {states}); try again later "
-            "or run locally (remote=False)."
+            f"or {RUN_LOCALLY}."
         )
     listing = ", ".join(sorted(served)) or "none"
     raise RemoteNotAvailableError(
         f"model not served: NDIF at {host} does not run {hub_id!r}. Running now: {listing}. Which models NDIF "
-        "hosts changes; see https://nnsight.net/status, or run locally (remote=False)."
+        f"hosts changes; see https://nnsight.net/status, or {RUN_LOCALLY}."
     )
 
 
@@ -239,15 +242,15 @@ def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TI
         packages = environment.get("packages", {})
     except (httpx.HTTPError, ValueError, AttributeError) as error:
         raise RemoteNotAvailableError(
-            f"cannot read NDIF's versions at {host}/env ({type(error).__name__}: {error}); run locally "
-            "(remote=False), or try again later."
+            f"cannot read NDIF's versions at {host}/env ({type(error).__name__}: {error}); {RUN_LOCALLY}, or try "
+            "again later."
         ) from None
     local = {"nnsight": nnsight.__version__, "python": sys.version.split()[0]}
     remote = {"nnsight": packages.get("nnsight"), "python": str(environment.get("python_version", "")).split(" ")[0]}
     if remote["nnsight"] and remote["nnsight"] != local["nnsight"]:
         raise RemoteNotAvailableError(
             f"NDIF at {host} runs nnsight {remote['nnsight']}, this machine has {local['nnsight']}: remote traces need "
-            f"the same version (pip install nnsight=={remote['nnsight']}), or run locally (remote=False)."
+            f"the same version (pip install nnsight=={remote['nnsight']}), or {RUN_LOCALLY}."
         )
     import torch
     import transformers
