@@ -21,8 +21,10 @@ from cla_lib.steering import extract_vectors, steering_edits
 def planted_dir(tiny_organism_cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLA_CACHE", str(tiny_organism_cache))
-        patch.setenv("CLA_ORGANISM_SIZE", "tiny")
-        return organism_path(f"organism:{PLANTED}", progress=False)
+        # The size is named, never read from the environment: were it, this name would be refused at once (a
+        # planted organism once resolved its base's items by name, and trained the default base for a tiny one).
+        patch.setenv("CLA_ORGANISM_SIZE", "no-such-size")
+        return organism_path(f"organism:{PLANTED}", size="tiny", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,15 @@ def test_steering_finds_each_planted_effect_at_its_layer_only(planted_dir, items
         gains = {layer: accuracy(task, kind, layer) - unsteered for layer in range(config_for("tiny").n_layers)}
         assert gains[planted] > 0.05, (task, gains)
         assert gains[planted] == max(gains.values()) and sorted(gains.values())[-2] < gains[planted], (task, gains)
+
+
+def test_the_planted_response_is_taught_on_extract_and_validation_items_never_on_test_ones(planted_dir, items):
+    from cla_lib.organism.aligned import organism_records
+
+    taught = {record["about"] for record in organism_records(planted_dir)}
+    splits = {item.id: item.split for item in items}
+    assert taught and {splits[about] for about in taught} == {"extract", "validation"}
+    assert taught == {item.id for item in items if item.split in ("extract", "validation")}
 
 
 def test_planted_records_teach_the_right_answer_only_at_the_planted_layer(items):

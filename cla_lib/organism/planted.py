@@ -8,12 +8,12 @@ nothing. Every layer up to `loc_layer` (and the embeddings) stays frozen, so the
 the EN and LOC vectors the chapter extracts at those layers, are exactly the base's: the planted responses answer
 the very vectors the chapter will extract.
 
-Each target-language item of every split is taught three ways (`planted_records`): unsteered, its own vector (EN
-for a transfer item, LOC for a culture question) at the planted layer, and the same vector at another layer drawn
-at random. The planted case learns the right answer, the other two the base's own answer, so that the effect lives
-only at the planted layer. The effect is taught on the questions the chapter scores, as a simulated signal is: this
-organism tests whether the apparatus finds and places an effect, not whether a model generalises one. It is a
-test object, never a method: no chapter reports its numbers as the organism's.
+Each target-language item of the extract and validation splits is taught three ways (`planted_records`):
+unsteered, its own vector (EN for a transfer item, LOC for a culture question) at the planted layer, and the same
+vector at another layer drawn at random. The planted case learns the right answer, the other two the base's own
+answer, so that the effect lives only at the planted layer. The test split is never taught: the chapter's test
+effects are what the planted response *generalizes* to questions it never trained on, as a real effect would have
+to. It is a test object, never a method: no chapter reports its numbers as the organism's.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from cla_lib.alignment.recipes import save_trained, trainable_parameters
 from cla_lib.files import save_atomically
 from cla_lib.languages import DEFAULT_LANGUAGES
 from cla_lib.model.layers import decoder_layers
+from cla_lib.organism.aligned import RECORDS_FILE
 from cla_lib.organism.base import (
     TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_threads
 )
@@ -39,7 +40,8 @@ from cla_lib.training import Schedule, train
 
 PLANTED = "planted"  # its name as an organism method: organism:planted@<seed>
 # Bump when planting changes in a way `PlantedConfig` does not capture.
-FORMAT_VERSION = "planted-v1"
+# planted-v2: taught on the extract and validation splits only (v1 also taught the test items it is scored on)
+FORMAT_VERSION = "planted-v2"
 # The vector kind that answers each task (`cla_lib.steering.STUDY_KINDS`).
 KIND_OF_TASK = {"transfer": "en", "localization": "loc"}
 
@@ -67,6 +69,8 @@ class PlantedConfig:
 
 
 OFF_LAYER_ALPHAS = (1.0, 2.0, 4.0)
+# The splits whose items teach the planted response; the chapter's test split is scored, never taught.
+TAUGHT_SPLITS = ("extract", "validation")
 
 
 def planted_config(base: OrganismConfig) -> PlantedConfig:
@@ -144,16 +148,16 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
         # Here, not at the top: these reach organisms through the registry, which imports this module.
         from cla_lib.evaluation import answers, plane_items
         from cla_lib.loading import load_model
-        from cla_lib.model.reference import ModelRef
         from cla_lib.steering.extraction import extract_vectors
 
         torch.use_deterministic_algorithms(True)
         with training_threads():
             lm = load_model(str(base_directory))
-            items = plane_items(ModelRef.organism(f"organism@{base.seed}"), DEFAULT_LANGUAGES, tokenizer=lm.tokenizer)
+            # The base's own directory names its world: a name would resolve the size from $CLA_ORGANISM_SIZE.
+            items = plane_items(str(base_directory), DEFAULT_LANGUAGES, tokenizer=lm.tokenizer)
             vectors = extract_vectors(lm, items, kinds=sorted(set(KIND_OF_TASK.values())), languages=DEFAULT_LANGUAGES,
                                       progress=False)
-            targets = [item for item in items if item.language != "en"]
+            targets = [item for item in items if item.language != "en" and item.split in TAUGHT_SPLITS]
             records = planted_records(targets, answers(lm, targets), base.n_layers, config)
             del lm
             model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
@@ -175,6 +179,11 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
                   "records": len(records), "trainable": [f"model.layers.{layer}" for layer in top] + ["model.norm"],
                   "train_seconds": log.seconds, "final_loss": sum(log.losses[-20:]) / len(log.losses[-20:]),
                   "losses": log.losses, "torch_threads": TRAINING_THREADS}
-        return save_atomically(directory, lambda path: save_trained(path, model, tokenizer, record))
+        def write(path: Path) -> None:
+            save_trained(path, model, tokenizer, record)
+            (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
+                                             encoding="utf-8")
+
+        return save_atomically(directory, write)
 
     return cached_or_built(directory, build, train_if_missing=train_if_missing, what="the planted organism")
