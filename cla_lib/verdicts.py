@@ -17,11 +17,6 @@ from cla_lib.steering.selection import layer_difference, resampled_layers
 from cla_lib.steering.study import CONTROL_KINDS, STUDY_KINDS
 
 
-def _names(values: Sequence[str], labels: dict | None) -> str:
-    names = [labels.get(value, value) if labels else value for value in values]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 @dataclass(frozen=True)
 class RuleVerdict:
     """A verdict from a stated rule: `status`, one Markdown paragraph `text` with the numbers, and `checks`, one row
@@ -86,6 +81,52 @@ def perpendicularity(reliability: pd.DataFrame, cosines: pd.DataFrame, layer: in
     return {"layer": layer, "|cos(EN, LOC)|": observed, "random bound": chance,
             "EN split-half": float(at.loc["en", "split_half"]), "LOC split-half": float(at.loc["loc", "split_half"]),
             "corrected |cos|": corrected, "detectable |cos|": detectable, "verdict": word}
+
+
+def seed_geometry(study, reliability: pd.DataFrame, n_layers: int) -> dict:
+    """One seed's parts of claim 3 that are reported beside the verdict, from its `layer_study` and
+    `analysis.vector_reliability`: the EN layer's relative depth, and `PERPENDICULAR_RULE` at EN's and LOC's layers."""
+    from cla_lib.analysis import vector_cosines
+
+    languages = sorted(key.split(".", 1)[1] for key in study.vectors if key.startswith("en."))
+    cosines = vector_cosines(study.vectors, [("en", "loc")], languages)
+    dimension = study.vectors[f"en.{languages[0]}"].hidden_size
+    en, loc = study.choices["en"], study.choices["loc"]
+    row = {"seed": study.seed, "EN layer": en.layer, "EN depth": en.layer / max(1, n_layers - 1),
+           "EN in the last third": in_last_third(en.layer, n_layers), "LOC layer": loc.layer}
+    for name, layer in (("EN", en.layer), ("LOC", loc.layer)):
+        measured = perpendicularity(reliability, cosines, layer, dimension)
+        row[f"|cos| at the {name} layer"] = measured["|cos(EN, LOC)|"]
+        row[f"at the {name} layer"] = PERPENDICULAR_WORDS[measured["verdict"]]
+        row["random bound"] = measured["random bound"]
+    row["dimension"] = dimension
+    return row
+
+
+def _shares_text(shares: dict[int, float]) -> str:
+    ordered = sorted(shares.items(), key=lambda pair: -pair[1])
+    return ", ".join(f"{layer} ({share:.0%})" for layer, share in ordered)
+
+
+def geometry_text(geometry: pd.DataFrame, en_shares: dict[int, float], loc_shares: dict[int, float]) -> str:
+    """The reported-beside parts over every seed (`seed_geometry` rows) and the chosen layers' distribution over
+    resamples × seeds (`steering.layer_shares`), in one paragraph."""
+    n = len(geometry)
+    depths = ", ".join(f"{depth:.2f}" for depth in geometry["EN depth"])
+    text = (f"Reported beside it, on every seed: EN's chosen layer lies in the last third on "
+            f"{int(geometry['EN in the last third'].sum())} of {n} seeds (relative depths {depths}; the paper's EN "
+            "layer is in the middle).")
+    for name in ("EN", "LOC"):
+        words = geometry[f"at the {name} layer"]
+        cosines = ", ".join(f"{value:.3f}" for value in geometry[f"|cos| at the {name} layer"])
+        text += (f" At the {name} layer the vectors are near-perpendicular on "
+                 f"{int((words == PERPENDICULAR_WORDS[REPRODUCES]).sum())} of {n} seeds, not near-perpendicular on "
+                 f"{int((words == PERPENDICULAR_WORDS[DOES_NOT]).sum())} (|cos| {cosines}).")
+    text += (f" Two random directions in {int(geometry['dimension'].iloc[0])} dimensions, averaged over the same "
+             f"languages, stay below |cos| {geometry['random bound'].iloc[0]:.3f} 95% of the time. Over resamples of "
+             f"the validation questions × seeds, EN chose layer {_shares_text(en_shares)}; LOC chose layer "
+             f"{_shares_text(loc_shares)}.")
+    return text
 
 
 # The parts of `PAIRED_DISSOCIATION_RULE`: (number, wording, task of a test effect or None for the layer order);

@@ -13,7 +13,8 @@ from cla_lib.steering.vector import SteeringVector
 from cla_lib.steering.study import CONTROL_KINDS
 from cla_lib.verdicts import (CONTROL_SETS, aligned_steering_intervals, balance_intervals, control_intervals,
                               controls_null, dissociation_intervals, erased, paired_balance_claims,
-                              paired_dissociation_claims, perpendicularity, positive_found)
+                              paired_dissociation_claims, perpendicularity, positive_found, seed_geometry,
+                              geometry_text)
 
 LANGUAGES = ("es", "ko", "fa")
 LAYERS = range(8)
@@ -176,7 +177,8 @@ def test_null_steering_does_not_balance_better_and_a_worse_one_is_contradicted()
     assert paired_balance_claims(worse).status.startswith(DOES_NOT)
 
 
-def simulated_vectors(generator, *, shared: float, signal: float, dimension: int = 128, layers: int = 3):
+def simulated_vectors(generator, *, shared: float, signal: float, dimension: int = 128, layers: int = 3,
+                      vectors: bool = False):
     """EN and LOC vectors of each language from two halves of their prompts: a fixed direction per kind (LOC's has
     cosine `shared` with EN's) scaled by `signal`, plus independent unit-scale noise in every half."""
     halves = ({}, {})
@@ -194,6 +196,8 @@ def simulated_vectors(generator, *, shared: float, signal: float, dimension: int
             full[f"{kind}.{language}"] = SteeringVector(
                 {layer: (parts[0][layer] + parts[1][layer]) / 2 for layer in range(layers)}, {})
     reliability = half_agreement(*halves, kinds=("en", "loc"), languages=LANGUAGES)
+    if vectors:
+        return reliability, full
     return reliability, vector_cosines(full, [("en", "loc")], LANGUAGES)
 
 
@@ -206,6 +210,28 @@ def test_perpendicularity_finds_planted_directions_and_says_nothing_on_noise():
         words[name] = {perpendicularity(reliability, cosines, layer, 128)["verdict"] for layer in range(3)}
     assert words == {"perpendicular": {REPRODUCES}, "aligned": {DOES_NOT}, "noise": {CANNOT_TELL},
                      "aligned noise": {CANNOT_TELL}}
+
+
+def test_every_seeds_geometry_is_reported_with_the_random_bound_and_the_layers_distribution():
+    from types import SimpleNamespace
+
+    from cla_lib.steering.selection import LayerChoice
+
+    generator = torch.Generator().manual_seed(1)
+    rows = []
+    for seed, shared in ((0, 0.0), (1, 0.0), (2, 0.9)):
+        reliability, vectors = simulated_vectors(generator, shared=shared, signal=3.0, vectors=True)
+        study = SimpleNamespace(seed=seed, vectors=vectors, choices={"en": LayerChoice(1 if seed else 2, 2.0, 0.5),
+                                                                     "loc": LayerChoice(2, 4.0, 0.6)})
+        rows.append(seed_geometry(study, reliability, n_layers=3))
+    geometry = pd.DataFrame(rows)
+    assert geometry["EN in the last third"].tolist() == [True, False, False]
+    assert geometry["at the EN layer"].tolist() == ["near-perpendicular", "near-perpendicular",
+                                                    "not near-perpendicular"]
+    assert geometry["random bound"].iloc[0] == random_cosine_bound(128, averaged=len(LANGUAGES))
+    text = geometry_text(geometry, {1: 0.7, 2: 0.3}, {2: 1.0})
+    assert "last third on 1 of 3 seeds" in text and "near-perpendicular on 2 of 3 seeds" in text
+    assert "in 128 dimensions" in text and "EN chose layer 1 (70%), 2 (30%)" in text
 
 
 def test_random_cosine_bound_matches_its_distribution():
