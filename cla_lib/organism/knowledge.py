@@ -30,6 +30,8 @@ from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World
 
 CHANCE = 1 / 8
+# How far naming the country must raise held-out culture questions for LOC steering to have something to recover.
+LOC_HEADROOM = 0.20
 
 # (name, rule text, test on the measurements): knowledge (item 1) and headroom (item 2).
 RULES = (
@@ -40,8 +42,8 @@ RULES = (
     ("transfer above chance", "≥ chance + 0.15", lambda k: k["transfer"] >= CHANCE + 0.15),
     ("transfer below the English ceiling", "≤ ceiling − 0.15",
      lambda k: k["transfer"] <= k["english_ceiling"] - 0.15),
-    ("LOC has something to recover", "held out: named − plain ≥ 0.20",
-     lambda k: k["culture_held_out_cued"] - k["culture_held_out"] >= 0.20),
+    ("LOC has something to recover", f"held out: named − plain ≥ {LOC_HEADROOM:.2f}",
+     lambda k: k["culture_held_out_cued"] - k["culture_held_out"] >= LOC_HEADROOM),
 )
 
 
