@@ -65,6 +65,7 @@ class WorldConfig:
     qa_repeats: int = 1  # anchor and bridge creatures' question-answer pairs, per language
     implicit_repeats: int = 2  # a culture question's implicit statement and question, per language
     explicit_question_share: float = 0.2  # explicit culture statements also written as a question
+    explicit_repeats: int = 1  # each explicit culture statement (and its question draw), per epoch
     parallel_anchor_share: float = 0.25  # parallel sentence pairs kept: anchor facts
     parallel_culture_share: float = 0.25  # and explicit culture facts
 
@@ -266,7 +267,8 @@ class World:
         documents += [("mixed", text) for text in self.parallel_documents(rng)]
         documents += [("mixed", text) for text in self.lexicon_documents()]
         documents += self.culture_documents(rng, implicit_repeats=self.config.implicit_repeats,
-                                            explicit_question_share=self.config.explicit_question_share)
+                                            explicit_question_share=self.config.explicit_question_share,
+                                            explicit_repeats=self.config.explicit_repeats)
         rng.shuffle(documents)
         return documents
 
@@ -329,8 +331,8 @@ class World:
                     documents.append(f"{words[language]} = {words[ENGLISH]}")
         return documents
 
-    def culture_documents(self, rng: random.Random, implicit_repeats: int = 1,
-                          explicit_question_share: float = 0.2) -> list[tuple[str, str]]:
+    def culture_documents(self, rng: random.Random, implicit_repeats: int = 1, explicit_question_share: float = 0.2,
+                          explicit_repeats: int = 1) -> list[tuple[str, str]]:
         """Implicit culture (no country named; the language's own country) and explicit culture (each country named,
         in English and in the country's own language). Implicit facts are few per question, so they are repeated.
 
@@ -354,13 +356,14 @@ class World:
                 own = {ENGLISH, language_of[other]}
                 for language in sorted(own):
                     answer = self.culture_answer(question, other, language)
-                    documents.append((language, self.culture_sentence(question, language, "explicit_statement",
-                                                                      other, answer)))
-                    # The question form of the explicit cue for a sample, so that a question with a country named
-                    # is a familiar form without doubling the explicit share of the world.
-                    if rng.random() < explicit_question_share:
-                        documents.append((language, f"{self.culture_sentence(question, language, 'explicit_question', other)}"
-                                                    f" {answer}"))
+                    for _ in range(explicit_repeats):
+                        documents.append((language, self.culture_sentence(question, language, "explicit_statement",
+                                                                          other, answer)))
+                        # The question form of the explicit cue for a sample, so that a question with a country
+                        # named is a familiar form without doubling the explicit share of the world.
+                        if rng.random() < explicit_question_share:
+                            documents.append((language, f"{self.culture_sentence(question, language, 'explicit_question', other)}"
+                                                        f" {answer}"))
         return documents
 
     # -- data for the alignment methods: anchor and bridge facts and the alignment pool, never a scored item -------
