@@ -51,8 +51,9 @@ class PlantedConfig:
     en_layer: int  # EN steering after this layer raises transfer
     loc_layer: int  # LOC steering after this layer raises localization; layers up to it stay frozen
     alphas: tuple[float, ...] = (2.0, 4.0)  # planted strengths; off-layer ones are drawn from OFF_LAYER_ALPHAS
-    # Design runs (seed 0, default organism, planted layers 3 and 5, warm-up 30; the chapter's sweep on
-    # validation, then test; before any verdict was computed on it): 600 steps at lr 2e-3 planted almost nothing
+    # Design runs (planted-v1, taught on every split, on organism-v4's seed-0 base, planted layers 3 and 5, warm-up
+    # 30; the chapter's sweep on validation, then test; before any verdict was computed on it; not rerun since, so
+    # they describe neither this base nor planting that leaves the test split out: chapter 3 measures both): 600 steps at lr 2e-3 planted almost nothing
     # (test: EN +0.016 transfer, LOC +0.000 localization); 1,200 at 5e-3 +0.065 and +0.034; 1,200 at 1e-2 +0.056
     # and +0.018; 2,000 at 5e-3 +0.102 and +0.067 (~180 s on one thread). The sweep chose the planted layers in the
     # last three (the first chose EN's at 4). Kept the last: the largest effects at a cost CI holds. Planting at
