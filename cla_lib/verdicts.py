@@ -7,7 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from cla_lib.analysis import random_cosine_bound
+from cla_lib.analysis import random_cosine_bound, vector_cosines
 from cla_lib.comparison import BASE, reference_of
 from cla_lib.intervals import (
     CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences, summed_bootstrap
@@ -86,8 +86,6 @@ def perpendicularity(reliability: pd.DataFrame, cosines: pd.DataFrame, layer: in
 def seed_geometry(study, reliability: pd.DataFrame, n_layers: int) -> dict:
     """One seed's parts of claim 3 that are reported beside the verdict, from its `layer_study` and
     `analysis.vector_reliability`: the EN layer's relative depth, and `PERPENDICULAR_RULE` at EN's and LOC's layers."""
-    from cla_lib.analysis import vector_cosines
-
     languages = sorted(key.split(".", 1)[1] for key in study.vectors if key.startswith("en."))
     cosines = vector_cosines(study.vectors, [("en", "loc")], languages)
     dimension = study.vectors[f"en.{languages[0]}"].hidden_size
