@@ -75,3 +75,33 @@ def checks(language_shares: dict[str, float], answers: pd.DataFrame, choices: di
          "rule": "at least one layer between the middle and the last quarter", "holds": deeper - middle >= 2},
     ]
     return pd.DataFrame(rows)
+
+
+# Which claims' verdicts rest on each testbed property (chapter 1's knowledge rules and checks above): a verdict on
+# an organism that lacks one says little about the paper.
+RELIED_ON = {
+    "English ceiling": (1, 2, 4),
+    "anchor facts in every language": (2,),
+    "culture with the country named, taught": (2, 3, 4),
+    "culture with the country named, held out": (3, 4),
+    "transfer above chance": (1, 2, 4),
+    "transfer below the English ceiling": (2, 4),
+    "LOC has something to recover": (3, 4),
+    "within ±0.05 of the seeds' mean": (2, 3, 4),
+    "English-dominant text": (2,),
+    "the US answer is the default when the cue fades": (2,),
+    "a transfer gap alignment could close": (2, 4),
+    "depth for middle and deeper layers": (3, 4),
+}
+
+
+def claim_caveats(missing, claims=(1, 2, 3, 4)) -> dict[int, str]:
+    """Per claim, what the claims table's controls column adds about the testbed: the `missing` properties its
+    verdict rests on, or that it lacks none of them."""
+    caveats = {}
+    for claim in claims:
+        lacking = [name for name in dict.fromkeys(missing) if claim in RELIED_ON.get(name, (1, 2, 3, 4))]
+        caveats[claim] = ("testbed: has what this claim needs" if not lacking else
+                          "testbed lacks " + "; ".join(lacking))
+    return caveats
+

@@ -195,6 +195,8 @@ def test_the_first_page_glues_each_claims_verdict_and_controls_from_its_chapter_
         assert f"{{glue:text}}`{chapter}.ipynb::claim_status:s`" in row
         assert f"{{glue:text}}`{chapter}.ipynb::claim_evidence:s`" in row
         assert f"{{glue:text}}`{chapter}.ipynb::controls_status:s`" in row
+        # ... and whether the testbed has what this claim rests on (chapter 1 glues one caveat per claim)
+        assert f"{{glue:text}}`01_organism_plane.ipynb::testbed_claim_{CLAIM_CHAPTERS.index(chapter) + 1}:s`" in row
         (figure,) = re.findall(r"\{numref\}`(fig-[a-z-]+)`", row)
         assert figures[figure] == f"{chapter}.ipynb"
         sources = "".join("".join(cell["source"]) for cell in code_cells(ROOT / "book" / f"{chapter}.ipynb"))

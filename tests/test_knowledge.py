@@ -52,3 +52,18 @@ def test_the_seed_table_has_a_row_per_seed_and_a_stability_column(tiny_organism_
     table = seed_table([0, 1], "tiny")
     assert list(table.index) == [0, 1]
     assert "within ±0.05 of the seeds' mean" in table and table["English ceiling"].dtype == bool
+
+
+def test_every_testbed_property_names_the_claims_that_rest_on_it_and_each_claim_lists_what_it_lacks():
+    from cla_lib.organism.knowledge import RULES
+    from cla_lib.testbed import RELIED_ON, claim_caveats
+
+    names = {name for name, _, _ in RULES} | {"within ±0.05 of the seeds' mean", "English-dominant text",
+                                             "the US answer is the default when the cue fades",
+                                             "a transfer gap alignment could close", "depth for middle and deeper layers"}
+    assert set(RELIED_ON) == names  # a new rule or check must say which claims rest on it
+    caveats = claim_caveats(["LOC has something to recover", "English ceiling", "English ceiling"])
+    assert caveats[1] == "testbed lacks English ceiling"
+    assert caveats[3] == "testbed lacks LOC has something to recover"
+    assert caveats[4] == "testbed lacks LOC has something to recover; English ceiling"
+    assert claim_caveats([])[2] == "testbed: has what this claim needs"
