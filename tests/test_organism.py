@@ -5,6 +5,8 @@ Only the tiny size trains here (seconds); the session's tiny organism comes from
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import time
 from pathlib import Path
 
@@ -40,7 +42,8 @@ def test_parse_name_rejects_other_names(name):
 
 
 def test_config_for_gives_each_size_with_the_seed_in_model_and_world():
-    assert config_for("default") == SIZES["default"] == OrganismConfig()
+    assert config_for("default") == SIZES["default"]
+    assert config_for("default", seed=1) == replace(SIZES["default"], seed=1, world=replace(SIZES["default"].world, seed=1))
     tiny = config_for("tiny", seed=2)
     assert (tiny.n_layers, tiny.hidden_size, tiny.vocab_size, tiny.steps) == (4, 64, 1024, 40)
     assert tiny.seed == 2 and tiny.world.seed == 2

@@ -29,8 +29,9 @@ from cla_lib.training import Schedule, TrainingLog, language_model_loss, train
 
 # Bump when the world's text or the training code changes in a way the configs do not capture.
 # v2: creature names are never lexicon words; v3: a smaller, denser world; v4: exact split counts, an alignment pool;
-# v5: a budget and learning rate at which the base learns its world's facts (the design runs in `OrganismConfig`)
-FORMAT_VERSION = "organism-v5"
+# v5: a budget and learning rate at which the base learns its world's facts (the design runs in `OrganismConfig`);
+# v6: every explicit culture statement also written as a question (`SIZES`' design runs)
+FORMAT_VERSION = "organism-v6"
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,21 @@ class OrganismConfig:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+# Design runs (organism-v6), on seed 1, organism-v5's weakest seed, chosen on the testbed's knowledge rows, never on a
+# verdict; each is `python benchmarks/organism_design.py --seed 1 --set NAME=VALUE ...` with the settings named
+# (against organism-v5: `OrganismConfig()`), as English ceiling / anchor facts in the weakest language / culture
+# with the country named, taught / held out / held out without it (rules: >= 0.85 / 0.85 / 0.85 / 0.75, and held
+# out named - plain >= 0.20):
+#   organism-v5 as built                                                  0.80 / 0.98 / 0.87 / 0.48 / 0.33
+#   learning_rate=0.00075                                                 0.79 / 0.84 / 0.79 / 0.41 / 0.28
+#   world.explicit_question_share=1.0                                     0.78 / 0.90 / 0.93 / 0.62 / 0.43
+#     ... world.paraphrases=True world.profile_repeats=8                  0.93 / 0.83 / 0.85 / 0.54 / 0.35
+#     ... and world.explicit_repeats=2                                    0.84 / 0.67 / 0.93 / 0.74 / 0.57
+# At a fixed budget the kinds of fact compete: English profiles raise the ceiling and cost the anchors and culture;
+# explicit culture raises held-out culture named and plain together, so LOC's headroom stays ~0.18-0.19. Kept, by
+# the rule fixed before these runs (the most knowledge and headroom rules passed on seed 1): the third row, 4 of 7.
 SIZES = {
-    "default": OrganismConfig(),
+    "default": OrganismConfig(world=WorldConfig(explicit_question_share=1.0)),
     "tiny": OrganismConfig(world=WorldConfig(n_anchor=16, n_bridge=8, n_transfer=8, culture_limit=40), vocab_size=1024, n_layers=4,
                            hidden_size=64, intermediate_size=128, tie_embeddings=True, sequence_length=64,
                            batch_size=16, steps=40, learning_rate=6e-3, warmup=5),
