@@ -322,11 +322,11 @@ def command_rerun(arguments) -> None:
     if arguments.embedded_world:
         extra["embedded_world"] = True
     if arguments.estimate_only:
+        _reference(arguments)  # a real model without its data is refused, as its run would be
         for language in resolve_languages(arguments.language):
-            paths = rerun.select_chapters(arguments.chapters, book)
-            frame = rerun.estimate(arguments.model, language, paths, transfer_data=arguments.transfer_data,
-                                   localization_data=arguments.localization_data, batch_size=arguments.batch_size,
-                                   organism_size=arguments.organism_size)
+            frame = rerun.estimate(arguments.model, language, rerun.select_chapters(arguments.chapters, book),
+                                   transfer_data=arguments.transfer_data, localization_data=arguments.localization_data,
+                                   batch_size=arguments.batch_size, organism_size=arguments.organism_size)
             if not arguments.json:
                 print(rerun.describe_cost(frame))
                 continue

@@ -269,14 +269,19 @@ def test_the_command_line_refuses_a_real_model_without_its_data_before_any_chapt
 
 
 def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir):
+    # A real model without its data is refused by the estimate as by the run: it would count the organism's items.
+    refused = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
+                                    "--estimate-only", "--out", str(tmp_path / "runs")],
+                             env=environment(), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "give --transfer-data" in refused.stderr and not refused.stdout
     result = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
-                                   "--estimate-only", "--out", str(tmp_path / "runs")],
+                                   "--estimate-only", "--embedded-world", "--out", str(tmp_path / "runs")],
                             env=environment(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Estimated cost" in result.stdout and "01_organism_plane" in result.stdout
     assert not (tmp_path / "runs").exists()
     as_json = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko,es", "--chapters", "01",
-                                    "--estimate-only", "--json", "--out", str(tmp_path / "runs")],
+                                    "--estimate-only", "--embedded-world", "--json", "--out", str(tmp_path / "runs")],
                              env=environment(), capture_output=True, text=True, timeout=120)
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(row["language"], row["chapter"]) for row in rows] == [("ko", "01_organism_plane"),
