@@ -1,9 +1,9 @@
 """`cla`: the companion's command line, a thin layer over the library (the chapters call the same functions).
 
     cla plane --model organism --language ko --json      where a model stands on the plane
-    cla items --model organism --language ko --out items.jsonl
-                                                           the exact scored items, for rescoring elsewhere
+    cla items --model organism --language ko --out items.jsonl  the exact scored items, for rescoring elsewhere
     cla organism path [--method clo] [--seed 1]          an organism's directory (training it if needed)
+    cla organism prepare [--seeds 0,1,2]                 train every organism the book uses
     cla align --model DIR --method midalign --data parallel=pairs.jsonl --data replay=text.jsonl --out DIR
               --steps 500 --learning-rate 1e-5 --batch-size 16  fine-tune a real model with an alignment method
               [--lora-rank 8 --dtype bfloat16 --gradient-checkpointing]
@@ -370,8 +370,8 @@ def parser() -> argparse.ArgumentParser:
     organism_parser.add_argument("action", choices=("path", "prepare"),
                                  help="path: print one organism's directory; prepare: train every organism the "
                                       "book needs (--methods, --seeds) that is not cached yet")
-    organism_parser.add_argument("--method", default=None,
-                                 help="base (default) or an alignment method: midalign, clo, mit, replay")
+    organism_parser.add_argument("--method", default=None, help="base (default); an alignment method: midalign, clo, "
+                                 "mit, replay, replay_attention; or planted (chapter 3's positive control)")
     organism_parser.add_argument("--seed", type=int, default=0, help="path: the organism's seed (default: 0)")
     organism_parser.add_argument("--seeds", default="0,1,2", help="prepare: comma-separated seeds")
     organism_parser.add_argument("--methods", default="all", help="prepare: comma-separated methods, or all")
@@ -380,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
 
     align_parser = commands.add_parser("align", help="fine-tune a local Hugging Face model with an alignment method")
     align_parser.add_argument("--model", required=True, help="a local Hugging Face model directory")
-    align_parser.add_argument("--method", required=True, help="midalign, clo, mit or replay")
+    align_parser.add_argument("--method", required=True, help="midalign, clo, mit, replay or replay_attention")
     align_parser.add_argument("--data", action="append", required=True, metavar="KIND=PATH",
                               help="a JSONL data file: replay=... (always) and parallel=..., preference=... or "
                                    "instruction=... (repeatable)")

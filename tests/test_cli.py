@@ -337,3 +337,20 @@ def test_align_estimate_only_for_a_preset_works_offline_and_training_it_is_refus
     code, out, err = run(capsys, *arguments)
     assert_clear_error(code, err, "could not fetch 'google/gemma-3-12b-it': the Hugging Face hub cannot be reached")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_help_lists_every_method_a_command_takes(capsys):
+    import re
+
+    from cla_lib.alignment.recipes import METHODS
+    from cla_lib.organism.planted import PLANTED
+
+    def help_text(*command: str) -> str:
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        return re.sub(r"\s+", " ", capsys.readouterr().out)
+
+    align, organism = help_text("align"), help_text("organism")
+    for method in METHODS:
+        assert method in align and method in organism, method
+    assert PLANTED in organism and "organism prepare" in help_text()
