@@ -128,6 +128,12 @@ class MissingDataError(ValueError):
     """A real model asked to be scored without its data: it would be scored on the organism's fictional world."""
 
 
+def _no_data_for_an_organism(transfer_data, localization_data) -> None:
+    if transfer_data or localization_data:
+        raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
+                         "real models")
+
+
 def check_data(model: str | ModelRef, transfer_data: str | None, localization_data: str | None, *,
                embedded_world: bool = False, how: str = "cli") -> None:
     """Refuse a real model without both data sets, unless `embedded_world` asks for the fictional world on purpose.
@@ -136,7 +142,9 @@ def check_data(model: str | ModelRef, transfer_data: str | None, localization_da
     measure nothing about it. `how` words the remedy for where the user stands: ``"cli"`` (flags) or ``"chapter"``
     (papermill parameters)."""
     reference = model if isinstance(model, ModelRef) else ModelRef.parse(model)
-    if is_organism_reference(reference) or embedded_world or (transfer_data and localization_data):
+    if is_organism_reference(reference):  # refused here, before the organism trains
+        return _no_data_for_an_organism(transfer_data, localization_data)
+    if embedded_world or (transfer_data and localization_data):
         return
     transfer, localization, embedded = (("--transfer-data", "--localization-data", "--embedded-world")
                                         if how == "cli" else ("-p transfer_data", "-p localization_data",
@@ -183,9 +191,7 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
     reference = known_reference(model, size=size)
     organism_directory = reference is not None and reference.kind == "directory" and is_organism_directory(reference.path)
     if is_organism_reference(reference):
-        if transfer_data or localization_data:
-            raise ValueError("an organism is scored on its own world; --transfer-data/--localization-data are for "
-                             "real models")
+        _no_data_for_an_organism(transfer_data, localization_data)
         path = reference.path if organism_directory else organism_path(reference)
         world = world_of(path)
         items = world.transfer_items("en")

@@ -205,6 +205,44 @@ def test_a_value_that_cannot_mean_anything_is_refused_in_one_line(case, capsys, 
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+# Refused after parsing but before anything trains or loads: an organism given data, an organism to `cla align`, a
+# real model without data, a file that is not UTF-8 (each would have trained the default organism first, or
+# fetched a model).
+BEFORE_LOADING = {
+    "plane: organism with data": (["plane", "--model", "organism", "--language", "ko", "--transfer-data", "x.csv"],
+                                  "an organism is scored on its own world"),
+    "items: organism with data": (["items", "--model", "organism@1", "--language", "ko", "--localization-data", "b",
+                                   "--out", "items.jsonl"], "an organism is scored on its own world"),
+    "vectors: organism with data": (["vectors", "--model", "organism", "--transfer-data", "x", "--localization-data",
+                                     "y", "--out", "v.safetensors"], "an organism is scored on its own world"),
+    "align: an organism": (["align", "--model", "organism:clo", "--method", "midalign", "--data", "parallel=p.jsonl",
+                            "--data", "replay=r.jsonl", "--out", "o", "--steps", "2", "--learning-rate", "1e-4",
+                            "--batch-size", "2"], "is an organism: its aligned variants are built in"),
+    "align: data not UTF-8": (["align", "--model", "organism", "--method", "midalign", "--data", "parallel=bad.jsonl",
+                               "--data", "replay=r.jsonl", "--out", "o", "--steps", "2", "--learning-rate", "1e-4",
+                               "--batch-size", "2"], "bad.jsonl:1: not UTF-8 text"),
+    "plane: real model without data": (["plane", "--model", "some-org/some-model", "--language", "ko"],
+                                       "is a real model: give --transfer-data"),
+    "rerun estimate: real model without data": (["rerun", "--model", "gemma-3-12b-it", "--language", "ko",
+                                                 "--estimate-only", "--out", "runs"], "give --transfer-data"),
+}
+
+
+@pytest.mark.parametrize("case", list(BEFORE_LOADING))
+def test_bad_input_is_refused_in_one_line_before_anything_trains_or_loads(case, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "p.jsonl").write_text('{"language": "ko", "english": "a", "target": "b"}\n', encoding="utf-8")
+    (tmp_path / "r.jsonl").write_text('{"text": "Some replayed text."}\n', encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_bytes(b'\xff\xfe{"language": "ko"}\n')
+    before = set(tmp_path.iterdir())
+    arguments, message = BEFORE_LOADING[case]
+    code, out, err = run(capsys, *arguments)
+    assert code == 2 and message in err and not out, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert set(tmp_path.iterdir()) == before  # no organism trained (no cache), nothing written
+
+
 def test_cla_version_prints_the_package_version(capsys):
     from cla_lib import __version__
 

@@ -31,7 +31,7 @@ from cla_lib.alignment.records import RecordBatches, read_records
 from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
 from cla_lib.model.presets import resolve_preset
-from cla_lib.model.reference import ModelNotFoundError
+from cla_lib.model.reference import ModelNotFoundError, known_reference
 from cla_lib.model.remote import in_hub_cache, offline_keywords
 
 
@@ -126,7 +126,14 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     # A preset stands for its hub id (and pinned revision). Offline, a model the hub cache lacks is refused at once,
     # except for an estimate of a preset: its architecture ships with the library, and the objective's tokens are
     # bounded by the records' bytes.
+    # The data first: a bad file is refused before anything is fetched or loaded.
+    records = read_records(data_files[entry.data], entry.data) if entry.data else []
+    texts = [record["text"] for record in read_records(data_files["replay"], "replay")]
     preset = None if Path(model_directory).is_dir() else resolve_preset(str(model_directory))
+    named = None if preset or Path(model_directory).is_dir() else known_reference(str(model_directory))
+    if named is not None and named.is_organism:
+        raise ModelNotFoundError(f"{model_directory!r} is an organism: its aligned variants are built in (`cla organism "
+                                 "path --method midalign`); `cla align` fine-tunes a Hugging Face model directory")
     source = preset.hub_id if preset else str(model_directory)
     hub = {"revision": preset.revision} if preset and preset.revision else {}
     hub = offline_keywords(source, hub, None if estimate_only and preset else ModelNotFoundError(
@@ -136,8 +143,6 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     tokenizer = None if offline_estimate else AutoTokenizer.from_pretrained(source, **hub)
     if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    records = read_records(data_files[entry.data], entry.data) if entry.data else []
-    texts = [record["text"] for record in read_records(data_files["replay"], "replay")]
     rows = pack_documents(tokenizer, texts, sequence_length) if tokenizer is not None else None
     if rows is not None and len(rows) == 0:
         raise ValueError(f"{data_files['replay']}: too little replay text for one row of {sequence_length} tokens")
