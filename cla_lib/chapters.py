@@ -7,18 +7,24 @@ page of bookkeeping that each chapter repeats.
 
 from __future__ import annotations
 
+import argparse
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cla_lib.alignment.estimate import check_device
+from cla_lib.alignment.recipes import METHODS
 from cla_lib.comparison import parse_list, parse_seeds
 from cla_lib.evaluation import check_data, plane_items
 from cla_lib.items import SPLITS, Item
 from cla_lib.languages import resolve_languages
 from cla_lib.loading import load_model, placement, use_placement
-from cla_lib.model.reference import ModelRef
+from cla_lib.model.reference import ModelRef, UnknownOrganismError
+from cla_lib.organism.base import SIZES
 from cla_lib.organism.registry import organism_path
 from cla_lib.steering.splits import check_disjoint
+from cla_lib.values import dtype_name
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,77 @@ def table_style() -> None:
     pd.set_option("display.max_colwidth", None)
 
 
+def _whole(value, *, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) and not str(value).strip().lstrip("-").isdigit():
+        raise ValueError("not a whole number")
+    if int(value) < least:
+        raise ValueError(f"{int(value)} is below {least}")
+    return int(value)
+
+
+def _strengths(value) -> None:
+    for part in parse_list(value):
+        try:
+            alpha = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number") from None
+        if not math.isfinite(alpha) or alpha == 0:
+            raise ValueError(f"{part} is not a finite nonzero strength (the unsteered model is always scored)")
+
+
+def _seeds(value) -> None:
+    if not parse_list(value):
+        raise ValueError("no seed given")
+    for part in parse_list(value):
+        _whole(part, least=0)
+
+
+def _methods(value) -> None:
+    unknown = [method for method in parse_list(value) if method not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
+
+
+def _flag(value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError("not True or False")
+
+
+def _size(value) -> None:
+    if value is not None and value not in SIZES:
+        raise ValueError(f"unknown organism size; sizes: {', '.join(SIZES)}")
+
+
+# Each chapter parameter's check (what its value can mean), run before a kernel starts (`cla rerun`) or anything
+# loads (`chapter_setup`).
+PARAMETER_CHECKS = {
+    "seed": lambda value: value is None or _whole(value, least=0),  # None: chapter 2's "every seed of seeds"
+    "seeds": _seeds,
+    "batch_size": lambda value: _whole(value, least=1),
+    "language": resolve_languages,
+    "organism_size": _size,
+    "aligned": _methods,
+    "methods": _methods,
+    "include_replay": _flag,
+    "alphas": _strengths,
+    "remote": _flag,
+    "embedded_world": _flag,
+    "device": check_device,
+    "dtype": lambda value: value is None or dtype_name(value),
+}
+
+
+def check_parameters(parameters: dict) -> None:
+    """Refuse a chapter parameter whose value cannot mean anything, in one line that names it: a ValueError."""
+    for name, value in parameters.items():
+        if name not in PARAMETER_CHECKS:
+            continue
+        try:
+            PARAMETER_CHECKS[name](value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError, UnknownOrganismError) as error:
+            raise ValueError(f"-p {name}={value!r}: {error}") from None
+
+
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
                   aligned: str = "", alphas: str = "", remote: bool = False, device: str | None = None,
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
@@ -126,6 +203,8 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
     defaults of every model the chapter loads (`cla_lib.loading.use_placement`). A real model without its data is
     refused here, before anything loads, unless `embedded_world` asks for the organism's world (`check_data`)."""
     table_style()
+    check_parameters(dict(language=language, seed=seed, organism_size=organism_size, aligned=aligned, alphas=alphas,
+                          remote=remote, device=device, dtype=dtype, embedded_world=embedded_world))
     reference = ModelRef.parse(model, size=organism_size)
     check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cla_lib.chapters import check_parameters
 from cla_lib.costs import chapter_parameters, describe_cost, estimate
 from cla_lib.evaluation import check_data
 from cla_lib.files import write_atomic
@@ -297,6 +298,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
     paths = select_chapters(chapters_spec, book)
     extra = dict(extra or {})
     extra.setdefault("batch_size", batch_size)
+    check_parameters(extra)  # every value a chapter would refuse, refused before the first kernel starts
     if any("embedded_world" in chapter_parameters(path) for path in paths):  # before anything runs, as chapters do
         check_data(model, extra.get("transfer_data"), extra.get("localization_data"),
                    embedded_world=bool(extra.get("embedded_world")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 import torch
@@ -38,6 +40,15 @@ def test_a_real_model_without_its_data_is_refused_by_the_chapter_in_its_paramete
     given = chapter_setup(str(tiny_llama_dir), "ko", transfer_data="t", localization_data="l")
     assert (given.transfer_data, given.localization_data) == ("t", "l")  # what setup.items() reads
     assert chapter_setup("organism", "ko").transfer_data is None  # an organism needs none
+
+
+def test_a_chapter_refuses_a_parameter_that_cannot_mean_anything_before_anything_loads():
+    for parameters, message in ((dict(alphas="1,0"), "-p alphas='1,0': 0 is not a finite nonzero strength"),
+                                (dict(seed=-2), "-p seed=-2: -2 is below 0"),
+                                (dict(aligned="clo,xyz"), "-p aligned='clo,xyz': unknown method(s) xyz"),
+                                (dict(organism_size="huge"), "-p organism_size='huge': unknown organism size")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            chapter_setup("organism", "ko", **parameters)
 
 
 def test_by_split_groups_items_and_refuses_a_question_in_two_splits(tiny_llama_dir):

@@ -243,6 +243,38 @@ def test_bad_input_is_refused_in_one_line_before_anything_trains_or_loads(case, 
     assert set(tmp_path.iterdir()) == before  # no organism trained (no cache), nothing written
 
 
+# Each chapter parameter refused by `cla rerun -p` before the first kernel starts (`chapters.check_parameters`; the
+# chapters' own first cell runs the same checks).
+CHAPTER_PARAMETERS = {
+    "seed below 0": ("01", "seed=-1", "-p seed=-1: -1 is below 0"),
+    "seed not a number": ("03", "seed=first", "-p seed='first': not a whole number"),
+    "seeds with a word": ("04", "seeds=0,a", "-p seeds='0,a': not a whole number"),
+    "no seeds": ("02", "seeds=", "-p seeds='': no seed given"),
+    "strength 0": ("04", "alphas=1,0", "-p alphas='1,0': 0 is not a finite nonzero strength"),
+    "strength not a number": ("03", "alphas=1,x", "-p alphas='1,x': 'x' is not a number"),
+    "unknown aligned method": ("03", "aligned=midalign,foo", "unknown method(s) foo; methods: midalign"),
+    "unknown method": ("02", "methods=mit,xyz", "-p methods='mit,xyz': unknown method(s) xyz"),
+    "unknown size": ("01", "organism_size=huge", "unknown organism size; sizes: default, tiny"),
+    "remote not a flag": ("01", "remote=yes", "-p remote='yes': not True or False"),
+    "replay not a flag": ("02", "include_replay=maybe", "-p include_replay='maybe': not True or False"),
+    "batch size 0": ("04", "batch_size=0", "-p batch_size=0: 0 is below 1"),
+    "dtype": ("03", "dtype=int4", "-p dtype='int4': unknown dtype 'int4'"),
+    "no such GPU": ("01", "device=cuda:7", "-p device='cuda:7'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CHAPTER_PARAMETERS))
+def test_a_chapter_parameter_that_cannot_mean_anything_is_refused_before_a_kernel_starts(case, capsys, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("CLA_CACHE", str(tmp_path / "cache"))
+    chapters, parameter, message = CHAPTER_PARAMETERS[case]
+    code, out, err = run(capsys, "rerun", "--model", "organism", "--language", "ko", "--chapters", chapters,
+                         "-p", parameter, "--out", str(tmp_path / "runs"))
+    assert code == 2 and message in err and not out, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())
+
+
 def test_cla_version_prints_the_package_version(capsys):
     from cla_lib import __version__
 
