@@ -160,6 +160,11 @@ def _flag(value) -> None:
         raise ValueError("not True or False")
 
 
+def _remote(value) -> None:
+    if value not in (True, False, "local"):  # "local": NDIF's serialization round trip run here
+        raise ValueError("not True, False or 'local'")
+
+
 def _size(value) -> None:
     if value is not None and value not in SIZES:
         raise ValueError(f"unknown organism size; sizes: {', '.join(SIZES)}")
@@ -177,7 +182,7 @@ PARAMETER_CHECKS = {
     "methods": _methods,
     "include_replay": _flag,
     "alphas": _strengths,
-    "remote": _flag,
+    "remote": _remote,
     "embedded_world": _flag,
     "device": check_device,
     "dtype": lambda value: value is None or dtype_name(value),

@@ -198,6 +198,20 @@ def _kernel_stderr_to(log_file: Path):
         os.close(saved)
 
 
+def _kernel_manager_logging_to(log_file: Path):
+    """A kernel manager whose kernel writes its stderr to `log_file` while papermill's own output (its progress bar
+    and the cells' output) stays on the caller's stderr: on Ctrl-C the kernel's KeyboardInterrupt traceback goes to
+    the log, not into the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_file, "ab") as handle:  # the child keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": handle})
+
+    return LoggingKernelManager
+
+
 def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: str = "python3",
                 cwd: Path | None = None, log: Callable[[str], None] = print, progress: bool = False) -> dict:
     """Execute one chapter with papermill into `directory`; return (and write) its results record. With
@@ -225,7 +239,8 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
             papermill.execute_notebook(str(path), str(running), parameters=parameters, kernel_name=kernel_name,
                                        cwd=str(cwd or path.parent.parent), progress_bar=progress, log_output=False,
                                        stdout_file=sys.stderr if progress else None,
-                                       stderr_file=sys.stderr if progress else None)
+                                       stderr_file=sys.stderr if progress else None,
+                                       kernel_manager_class=_kernel_manager_logging_to(kernel_log))
         status, error = "ok", None
     except KeyboardInterrupt:
         if running.exists():

@@ -255,7 +255,7 @@ CHAPTER_PARAMETERS = {
     "unknown aligned method": ("03", "aligned=midalign,foo", "unknown method(s) foo; methods: midalign"),
     "unknown method": ("02", "methods=mit,xyz", "-p methods='mit,xyz': unknown method(s) xyz"),
     "unknown size": ("01", "organism_size=huge", "unknown organism size; sizes: default, tiny"),
-    "remote not a flag": ("01", "remote=yes", "-p remote='yes': not True or False"),
+    "remote not a flag": ("01", "remote=yes", "-p remote='yes': not True, False or 'local'"),
     "replay not a flag": ("02", "include_replay=maybe", "-p include_replay='maybe': not True or False"),
     "batch size 0": ("04", "batch_size=0", "-p batch_size=0: 0 is below 1"),
     "dtype": ("03", "dtype=int4", "-p dtype='int4': unknown dtype 'int4'"),
