@@ -29,7 +29,7 @@ from cla_lib.values import Parser, dtype_name, positive_float, positive_int
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="organism",
-                        help="organism[:method][@seed], a model preset, a local Hugging Face directory or a hub id")
+                        help="organism[:method][@seed], a preset, a Hugging Face directory, a GGUF file or a hub id")
     parser.add_argument("--language", default="all", help="a target language (es, zh, ko, id, el, fa), a "
                                                            "comma-separated list, or 'all' (default)")
     parser.add_argument("--transfer-data", help="Global-MMLU: a hub id or a local file/folder (real models only)")
@@ -378,8 +378,8 @@ def parser() -> argparse.ArgumentParser:
     organism_parser.add_argument("--organism-size", choices=("default", "tiny"), default=None)
     organism_parser.set_defaults(run=command_organism)
 
-    align_parser = commands.add_parser("align", help="fine-tune a local Hugging Face model with an alignment method")
-    align_parser.add_argument("--model", required=True, help="a local Hugging Face model directory")
+    align_parser = commands.add_parser("align", help="fine-tune a real model with an alignment method")
+    align_parser.add_argument("--model", required=True, help="a Hugging Face directory, GGUF file, preset or hub id")
     align_parser.add_argument("--method", required=True, help="midalign, clo, mit, replay or replay_attention")
     align_parser.add_argument("--data", action="append", required=True, metavar="KIND=PATH",
                               help="a JSONL data file: replay=... (always) and parallel=..., preference=... or "

@@ -229,7 +229,7 @@ def _through_chat_template(items: list[Item], own_preset, tokenizer, preset) -> 
     if tokenizer is None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(preset.hub_id)
+        tokenizer = AutoTokenizer.from_pretrained(ModelRef.parse(preset.name).source)
     formatted = {}
 
     def render(prompt: str) -> str:

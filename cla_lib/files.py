@@ -95,6 +95,12 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def cache_root() -> Path:
+    """Where the library caches what it builds (trained organisms, converted GGUF checkpoints): $CLA_CACHE, else
+    ~/.cache/cla_lib."""
+    return Path(os.environ.get("CLA_CACHE", Path.home() / ".cache" / "cla_lib"))
+
+
 def sha256(path: str | Path) -> str:
     """The hex sha256 of a file's bytes (an organism's weights: the same configuration may train other bytes on
     another machine)."""

@@ -21,7 +21,7 @@ from nnsight import TransformersModel
 from cla_lib.alignment import estimate
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory, load_merged
 from cla_lib.model.presets import PRESETS
-from cla_lib.model.reference import ModelNotFoundError, ModelRef
+from cla_lib.model.reference import ModelNotFoundError, ModelRef, known_reference
 from cla_lib.model.remote import (
     NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
     _configure_nnsight, check_compatible, RUN_LOCALLY, check_served, offline_keywords, remote_skeleton,
@@ -240,10 +240,11 @@ def _base_of_adapters(adapters: str, base: str, model_keywords: dict):
     """The base model of LoRA adapters (`cla align --lora-rank`), as their `adapter_config.json` names it."""
     from transformers import AutoModelForCausalLM
 
-    if Path(base).is_absolute() and not Path(base).is_dir():
+    reference = known_reference(base)
+    if reference is None or reference.is_organism:
         raise ModelNotFoundError(f"the adapters in {adapters} were trained on {base}, which is not there: put the base "
                                  "model back, or set base_model_name_or_path in their adapter_config.json")
-    return AutoModelForCausalLM.from_pretrained(base, **model_keywords)
+    return AutoModelForCausalLM.from_pretrained(reference.source, **model_keywords)
 
 
 def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,

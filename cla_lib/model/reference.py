@@ -1,7 +1,8 @@
 """Model references: what a `model` parameter may say, parsed once into a value that is passed down.
 
 A model is named by the embedded organism (``organism[:method][@seed]``, at a size), a preset
-(`cla_lib.model.presets`), a hub id (``owner/name``) or a local Hugging Face directory. Every entry point (the
+(`cla_lib.model.presets`), a hub id (``owner/name``), a local Hugging Face directory or a GGUF file (or a folder
+holding one, `cla_lib.model.gguf`). Every entry point (the
 CLI, `load_model`, `plane_items`, a rerun, a comparison) calls `ModelRef.parse` once; nothing below it looks at
 the name's text again. `ModelRef.parse` accepts a `ModelRef` too, so a function can take either.
 
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cla_lib.model import gguf
 from cla_lib.model.presets import PRESETS, ModelPreset, resolve_preset
 
 # A hub id is `owner/name`: one slash, names of letters, digits, `-`, `_` and `.`, not starting with a dot.
@@ -40,12 +42,12 @@ class ModelRef:
     """One model, named: its kind and the fields that kind needs.
 
     Attributes:
-        kind: ``"organism"``, ``"directory"``, ``"preset"`` or ``"hub"``.
+        kind: ``"organism"``, ``"directory"``, ``"gguf"``, ``"preset"`` or ``"hub"``.
         name: the text it was parsed from (what results and runs are labelled with).
         method, seed, size: the organism's alignment method (``"base"`` for none), seed and size (None: the
             environment's ``CLA_ORGANISM_SIZE``, else ``default``).
         hub_id: where the weights live on the Hugging Face hub (presets and hub ids).
-        path: the local directory.
+        path: the local directory, or the GGUF file.
         preset: the preset's row, for a preset (or a hub id that is one).
     """
 
@@ -71,6 +73,12 @@ class ModelRef:
         text = str(model)
         if _looks_like_organism(text) and not Path(text).expanduser().exists():
             return cls.organism(text, size=size)
+        try:
+            checkpoint = gguf.gguf_file(text)
+        except ValueError as error:
+            raise ModelNotFoundError(str(error)) from None
+        if checkpoint is not None:
+            return cls("gguf", text, path=checkpoint)
         if Path(text).expanduser().is_dir():
             return cls("directory", text, path=Path(text).expanduser())
         preset = resolve_preset(text)
@@ -81,8 +89,8 @@ class ModelRef:
         raise ModelNotFoundError(
             f"cannot load a model from {text!r}: it is not an existing directory, a hub id, a preset, or the "
             "organism. Accepted: 'organism[:method][@seed]' (the embedded model organism), a local "
-            "directory in Hugging Face format (config.json, weights, tokenizer), a hub id 'owner/name', or a "
-            "preset (" + ", ".join(PRESETS) + ")."
+            "directory in Hugging Face format (config.json, weights, tokenizer), a GGUF file, a hub id "
+            "'owner/name', or a preset (" + ", ".join(PRESETS) + ")."
         )
 
     @classmethod
@@ -110,7 +118,7 @@ class ModelRef:
     @property
     def is_local(self) -> bool:
         """Whether only this machine has the weights (NDIF runs only models it hosts)."""
-        return self.kind in (ORGANISM, "directory")
+        return self.kind in (ORGANISM, "directory", "gguf")
 
     @property
     def layers(self) -> int | None:
@@ -118,12 +126,15 @@ class ModelRef:
         organism's come from its size, `cla_lib.organism.config_for`)."""
         if self.preset is not None:
             return self.preset.n_layers
+        if self.kind == "gguf":  # known once converted (its first load)
+            return ModelRef.parse(self.source).layers if self.checkpoint_converted else None
         config_path = self.path / "config.json" if self.path is not None else None
         adapter_path = self.path / "adapter_config.json" if self.path is not None else None
         if config_path is not None and not config_path.exists() and adapter_path.exists():
             # LoRA adapters: the depth is their base model's
             base = json.loads(adapter_path.read_text()).get("base_model_name_or_path")
-            return ModelRef.parse(base).layers if base and Path(base).is_dir() else None
+            reference = known_reference(base) if base else None
+            return reference.layers if reference is not None and not reference.is_organism else None
         if config_path is not None and config_path.exists():
             config = json.loads(config_path.read_text())
             config = config.get("text_config", config)
@@ -132,9 +143,47 @@ class ModelRef:
         return None
 
     @property
+    def gguf_path(self) -> Path | None:
+        """The GGUF file the weights come from (a GGUF file named, or a preset shipped in a pip package), else None.
+
+        Raises:
+            ModelNotFoundError: a preset whose package is not installed (the message says how to install it).
+        """
+        if self.kind == "gguf":
+            return self.path
+        if self.preset is not None and self.preset.packaged_gguf:
+            module, file_name = self.preset.packaged_gguf.split("/", 1)
+            try:
+                return gguf.packaged_file(self.preset.package, module, file_name)
+            except FileNotFoundError as error:
+                raise ModelNotFoundError(f"cannot load {self.name}: {error}") from None
+        return None
+
+    @property
+    def checkpoint_converted(self) -> bool:
+        """Whether a GGUF model's conversion is already cached (what its `source` would otherwise make first)."""
+        path = self.gguf_path
+        return path is None or gguf.is_converted(path)
+
+    @property
     def source(self) -> str | None:
-        """What `from_pretrained` reads: the directory, else the hub id (None for an organism: see its registry)."""
+        """What `from_pretrained` reads: the directory; a GGUF model's converted directory (converted on first use,
+        `cla_lib.model.gguf`); else the hub id (None for an organism: see its registry)."""
+        checkpoint = self.gguf_path
+        if checkpoint is not None:
+            return str(gguf.converted(checkpoint))
         return str(self.path) if self.path is not None else self.hub_id
+
+    @property
+    def base_name(self) -> str | None:
+        """What LoRA adapters trained on this model record as their base, so that they load again anywhere this
+        library does: a local directory's or file's absolute path, a packaged preset's name; None where the loaded
+        model's own name (a hub id) already does."""
+        if self.path is not None:
+            return str(self.path.resolve())
+        if self.preset is not None and self.preset.package:
+            return self.preset.name
+        return None
 
     def __str__(self) -> str:
         return self.name

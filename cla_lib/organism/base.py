@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from cla_lib.files import building, save_atomically, sha256
+from cla_lib.files import building, cache_root, save_atomically, sha256
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
 from cla_lib.organism.world import World, WorldConfig
@@ -103,11 +103,6 @@ def config_for(size: str | None = None, seed: int = 0) -> OrganismConfig:
         raise UnknownOrganismError(f"unknown organism size {size!r}; sizes: {', '.join(SIZES)}")
     config = SIZES[size]
     return replace(config, seed=seed, world=replace(config.world, seed=seed))
-
-
-def cache_root() -> Path:
-    """Where trained organisms live: $CLA_CACHE, else ~/.cache/cla_lib."""
-    return Path(os.environ.get("CLA_CACHE", Path.home() / ".cache" / "cla_lib"))
 
 
 # Organisms train on one thread each and `prepare_organisms` trains one per core. On this 2-core machine 60 steps of
