@@ -36,6 +36,7 @@ class ChapterSetup:
         languages: the target languages.
         aligned: the aligned organisms' methods (none for a real model).
         strengths: the steering strengths (`alphas`), without 0.
+        layer_stride: the sweeps try every k-th decoder layer from layer 0 (`swept_layers`).
         remote: run on NDIF.
         transfer_data, localization_data: a real model's data (hub ids or local copies), the defaults of `items`.
     """
@@ -45,6 +46,7 @@ class ChapterSetup:
     seed: int
     aligned: list[str]
     strengths: list[float]
+    layer_stride: int = 1
     remote: bool = False
     transfer_data: str | None = None
     localization_data: str | None = None
@@ -104,6 +106,10 @@ class ChapterSetup:
         if not self.is_organism and not self.remote:
             print(f"{self.name}: {placement(model)}")
         return model
+
+    def swept_layers(self, n_layers: int) -> list[int]:
+        """The decoder layers the chapter's sweeps steer at: every `layer_stride`-th of `n_layers`, from layer 0."""
+        return list(range(0, n_layers, self.layer_stride))
 
     def items(self, *, tokenizer=None) -> list[Item]:
         """The chapter's items: the organism's world, or the real model's data sets the set-up was made with."""
@@ -182,6 +188,7 @@ PARAMETER_CHECKS = {
     "methods": _methods,
     "include_replay": _flag,
     "alphas": _strengths,
+    "layer_stride": lambda value: _whole(value, least=1),
     "remote": _remote,
     "embedded_world": _flag,
     "device": check_device,
@@ -201,7 +208,8 @@ def check_parameters(parameters: dict) -> None:
 
 
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
-                  aligned: str = "", alphas: str = "", remote: bool = False, device: str | None = None,
+                  aligned: str = "", alphas: str = "", layer_stride: int = 1, remote: bool = False,
+                  device: str | None = None,
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
                   embedded_world: bool = False) -> ChapterSetup:
     """The set-up of a chapter from its parameters' values (see `ChapterSetup`); `device` and `dtype` become the
@@ -209,7 +217,8 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
     refused here, before anything loads, unless `embedded_world` asks for the organism's world (`check_data`)."""
     table_style()
     check_parameters(dict(language=language, seed=seed, organism_size=organism_size, aligned=aligned, alphas=alphas,
-                          remote=remote, device=device, dtype=dtype, embedded_world=embedded_world))
+                          layer_stride=layer_stride, remote=remote, device=device, dtype=dtype,
+                          embedded_world=embedded_world))
     reference = ModelRef.parse(model, size=organism_size)
     check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)
@@ -217,7 +226,8 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
         reference = ModelRef.organism(f"{reference.name}@{seed}", size=organism_size)
     return ChapterSetup(reference, resolve_languages(language), seed,
                         parse_list(aligned) if reference.is_organism else [],
-                        [float(alpha) for alpha in parse_list(alphas)], remote, transfer_data, localization_data)
+                        [float(alpha) for alpha in parse_list(alphas)], int(layer_stride), remote, transfer_data,
+                        localization_data)
 
 
 def by_split(items: list[Item]) -> dict[str, list[Item]]:

@@ -28,7 +28,8 @@ class ChapterWork:
     over a sweep of every layer, on average `suffix_share(layers)` of them. `reads(context)` counts reads of prompt
     sets as large as the extract split's prompts and their parallel prompts (one forward per prompt, every layer at
     once); `requests(context, batches)` counts the NDIF requests, given the forwards of one scoring pass. The
-    `context` holds the model's layers, the chapter's strengths, and the splits' shares.
+    `context` holds the model's layers, the layers its sweeps steer at (`swept_layers`: every `layer_stride`-th),
+    the chapter's strengths, and the splits' shares.
     """
 
     scoring_passes: Callable[[dict], float]
@@ -57,19 +58,20 @@ CHAPTER_WORK: dict[str, ChapterWork] = {
         "beforehand with `cla align` (not counted) and live on your disk, so this chapter does not run on NDIF"),
     "03": ChapterWork(
         lambda c: c["validation"] * (4 + 3 * CONTROL_SHARE) + c["test"] * 9,
-        lambda c: c["validation"] * ((3 + 3 * CONTROL_SHARE) * c["layers"] * c["strengths"] + c["layers"]),
+        lambda c: c["validation"] * ((3 + 3 * CONTROL_SHARE) * c["swept_layers"] * c["strengths"]
+                                     + c["swept_layers"]),
         lambda c: 2 + CONTROL_SHARE + 3 * c["validation"] / max(c["extract"], 1e-9), lambda c, batches: 16,
-        "EN, LOC and LOC (language) sweeps over every layer and strength plus an answer-language sweep on the "
+        "EN, LOC and LOC (language) sweeps over every swept layer and strength plus an answer-language sweep on the "
         "validation split (each steered configuration rerunning only the layers above its edit), and the three "
         "negative controls swept on their target's half of it; nine configurations on test, one extraction read, "
         "its two halves read again for the vectors' reliability, the culture prompts read again for the shuffled "
         "control, and three validation reads; sixteen sessions, one NDIF request each"),
     "04": ChapterWork(
         lambda c: c["validation"] * 3 + c["test"] * 6,
-        lambda c: c["validation"] * (2 * c["layers"] * c["strengths"]
+        lambda c: c["validation"] * (2 * c["swept_layers"] * c["strengths"]
                                      + (SURGICAL_CANDIDATE_LAYERS * c["strengths"] + 1) ** 2 - 1),
         lambda c: 1, lambda c, batches: 6,
-        f"EN and LOC sweeps over every layer and strength, a Surgical grid of {SURGICAL_CANDIDATE_LAYERS} layers x "
+        f"EN and LOC sweeps over every swept layer and strength, a Surgical grid of {SURGICAL_CANDIDATE_LAYERS} layers x "
         "strengths per vector, each also off (strength 0), on validation (assumed spread over the depth like the sweeps), six configurations on "
         "test (the negative control among them), one extraction read; six sessions, one NDIF request each"),
     "05": ChapterWork(lambda c: 0, lambda c: 0, lambda c: 0, lambda c, batches: 0,
@@ -146,10 +148,10 @@ def plane_workload(items, count_tokens: Callable[[str], int], batch_size: int = 
 
 def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
              localization_data: str | None = None, batch_size: int = 64, n_layers: int | None = None,
-             methods: int = 3, seeds: int = 1, organism_size: str | None = None):
+             methods: int = 3, seeds: int = 1, organism_size: str | None = None, parameters: dict | None = None):
     """What rerunning `chapter_paths` for `model` in `language` costs: a DataFrame, one row per chapter.
 
-    Columns as `chapter_costs` gives them; `DataFrame.attrs` holds the item counts and how tokens were counted.
+    Columns as `chapter_costs` gives them (`parameters`: the chapters' parameters a rerun sets); `DataFrame.attrs` holds the item counts and how tokens were counted.
     Nothing runs the model; an organism that is not trained yet is not trained.
     """
     reference = known_reference(model, size=organism_size)
@@ -172,7 +174,7 @@ def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path]
         layers = n_layers or (reference.layers if reference is not None else None) or 32
     workload = plane_workload(items, count_tokens, batch_size)
     return chapter_costs(workload, chapter_paths, layers=layers, batch_size=batch_size, methods=methods, seeds=seeds,
-                         counted_with=counted_with)
+                         counted_with=counted_with, parameters=parameters)
 
 
 def chapter_parameters(path: str | Path) -> dict[str, Any]:
@@ -193,15 +195,23 @@ def chapter_parameters(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def steering_strengths(path: str | Path) -> int:
-    """How many nonzero strengths a chapter sweeps: the entries of its `alphas` parameter's default (0 without one);
-    strength 0, the unsteered model, is scored once per sweep."""
-    alphas = chapter_parameters(path).get("alphas") if Path(path).exists() else None
+def steering_strengths(path: str | Path, parameters: dict | None = None) -> int:
+    """How many nonzero strengths a chapter sweeps: the entries of its `alphas` parameter (as `parameters` set it,
+    else its default; 0 without one); strength 0, the unsteered model, is scored once per sweep."""
+    alphas = _parameter(path, "alphas", parameters)
     return len(parse_list(alphas)) if alphas else 0
 
 
+def _parameter(path: str | Path, name: str, parameters: dict | None):
+    """A chapter parameter's value in a rerun: as `parameters` set it, else the chapter's default (None: none)."""
+    if parameters and name in parameters:
+        return parameters[name]
+    return chapter_parameters(path).get(name) if Path(path).exists() else None
+
+
 def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers: int, batch_size: int = 64,
-                  methods: int = 3, seeds: int = 1, strengths: int | None = None, counted_with: str = ""):
+                  methods: int = 3, seeds: int = 1, strengths: int | None = None, counted_with: str = "",
+                  parameters: dict | None = None):
     """The cost table of `estimate` from a workload (`plane_workload`'s counts, or counts assumed for data that is
     not at hand: `items`, `sequences`, `tokens`, `head_positions`, `forwards`, `read_prompts`, `read_tokens` and
     the splits' shares).
@@ -220,7 +230,8 @@ def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers
         number = Path(path).stem.split("_")[0]
         work = CHAPTER_WORK.get(number, UNKNOWN_CHAPTER)
         # The strengths a chapter sweeps are its own `alphas` parameter's, unless the caller says otherwise.
-        context["strengths"] = strengths if strengths is not None else steering_strengths(path)
+        context["strengths"] = strengths if strengths is not None else steering_strengths(path, parameters)
+        context["swept_layers"] = math.ceil(layers / int(_parameter(path, "layer_stride", parameters) or 1))
         passes, swept, reads = work.scoring_passes(context), work.swept_passes(context), work.reads(context)
         sequences = (passes + swept) * workload["sequences"] + reads * workload["read_prompts"]
         tokens = (passes + swept * share) * workload["tokens"] + reads * workload["read_tokens"]

@@ -84,15 +84,21 @@ def chapters(book: str | Path = BOOK) -> dict[str, Path]:
     return {path.stem: path for path in paths if CHAPTER_PATTERN.match(path.stem)}
 
 
+def _number(name: str) -> int | None:
+    """A chapter's number, so that "1" and "01" name the same chapter."""
+    head = name.split("_")[0]
+    return int(head) if head.isdigit() else None
+
+
 def select_chapters(spec: str | Sequence[str] | None, book: str | Path = BOOK) -> list[Path]:
-    """The chapters named by `spec`: `"01,02"` (numbers), full names, or None / "all" for every chapter."""
+    """The chapters named by `spec`: `"1,2"` or `"01,02"` (numbers), full names, or None / "all" for every chapter."""
     available = chapters(book)
     if spec is None or spec == "all":
         return list(available.values())
     wanted = [part.strip() for part in (spec.split(",") if isinstance(spec, str) else spec) if part.strip()]
     selected = []
     for name in wanted:
-        matches = [path for stem, path in available.items() if stem == name or stem.split("_")[0] == name]
+        matches = [path for stem, path in available.items() if stem == name or _number(stem) == _number(name)]
         if not matches:
             raise ValueError(f"no chapter {name!r} in {book}; chapters: {', '.join(available) or 'none'}")
         selected += [path for path in matches if path not in selected]
@@ -324,7 +330,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
         if show_cost:
             log(describe_cost(estimate(model, language, paths, transfer_data=extra.get("transfer_data"),
                                        localization_data=extra.get("localization_data"), batch_size=batch_size,
-                                       organism_size=extra.get("organism_size"))))
+                                       organism_size=extra.get("organism_size"), parameters=extra)))
         directory = run_directory(out, model, language)
         for path in paths:
             parameters = chapter_run_parameters(path, model, language, remote=remote, extra=extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,8 @@ from cla_lib.chapters import by_split, chapter_setup
 from cla_lib.comparison import configuration_gain
 from cla_lib.evaluation import MissingDataError
 from cla_lib.steering import SteeringVector, sweep_means
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_chapter_setup_applies_the_seed_to_an_organism_and_reads_the_lists():
@@ -49,6 +52,27 @@ def test_a_chapter_refuses_a_parameter_that_cannot_mean_anything_before_anything
                                 (dict(organism_size="huge"), "-p organism_size='huge': unknown organism size")):
         with pytest.raises(ValueError, match=re.escape(message)):
             chapter_setup("organism", "ko", **parameters)
+
+
+def test_the_sweeps_try_every_kth_layer_from_the_first():
+    assert chapter_setup("organism", "ko").swept_layers(8) == list(range(8))
+    assert chapter_setup("organism", "ko", layer_stride=3).swept_layers(8) == [0, 3, 6]
+    with pytest.raises(ValueError, match="-p layer_stride='two': not a whole number"):
+        chapter_setup("organism", "ko", layer_stride="two")
+
+
+def test_a_rerun_estimate_counts_the_layers_and_strengths_its_parameters_set():
+    from cla_lib.costs import chapter_costs
+
+    workload = {"items": 10, "sequences": 40, "tokens": 400, "head_positions": 10, "forwards": 1, "read_prompts": 5,
+                "read_tokens": 50, "extract": 0.2, "validation": 0.2, "test": 0.6}
+    chapter = ROOT / "book" / "03_layer_dissociation.ipynb"
+    full = chapter_costs(workload, [chapter], layers=30).iloc[0]
+    strided = chapter_costs(workload, [chapter], layers=30, parameters={"layer_stride": 15, "alphas": "2"}).iloc[0]
+    # (4.5 x layers x strengths + layers) swept configurations (costs.CHAPTER_WORK): 435 for 30 layers at three
+    # strengths, 11 for 2 layers (0 and 15) at one
+    assert strided.swept_passes == pytest.approx(full.swept_passes * 11 / 435, abs=0.01)
+    assert strided.scoring_passes == full.scoring_passes
 
 
 def test_by_split_groups_items_and_refuses_a_question_in_two_splits(tiny_llama_dir):

@@ -258,6 +258,7 @@ CHAPTER_PARAMETERS = {
     "remote not a flag": ("01", "remote=yes", "-p remote='yes': not True, False or 'local'"),
     "replay not a flag": ("02", "include_replay=maybe", "-p include_replay='maybe': not True or False"),
     "batch size 0": ("04", "batch_size=0", "-p batch_size=0: 0 is below 1"),
+    "layer stride 0": ("03", "layer_stride=0", "-p layer_stride=0: 0 is below 1"),
     "dtype": ("03", "dtype=int4", "-p dtype='int4': unknown dtype 'int4'"),
     "no such GPU": ("01", "device=cuda:7", "-p device='cuda:7'"),
 }
