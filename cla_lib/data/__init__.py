@@ -5,7 +5,13 @@ Both loaders return `cla_lib.items.Item`s, split deterministically into `extract
 key (`sources.assign_split`): a question lands in the same split in every language. How the items are built — the
 templates, the choices of a BLEnD item, the country-mention rules, answer matching — is written up in
 `docs/data.md`.
+
+`SMOKE_TRANSFER` and `SMOKE_LOCALIZATION` are a smoke set in both data sets' real layouts (24 questions each, written
+for this project by tests/fixtures/make_smoke_set.py): enough for every split to hold items, so that every chapter
+runs on a real model anywhere (the pretrained preset, chapter 5); far too few for a number about the paper.
 """
+
+from pathlib import Path
 
 from cla_lib.data.sources import (
     GLOBAL_MMLU, GLOBAL_MMLU_LITE, BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, DatasetLayoutError,
@@ -20,3 +26,6 @@ from cla_lib.data.blend import (
     LOCALIZATION_TEMPLATE, ANSWER_LANGUAGES, BLEND_SPLIT_CODES, BLEND_COUNTRY_LANGUAGES, US_COUNTRY,
     LOCALIZATION_COUNTRIES, localization_items
 )
+
+SMOKE_TRANSFER = Path(__file__).parent / "smoke" / "global_mmlu"
+SMOKE_LOCALIZATION = Path(__file__).parent / "smoke" / "blend"
