@@ -331,7 +331,8 @@ def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tiny_organi
     # default-size organism trained inside the test.
     from cla_lib.rerun import glued_values
 
-    notebook = run_chapter("05_real_models", {"example_languages": "ko"}, tmp_path / "05.ipynb")
+    # The pretrained model's section runs in tests/test_pretrained.py's rerun of every chapter on it.
+    notebook = run_chapter("05_real_models", {"example_languages": "ko", "pretrained": ""}, tmp_path / "05.ipynb")
     values = glued_values(notebook)
     assert values["model"] == "gemma-3-12b-it" and values["n_languages"] == 6
     assert 11.5 < values["parameters_billions"] < 12.2  # Gemma 3 12B's text model, counted on the meta device
