@@ -2,9 +2,8 @@
 
 A model is named by the embedded organism (``organism[:method][@seed]``, at a size), a preset
 (`cla_lib.model.presets`), a hub id (``owner/name``), a local Hugging Face directory or a GGUF file (or a folder
-holding one, `cla_lib.model.gguf`). Every entry point (the
-CLI, `load_model`, `plane_items`, a rerun, a comparison) calls `ModelRef.parse` once; nothing below it looks at
-the name's text again. `ModelRef.parse` accepts a `ModelRef` too, so a function can take either.
+holding one, `cla_lib.model.gguf`). Every entry point (the CLI, `load_model`, `plane_items`, a rerun, a comparison)
+calls `ModelRef.parse` once; nothing below it looks at the name's text again. `ModelRef.parse` accepts a `ModelRef` too, so a function can take either.
 
     >>> ModelRef.parse("organism:clo@2")
     ModelRef(kind='organism', name='organism:clo@2', method='clo', seed=2, ...)
