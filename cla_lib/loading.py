@@ -147,15 +147,17 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
     if not isinstance(dtype, torch.dtype):
         return
     try:
-        if reference.preset is not None:
-            model = estimate.preset_architecture(reference.preset)
+        counted = reference
+        if counted.preset is None and counted.source and is_adapter_directory(counted.source):
+            # Adapters are counted as their base, found as loading finds it (a preset name is not a hub id).
+            counted = known_reference(adapter_base(counted.source))
+        if counted.preset is not None:
+            model = estimate.preset_architecture(counted.preset)
         else:
             from transformers import AutoConfig
 
-            source = reference.source
-            if source and is_adapter_directory(source):
-                source = adapter_base(source)
-            model = estimate.architecture(AutoConfig.from_pretrained(source, local_files_only=local_files_only))
+            keywords = offline_keywords(counted.source, {"local_files_only": local_files_only}, None)
+            model = estimate.architecture(AutoConfig.from_pretrained(counted.source, **keywords))
     except Exception:  # noqa: BLE001 - an unreadable config is loading's to report, not this estimate's
         return
     if device in ("cuda", "auto"):

@@ -89,7 +89,7 @@ def test_first_chapter_runs_on_the_tiny_organism_for_one_language(tiny_organism_
 
 # The later chapters on the tiny organism, for one language and one seed (chapter 4: two, the multi-seed path):
 # every cell runs, the figures render, and the claims boxes' verdicts (glued from the run) are recorded. Chapter 3
-# runs one seed: a second trains a second planted organism (2,000 steps, ~65 CPU-s of the suite's ~6 minutes); its
+# runs one seed: a second trains a second planted organism (1,000 steps, ~30 CPU-s); its
 # planted organism is the one test_planted checks.
 LATER_CHAPTERS = {
     "02_baseline_erasure.ipynb": ({"seeds": "0"}, "verdict"),

@@ -276,3 +276,11 @@ def test_ctrl_c_during_training_leaves_no_partial_organism(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         base.base_organism(base.config_for("tiny"), progress=False)
     assert [path.name for path in (tmp_path / "organisms").iterdir() if not path.name.endswith(".lock")] == []
+
+
+def test_a_config_knows_the_size_it_is_a_seed_of():
+    from cla_lib.organism.base import size_of
+
+    assert [size_of(config_for(size, seed)) for size in ("tiny", "default") for seed in (0, 2)] == [
+        "tiny", "tiny", "default", "default"]
+    assert size_of(replace(config_for("tiny"), steps=41)) is None  # a design run's variant is no size

@@ -23,6 +23,7 @@ import torch
 
 from cla_lib.data import SMOKE_LOCALIZATION, SMOKE_TRANSFER
 from cla_lib.evaluation import plane_items
+from cla_lib.items import question_of
 from cla_lib.loading import load_model
 from cla_lib.model import ModelNotFoundError, ModelRef, gguf, n_layers, presets
 from cla_lib.scoring import choice_logprobs
@@ -33,6 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = "smollm2-135m-instruct"
 ALIGNMENT = Path(__file__).parent / "fixtures" / "alignment"
 DATA = ["--transfer-data", str(SMOKE_TRANSFER), "--localization-data", str(SMOKE_LOCALIZATION)]
+# The commands and chapters run on this many questions of each split and task of the smoke set (`small_smoke`): every
+# split a chapter reads holds some, at about a quarter of the whole set's scoring (a 135 M-parameter model on one
+# thread: the whole set's rerun of chapters 1-4 took ~280 CPU-s, `pytest tests/test_pretrained.py --durations=5`).
+# Validation holds three: chapter 3's language probe cross-validates five folds of each language's validation prompts
+# (a question's target-language and English prompts).
+PER_SPLIT = {"extract": 2, "validation": 3, "test": 2}
 # Float32 rounding between two ways of computing one log-probability (other shapes, other summation orders):
 # measured at most 3e-5 on these items (`python -m pytest tests/test_pretrained.py -k rounding`).
 ROUNDING = 1e-4
@@ -78,14 +85,42 @@ def test_the_preset_is_the_gguf_file_of_its_pinned_package(smol):
     assert presets.parameter_counts(reference.preset)[0] == sum(p.numel() for p in module.parameters())
 
 
+# GGUF's tensor names -> transformers' (Llama), per decoder layer and outside the layers.
+GGUF_LAYER_NAMES = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+                    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+                    "ffn_down": "mlp.down_proj"}
+GGUF_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
+
+
 def test_the_converted_directory_holds_exactly_the_files_weights_and_tokenizer(smol):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Every tensor of the converted directory is the GGUF file's, de-quantized by the gguf package itself (a reader
+    that shares no code with transformers' loader), bit for bit; llama.cpp stores the query and key rows of each
+    head interleaved for its rotary embedding, so those are put back in Hugging Face's order first."""
+    import numpy
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from transformers import AutoTokenizer
 
     path = ModelRef.parse(PRESET).gguf_path
-    direct = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    config = smol._module.config
     converted = smol._module.state_dict()
-    for name, tensor in direct.state_dict().items():
-        assert torch.equal(tensor, converted[name]), name
+    compared = set()
+    for tensor in GGUFReader(path).tensors:
+        if tensor.name in GGUF_NAMES:
+            name = GGUF_NAMES[tensor.name]
+        else:
+            _, layer, kind, _ = tensor.name.split(".")
+            name = f"model.layers.{layer}.{GGUF_LAYER_NAMES[kind]}.weight"
+        values = torch.from_numpy(numpy.array(dequantize(tensor.data, tensor.tensor_type))).reshape(
+            converted[name].shape)
+        if tensor.name.endswith(("attn_q.weight", "attn_k.weight")):
+            heads = config.num_attention_heads if "attn_q" in tensor.name else config.num_key_value_heads
+            rows, columns = values.shape
+            values = values.reshape(heads, rows // heads // 2, 2, columns).swapaxes(1, 2).reshape(rows, columns)
+        assert torch.equal(values.float(), converted[name]), name
+        compared.add(name)
+    assert compared == set(converted) - {"lm_head.weight"} and config.tie_word_embeddings  # the head is the embedding
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     texts = ["¿Cuál es la fruta más popular en España?", "한국의 수도는 서울입니다.", "پایتخت ایران", " A", "中国"]
     assert [tokenizer(text)["input_ids"] for text in texts] == [smol.tokenizer(text)["input_ids"] for text in texts]
@@ -177,7 +212,37 @@ def test_generation_stops_where_the_instruct_model_stops(smol, smoke_items):
 # -- the command line and every chapter, as a user runs them -------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def small_smoke(smoke_items, tmp_path_factory) -> list[str]:
+    """`--transfer-data`/`--localization-data` of the smoke set cut to its first `PER_SPLIT` questions of each split
+    and task, in the same layouts (Global-MMLU's parquet files, BLEnD's annotation files): the path, not a number."""
+    import pyarrow
+    import pyarrow.compute
+    import pyarrow.parquet
+
+    chosen: dict[tuple[str, str], list[str]] = {}
+    for item in smoke_items:
+        questions = chosen.setdefault((item.task, item.split), [])
+        if question_of(item.id) not in questions and len(questions) < PER_SPLIT[item.split]:
+            questions.append(question_of(item.id))
+    keep = sorted(question for questions in chosen.values() for question in questions)
+    root = tmp_path_factory.mktemp("small_smoke")
+    for path in SMOKE_TRANSFER.rglob("*.parquet"):
+        table = pyarrow.parquet.read_table(path)
+        if path.name.startswith("test-"):  # the scored questions; dev's few-shot rows stay
+            table = table.filter(pyarrow.compute.is_in(table["sample_id"], pyarrow.array(keep)))
+        (root / "global_mmlu" / path.relative_to(SMOKE_TRANSFER)).parent.mkdir(parents=True, exist_ok=True)
+        pyarrow.parquet.write_table(table, root / "global_mmlu" / path.relative_to(SMOKE_TRANSFER))
+    for path in SMOKE_LOCALIZATION.rglob("*.json"):
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        (root / "blend" / path.relative_to(SMOKE_LOCALIZATION)).parent.mkdir(parents=True, exist_ok=True)
+        (root / "blend" / path.relative_to(SMOKE_LOCALIZATION)).write_text(
+            json.dumps({key: value for key, value in entries.items() if key in keep}, ensure_ascii=False),
+            encoding="utf-8")
+    return ["--transfer-data", str(root / "global_mmlu"), "--localization-data", str(root / "blend")]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(small_smoke, tmp_path_factory):
     """`cla align` (LoRA, a few steps), `cla vectors` and `cla rerun` of chapters 1-4 on the smoke set. The sweeps
     try every fifteenth layer (0 and 15) at one strength: the path, at a fraction of a full rerun's cost. Chapter 5
     scores this model on the smoke set in every book build (its `pretrained` section)."""
@@ -187,32 +252,38 @@ def smoke_run(tmp_path_factory):
         "--data", f"parallel={ALIGNMENT / 'parallel.jsonl'}", "--out", str(adapters), "--steps", "2",
         "--learning-rate", "1e-4", "--batch-size", "2", "--sequence-length", "32", "--lora-rank", "4")
     vectors = directory / "vectors.safetensors"
-    cla("vectors", "--model", PRESET, "--language", "es", *DATA, "--out", str(vectors))
-    rerun = cla("rerun", "--model", PRESET, "--language", "es", "--chapters", "1,2,3,4", *DATA,
+    cla("vectors", "--model", PRESET, "--language", "es", *small_smoke, "--out", str(vectors))
+    rerun = cla("rerun", "--model", PRESET, "--language", "es", "--chapters", "1,2,3,4", *small_smoke,
                 "--out", str(directory / "runs"), "--quiet",
                 "-p", "methods=midalign", "-p", "include_replay=False", "-p", f"aligned_models=midalign={adapters}",
                 "-p", "alphas=2", "-p", "layer_stride=15")
     return {"adapters": adapters, "vectors": vectors, "runs": directory / "runs" / PRESET / "es", "log": rerun.stderr}
 
 
-def test_cla_plane_prints_a_plane_with_no_hub():
-    result = cla("plane", "--model", PRESET, "--language", "es", *DATA, "--json")
+def test_cla_plane_prints_a_plane_with_no_hub(small_smoke):
+    result = cla("plane", "--model", PRESET, "--language", "es", *small_smoke, "--json")
     plane = json.loads(result.stdout.strip().splitlines()[-1])
-    assert plane["model"] == PRESET and plane["n_transfer"] == 24 and plane["n_localization"] == 23
+    assert plane["model"] == PRESET and plane["n_transfer"] == plane["n_localization"] == sum(PER_SPLIT.values())
     assert 0 <= plane["transfer"] <= 1 and 0 <= plane["localization"] <= 1
 
 
-def test_lora_adapters_trained_by_cla_align_load_on_their_base(smoke_run, smol, smoke_items):
+def test_lora_adapters_trained_by_cla_align_load_on_their_base(smoke_run, smol, smoke_items, monkeypatch):
+    import transformers.utils.hub
+
     config = json.loads((smoke_run["adapters"] / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == PRESET  # found again through the preset, wherever the cache is
+    asked = []  # the preset's name is no hub id: the memory check once asked the hub for it (~25 s of retries)
+    monkeypatch.setattr(transformers.utils.hub, "hf_hub_download", lambda repo_id, *a, **k: asked.append(repo_id))
     aligned = load_model(str(smoke_run["adapters"]))
+    assert asked == []
     items = smoke_items[:4]
     before, after = choice_logprobs(smol, items), choice_logprobs(aligned, items)
     changed = max(abs(a - b) for row, other in zip(before, after) for a, b in zip(row, other))
     assert ROUNDING < changed < 5.0  # two small steps moved the scores, a little
 
 
-def test_vectors_read_from_the_trained_stream_are_finite_and_move_the_scores(smoke_run, smol, smoke_items):
+def test_vectors_read_from_the_trained_stream_are_finite_and_move_the_scores(smoke_run, small_smoke, smol,
+                                                                            smoke_items):
     from cla_lib.steering import load_vectors
 
     vectors = load_vectors(smoke_run["vectors"])
@@ -224,7 +295,7 @@ def test_vectors_read_from_the_trained_stream_are_finite_and_move_the_scores(smo
     edit = (15, 4.0 * vectors["en.es"][15])
     before, after = choice_logprobs(smol, items), choice_logprobs(smol, items, edits=[edit])
     assert max(abs(a - b) for row, other in zip(before, after) for a, b in zip(row, other)) > 0.01
-    steered = cla("steer", "--model", PRESET, "--language", "es", *DATA, "--vectors", str(smoke_run["vectors"]),
+    steered = cla("steer", "--model", PRESET, "--language", "es", *small_smoke, "--vectors", str(smoke_run["vectors"]),
                   "--add", "en.es.15@15*4", "--json")
     assert json.loads(steered.stdout.strip().splitlines()[-1])["language"] == "es"
 

@@ -105,6 +105,12 @@ def config_for(size: str | None = None, seed: int = 0) -> OrganismConfig:
     return replace(config, seed=seed, world=replace(config.world, seed=seed))
 
 
+def size_of(config: OrganismConfig) -> str | None:
+    """The name of the size `config` is a seed of (None for a design run's variant)."""
+    unseeded = replace(config, seed=0, world=replace(config.world, seed=0))
+    return next((name for name, size in SIZES.items() if size == unseeded), None)
+
+
 # Organisms train on one thread each and `prepare_organisms` trains one per core. On this 2-core machine 60 steps of
 # the default base ran at 0.58 s/step on one thread and 0.40 on two (one run), and two 1-thread trainings side by
 # side at 0.57 s/step each (`cla organism prepare`): 1.4x the throughput of one training on both cores. The thread

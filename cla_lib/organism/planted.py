@@ -34,7 +34,7 @@ from cla_lib.languages import DEFAULT_LANGUAGES
 from cla_lib.model.layers import decoder_layers
 from cla_lib.organism.aligned import RECORDS_FILE
 from cla_lib.organism.base import (
-    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_threads
+    TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, size_of, training_threads
 )
 from cla_lib.training import Schedule, train
 
@@ -69,6 +69,11 @@ class PlantedConfig:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+# The tiny size (tests only: 4 layers, a base of 40 steps) plants in fewer steps. Design runs (`bash scripts/test.sh
+# tests/test_planted.py` with the steps set; its rule, fixed before: the smallest count at which steering finds each
+# planted effect at its layer only): 300 steps failed (EN's gain -0.010), 600 failed (+0.021), 1,000 and 1,400 held.
+# 2,000 took ~60 CPU-s of the test suite, 1,000 ~30.
+SIZE_STEPS = {"tiny": 1000}
 OFF_LAYER_ALPHAS = (1.0, 2.0, 4.0)
 # The splits whose items teach the planted response; the chapter's test split is scored, never taught.
 TAUGHT_SPLITS = ("extract", "validation")
@@ -81,7 +86,8 @@ def planted_config(base: OrganismConfig) -> PlantedConfig:
     loc_layer = max(en_layer + 1, base.n_layers - 3)
     if loc_layer >= base.n_layers - 1:
         raise ValueError(f"an organism of {base.n_layers} layers has no room to plant a dissociation")
-    return PlantedConfig(en_layer=en_layer, loc_layer=loc_layer, seed=base.seed)
+    steps = SIZE_STEPS.get(size_of(base), PlantedConfig.steps)
+    return PlantedConfig(en_layer=en_layer, loc_layer=loc_layer, steps=steps, seed=base.seed)
 
 
 def planted_records(items, base_answers, n_layers: int, config: PlantedConfig) -> list[dict]:
