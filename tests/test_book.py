@@ -95,7 +95,8 @@ LATER_CHAPTERS = {
     "02_baseline_erasure.ipynb": ({"seeds": "0"}, "verdict"),
     "03_layer_dissociation.ipynb": ({"alphas": "1,4", "seeds": "0"}, "verdict"),
     "04_surgical_steering.ipynb": ({"alphas": "1,4", "seeds": "0,1"}, "verdict"),
-    "appendix_performance.ipynb": ({"repeats": 1, "items": 32, "seeds": "0"}, "steering_ratio"),
+    "appendix_performance.ipynb": ({"repeats": 1, "items": 32, "floor_items": 32, "floor_sweep_items": 4, "seeds": "0"},
+                                   "steering_ratio"),
 }
 
 
