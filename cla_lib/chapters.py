@@ -83,7 +83,7 @@ class ChapterSetup:
 
     def for_seed(self, seed: int) -> ChapterSetup:
         """The same set-up on the organisms of another seed (its base and the same aligned methods)."""
-        return replace(self, reference=ModelRef.organism(f"organism@{seed}", size=self.reference.size), seed=seed)
+        return replace(self, reference=ModelRef.of_organism(seed=seed, size=self.reference.size), seed=seed)
 
     def directories(self, seeds: str | int, methods: Sequence[str] = ("base",)) -> list[Path | str]:
         """Every model a multi-seed analysis ran on: `methods` of each seed of `seeds` (provenance)."""
@@ -91,7 +91,7 @@ class ChapterSetup:
                 for seed in self.seeds(seeds) for method in methods]
 
     def aligned_reference(self, method: str) -> ModelRef:
-        return ModelRef.organism(f"organism:{method}@{self.seed}", size=self.reference.size)
+        return ModelRef.of_organism(method, self.seed, size=self.reference.size)
 
     def directory(self, method: str = "base") -> Path | str:
         """The directory of the base organism or an aligned one (trained first if need be); a real model's name."""
@@ -223,7 +223,7 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
     check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)
     if reference.is_organism and "@" not in reference.name:
-        reference = ModelRef.organism(f"{reference.name}@{seed}", size=organism_size)
+        reference = ModelRef.of_organism(reference.method, seed, size=organism_size)
     return ChapterSetup(reference, resolve_languages(language), seed,
                         parse_list(aligned) if reference.is_organism else [],
                         [float(alpha) for alpha in parse_list(alphas)], int(layer_stride), remote, transfer_data,

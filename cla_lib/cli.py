@@ -118,11 +118,12 @@ def command_items(arguments) -> None:
 
 
 def command_organism(arguments) -> None:
+    from cla_lib.model import ModelRef
     from cla_lib.organism import organism_path
 
     if arguments.action == "path":
-        name = "organism" if arguments.method in (None, "base") else f"organism:{arguments.method}"
-        print(organism_path(f"{name}@{arguments.seed}", size=arguments.organism_size))
+        print(organism_path(ModelRef.of_organism(arguments.method or "base", arguments.seed,
+                                                 size=arguments.organism_size)))
         return
     # prepare: train (or find cached) every organism the book needs, so the chapters only load them.
     from cla_lib.alignment import METHODS
@@ -440,8 +441,7 @@ def parser() -> argparse.ArgumentParser:
                     "Prints the estimated cost first. Several languages can run at once as separate processes: "
                     "cla rerun ... --language ko & cla rerun ... --language es &")
     rerun_parser.add_argument("--model", required=True, help="a preset, hub id, local directory or organism name")
-    rerun_parser.add_argument("--language", required=True, help="a target language, or a comma-separated list "
-                                                                "run one after the other")
+    rerun_parser.add_argument("--language", required=True, help="a language, or a comma-separated list run in turn")
     rerun_parser.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names "
                                                                "(default: every chapter)")
     rerun_parser.add_argument("--remote", action="store_true", help="run on NDIF (key from $NDIF_API_KEY or `nnsight login`)")

@@ -146,8 +146,8 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
         with _quiet_loading(not progress):
             for seed in seeds if seeds is not None else [0]:
                 for method in [BASE] + compared:
-                    name = f"organism@{seed}" if method == BASE else f"organism:{method}@{seed}"
-                    runs.append(Run(method, seed, str(organism_path(name, size=size, progress=progress))))
+                    reference = ModelRef.of_organism(method, seed, size=size)
+                    runs.append(Run(method, seed, str(organism_path(reference, progress=progress))))
         return runs
     aligned = parse_aligned_models(aligned_models) if isinstance(aligned_models, str) else dict(aligned_models)
     seeds = seeds if seeds is not None else sorted({seed for _, seed in aligned}) or [0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import cla_lib
@@ -89,3 +90,17 @@ def test_no_module_is_over_500_lines():
     long = {module: length for module, path in MODULES.items()
             if (length := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_no_model_reference_is_built_as_a_string_outside_the_model_package():
+    """An organism's name is made by `ModelRef.of_organism` and passed as a `ModelRef`, never rebuilt as text."""
+    built = []
+    for module, path in MODULES.items():
+        if module.startswith("cla_lib.model"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values)
+                if re.search(r"organism(:\{\}|@\{\}|\{\}@)", text):
+                    built.append(f"{module}:{node.lineno}: {text}")
+    assert built == []

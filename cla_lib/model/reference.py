@@ -110,6 +110,13 @@ class ModelRef:
             seed = int(seed_text)
         return cls(ORGANISM, text, method=rest.lstrip(":") or BASE_METHOD, seed=seed, size=size)
 
+    @classmethod
+    def of_organism(cls, method: str = BASE_METHOD, seed: int = 0, *, size: str | None = None) -> ModelRef:
+        """The organism of `method` (``base`` or an alignment method) and `seed`, named as `organism` parses it:
+        ``organism@1``, ``organism:clo@1``."""
+        method_part = "" if method == BASE_METHOD else f":{method}"
+        return cls.organism(f"{ORGANISM}{method_part}@{seed}", size=size)
+
     @property
     def is_organism(self) -> bool:
         return self.kind == ORGANISM

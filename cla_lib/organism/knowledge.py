@@ -25,6 +25,7 @@ import pandas as pd
 from cla_lib.evaluation import answers, with_explicit_cue
 from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.loading import load_model
+from cla_lib.model.reference import ModelRef
 from cla_lib.organism.base import world_of
 from cla_lib.organism.registry import organism_path
 from cla_lib.organism.world import World
@@ -89,7 +90,7 @@ def seed_table(seeds, size: str | None = None) -> pd.DataFrame:
     ``stable``: whether the seed sits within `STABILITY` of the seeds' mean on every `STABLE` measurement."""
     rows = []
     for seed in seeds:
-        path = organism_path(f"organism@{seed}", size=size, progress=False)
+        path = organism_path(ModelRef.of_organism(seed=seed, size=size), progress=False)
         measured = knowledge(load_model(str(path)), world_of(path))
         rows.append({"seed": seed, **measured, **{row["property"]: row["holds"] for row in rule_rows(measured)}})
     table = pd.DataFrame(rows).set_index("seed")

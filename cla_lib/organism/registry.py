@@ -38,7 +38,7 @@ def organism_path(model: str | ModelRef = "organism", *, size: str | None = None
 
 
 def _organism_name(method: str, seed: int) -> str:
-    return f"organism@{seed}" if method == "base" else f"organism:{method}@{seed}"
+    return ModelRef.of_organism(method, seed).name
 
 
 def _prepare_one(name: str, size: str | None) -> tuple[str, str, float]:

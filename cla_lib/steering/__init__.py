@@ -35,7 +35,7 @@ inside it.
 from cla_lib.steering.vector import SteeringVector, save_vectors, load_vectors
 from cla_lib.steering.activations import PROGRESS_MIN_STEPS, last_positions, last_token_activations
 from cla_lib.steering.extraction import (
-    DEFAULT_KINDS, VectorKind, VECTOR_KINDS, extract_vectors, extract_vector, en_vector, loc_vector, loc_vector_language
+    DEFAULT_KINDS, VectorKind, VECTOR_KINDS, extract_vectors
 )
 from cla_lib.steering.controls import random_like
 from cla_lib.steering.splits import QUESTION_KEYS, question_key, check_disjoint

@@ -136,28 +136,3 @@ def extract_vectors(
              "definition": VECTOR_KINDS[kind].definition})
     return vectors
 
-
-def extract_vector(kind: str, model, items: Sequence[Item], *, language: str | None = None, **options) -> SteeringVector:
-    """One steering vector of `kind` for one target language (see `extract_vectors` for the options)."""
-    if language is None:
-        split = options.get("split", "extract")
-        languages = _target_languages([item for item in items if split is None or item.split == split])
-        if len(languages) != 1:
-            raise ValueError(f"the items hold target languages {languages}; name one with language=")
-        language = languages[0]
-    return extract_vectors(model, items, kinds=[kind], languages=[language], **options)[f"{kind}.{language}"]
-
-
-def en_vector(model, items: Sequence[Item], *, language: str | None = None, **options) -> SteeringVector:
-    """EN: mean last-token residual of the English prompts minus the same prompts in the target language."""
-    return extract_vector("en", model, items, language=language, **options)
-
-
-def loc_vector(model, items: Sequence[Item], *, language: str | None = None, **options) -> SteeringVector:
-    """LOC (Veselovsky et al. 2025): culture questions with the explicit own-country cue minus without it."""
-    return extract_vector("loc", model, items, language=language, **options)
-
-
-def loc_vector_language(model, items: Sequence[Item], *, language: str | None = None, **options) -> SteeringVector:
-    """LOC, alternative: culture questions in the target language minus their English versions (-EN on culture)."""
-    return extract_vector("loclang", model, items, language=language, **options)
