@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from cla_lib.loading import load_model  # noqa: E402
+from cla_lib.plane.loading import load_model  # noqa: E402
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, repeats: int) -> None:

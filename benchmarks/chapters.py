@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from cla_lib import performance, rerun  # noqa: E402
-from cla_lib.costs import chapter_parameters  # noqa: E402
+from cla_lib.book import rerun
+from cla_lib.core import performance  # noqa: E402
+from cla_lib.book.costs import chapter_parameters  # noqa: E402
 
 
 def chapter_script(notebook: Path, parameters: dict) -> str:

@@ -28,7 +28,7 @@ import hashlib, json, sys, time
 sys.path.insert(0, {root!r})
 import torch
 from cla_lib.organism.base import build_model, config_for, train_base, training_inputs
-from cla_lib.performance import machine
+from cla_lib.core.performance import machine
 config = config_for("default", {seed})
 _, tokenizer, stream = training_inputs(config)
 model = build_model(config, tokenizer)

@@ -57,7 +57,7 @@ def main() -> None:
     import torch
 
     os.environ["CLA_CACHE"] = tempfile.mkdtemp(prefix="organism-design-")
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
     from cla_lib.organism.base import base_organism, config_for, training_record, world_of
     from cla_lib.organism.knowledge import knowledge, rule_rows
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_common_options, alternating, machine, setup  # noqa: E402
 
-from cla_lib.evaluation import plane_items  # noqa: E402
+from cla_lib.plane.evaluation import plane_items  # noqa: E402
 from cla_lib.model import decoder_layers, n_layers  # noqa: E402
 from cla_lib.scoring import choice_logprobs, encode_choice  # noqa: E402
 from cla_lib.steering import extract_vectors, last_token_activations, steering_edits  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from cla_lib import performance  # noqa: E402
+from cla_lib.core import performance  # noqa: E402
 from cla_lib.organism.base import TRAINING_THREADS, build_model, config_for, train_base, training_inputs  # noqa: E402
 
 

@@ -23,8 +23,8 @@ import json
 import sys
 
 from cla_lib import __version__
-from cla_lib.languages import resolve_languages
-from cla_lib.values import Parser, dtype_name, positive_float, positive_int
+from cla_lib.core.languages import resolve_languages
+from cla_lib.core.values import Parser, dtype_name, positive_float, positive_int
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _reference(arguments):
     """The model the command names, parsed once (`ModelRef.parse`); the CLI passes it down from here. A real model
     without its data is refused here, before anything loads."""
-    from cla_lib.evaluation import check_data
+    from cla_lib.plane.evaluation import check_data
     from cla_lib.model import ModelRef
 
     reference = ModelRef.parse(arguments.model, size=arguments.organism_size)
@@ -62,7 +62,7 @@ def _reference(arguments):
 
 
 def _items(arguments, reference) -> list:
-    from cla_lib.evaluation import plane_items
+    from cla_lib.plane.evaluation import plane_items
 
     return plane_items(reference, resolve_languages(arguments.language),
                        transfer_data=arguments.transfer_data, localization_data=arguments.localization_data,
@@ -70,7 +70,7 @@ def _items(arguments, reference) -> list:
 
 
 def _model(arguments, reference):
-    from cla_lib.loading import load_model, placement
+    from cla_lib.plane.loading import load_model, placement
 
     if arguments.remote:
         return load_model(reference, remote=True)
@@ -98,7 +98,7 @@ def _print_points(points, as_json: bool, **fields) -> None:
 
 
 def command_plane(arguments) -> None:
-    from cla_lib.evaluation import explicit_cue, organism_fields, plane
+    from cla_lib.plane.evaluation import explicit_cue, organism_fields, plane
 
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     reference = _reference(arguments)
@@ -110,7 +110,7 @@ def command_plane(arguments) -> None:
 
 
 def command_items(arguments) -> None:
-    from cla_lib.items import write_items
+    from cla_lib.core.items import write_items
 
     items = _items(arguments, _reference(arguments))
     write_items(items, arguments.out)
@@ -298,10 +298,10 @@ def command_steer(arguments) -> None:
 
 def command_rerun(arguments) -> None:
     """Exits 0 when every chapter ran, 1 when one failed, 130 on Ctrl-C (finished chapters keep their results)."""
-    from cla_lib import rerun
+    from cla_lib.book import rerun
 
     book = arguments.book or rerun.BOOK
-    from cla_lib.loading import use_placement
+    from cla_lib.plane.loading import use_placement
 
     use_placement(arguments.device, arguments.dtype)  # the chapters' kernels inherit both: load_model reads them
     extra = {}

@@ -5,7 +5,7 @@
 #
 # From a fresh clone with nothing but Python 3.11: sets up .venv (scripts/_env.sh), runs the optional hook
 # scripts/prepare-organisms.sh, executes the chapters whose outputs are not cached for this state of the library
-# (python -m cla_lib.book_cache: two at a time; CLA_BOOK_FORCE=1 executes all), then `jupyter-book build .
+# (python -m cla_lib.book.book_cache: two at a time; CLA_BOOK_FORCE=1 executes all), then `jupyter-book build .
 # --builder html` renders them. A cell that raises or any Sphinx warning (-W) fails the build.
 # Output: _build/html/index.html.
 set -euo pipefail
@@ -26,12 +26,12 @@ strict=(-W --keep-going)
 
 # Progress bars belong in a terminal, not in the rendered pages (every tqdm bar reads TQDM_DISABLE).
 export TQDM_DISABLE=1
-# The chapters whose outputs the cache lacks for this library key execute here, two at a time (cla_lib/book_cache.py);
+# The chapters whose outputs the cache lacks for this library key execute here, two at a time (cla_lib/book/book_cache.py);
 # the build below renders them from the cache. CLA_BOOK_FORCE=1 executes every chapter again.
 force=()
 [[ "${CLA_BOOK_FORCE:-0}" == 1 ]] && force=(--force)
 step=$SECONDS
-python -m cla_lib.book_cache "${force[@]}"
+python -m cla_lib.book.book_cache "${force[@]}"
 echo "==> chapters ready in $((SECONDS - step)) s"
 # --all: every page is read again (cheap: outputs come from the cache), so no page keeps a stale cross-reference.
 echo "==> jupyter-book build . --builder html --all ${strict[*]} $*"

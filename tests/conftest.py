@@ -162,7 +162,7 @@ def tiny_model_dir(request, tiny_model_dirs) -> Path:
 @pytest.fixture
 def tiny_model(tiny_model_dir):
     """Each tiny model in turn, loaded fresh with `load_model` (cheap: a few milliseconds)."""
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
 
     return load_model(str(tiny_model_dir))
 

@@ -35,7 +35,7 @@ from cla_lib.alignment import (
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism import config_for, organism_path, training_record, world_of
 from cla_lib.scoring import encode_choice
-from cla_lib.training import Schedule, train
+from cla_lib.core.training import Schedule, train
 
 PARALLEL = [
     {"language": "es", "english": "The capital of Spain is Madrid.", "target": "La capital de España es Madrid."},
@@ -247,7 +247,7 @@ def tiny_cache(tmp_path_factory):
 def test_replay_continues_the_base_stream_at_the_first_epoch_it_did_not_reach(tiny_cache):
     from transformers import AutoTokenizer
 
-    from cla_lib.batching import pack_documents
+    from cla_lib.core.batching import pack_documents
 
     config = config_for("tiny")
     base = organism_path("organism", progress=False)
@@ -260,7 +260,7 @@ def test_replay_continues_the_base_stream_at_the_first_epoch_it_did_not_reach(ti
 
 
 def test_aligned_organism_is_bitwise_deterministic_and_loads(tiny_cache):
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
     from cla_lib.model import n_layers
 
     first = organism_path("organism:midalign", progress=False)

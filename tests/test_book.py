@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cla_lib.languages import DEFAULT_LANGUAGES
+from cla_lib.core.languages import DEFAULT_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))

@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 
-from cla_lib import book_cache
+from cla_lib.book import book_cache
 
 CODE = "import os, pathlib, time\nstarted = time.time()\ntime.sleep({sleep})\n" \
        "pathlib.Path('results/{name}').mkdir(parents=True, exist_ok=True)\n" \

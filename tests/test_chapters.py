@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cla_lib.analysis import cross_layer_cosine, mean_abs_cosine, vector_cosines
-from cla_lib.chapters import by_split, chapter_setup
-from cla_lib.comparison import configuration_gain
-from cla_lib.evaluation import MissingDataError
+from cla_lib.claims.analysis import cross_layer_cosine, mean_abs_cosine, vector_cosines
+from cla_lib.book.chapters import by_split, chapter_setup
+from cla_lib.claims.comparison import configuration_gain
+from cla_lib.plane.evaluation import MissingDataError
 from cla_lib.steering import SteeringVector, sweep_means
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_the_sweeps_try_every_kth_layer_from_the_first():
 
 
 def test_a_rerun_estimate_counts_the_layers_and_strengths_its_parameters_set():
-    from cla_lib.costs import chapter_costs
+    from cla_lib.book.costs import chapter_costs
 
     workload = {"items": 10, "sequences": 40, "tokens": 400, "head_positions": 10, "forwards": 1, "read_prompts": 5,
                 "read_tokens": 50, "extract": 0.2, "validation": 0.2, "test": 0.6}
@@ -115,7 +115,7 @@ def test_sweep_means_average_the_matching_rows():
 def test_the_books_tables_show_counts_as_integers_three_decimals_and_whole_cells():
     import pandas as pd
 
-    from cla_lib.chapters import table_style
+    from cla_lib.book.chapters import table_style
 
     with pd.option_context("display.float_format", None, "display.max_colwidth", 50):  # restored afterwards
         table_style()

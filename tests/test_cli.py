@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cla_lib.cli import main
-from cla_lib.evaluation import plane_from_answers
-from cla_lib.items import read_items
-from cla_lib.languages import DEFAULT_LANGUAGES
+from cla_lib.plane.evaluation import plane_from_answers
+from cla_lib.core.items import read_items
+from cla_lib.core.languages import DEFAULT_LANGUAGES
 
 TINY = ["--organism-size", "tiny"]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -148,10 +148,10 @@ def test_remote_json_output_is_json_lines_only_while_nnsights_status_display_wri
     from nnsight.schema.response import ResponseModel, Status
 
     import cla_lib.cli
-    import cla_lib.evaluation
-    from cla_lib.loading import load_model
+    import cla_lib.plane.evaluation
+    from cla_lib.plane.loading import load_model
 
-    real_plane = cla_lib.evaluation.plane
+    real_plane = cla_lib.plane.evaluation.plane
 
     def plane_with_a_status_display(*args, **kwargs):
         # nnsight's own display, as a remote request drives it: it writes to sys.stdout
@@ -162,7 +162,7 @@ def test_remote_json_output_is_json_lines_only_while_nnsights_status_display_wri
 
     # --remote through nnsight's serialization round trip (no NDIF here), with the status display a request shows
     monkeypatch.setattr(cla_lib.cli, "_model", lambda arguments, reference: load_model(reference, remote="local"))
-    monkeypatch.setattr(cla_lib.evaluation, "plane", plane_with_a_status_display)
+    monkeypatch.setattr(cla_lib.plane.evaluation, "plane", plane_with_a_status_display)
     code, out, err = run(capsys, "plane", "--model", str(tiny_llama_dir), "--language", "ko,es", "--json", "--remote",
                          "--embedded-world")
     assert code == 0
@@ -350,7 +350,7 @@ def test_explicit_cue_asks_the_culture_questions_with_the_country_named_and_json
 
 def test_explicit_cue_on_blend_asks_blends_own_questions(tiny_llama_dir, capsys):
     from cla_lib.data.blend import localization_items
-    from cla_lib.evaluation import explicit_cue
+    from cla_lib.plane.evaluation import explicit_cue
 
     plain, _ = localization_items(BLEND, "ko")
     cued = [item for item in explicit_cue(plain) if item.task == "localization"]
@@ -364,12 +364,12 @@ def test_explicit_cue_on_blend_asks_blends_own_questions(tiny_llama_dir, capsys)
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tiny_organism_environment, capsys, monkeypatch):
-    import cla_lib.evaluation
+    import cla_lib.plane.evaluation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cla_lib.evaluation, "plane", interrupted)
+    monkeypatch.setattr(cla_lib.plane.evaluation, "plane", interrupted)
     code, out, err = run(capsys, "plane", "--model", "organism", "--language", "ko", *TINY)
     assert code == 130 and out == ""
     assert err.strip().splitlines()[-1] == "cla: interrupted; nothing half-written was left behind"

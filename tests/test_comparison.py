@@ -1,4 +1,4 @@
-"""Tests of cla_lib.comparison: deltas, spreads and the verdict on hand-made plane frames, the runs of a real-model
+"""Tests of cla_lib.claims.comparison: deltas, spreads and the verdict on hand-made plane frames, the runs of a real-model
 comparison, the erasure figure, and one evaluation of the tiny organism."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from cla_lib import comparison, verdicts
-from cla_lib.comparison import Run, delta_table, deltas, erasure_runs, summarize, t_quantile
-from cla_lib.plots import erasure_figure
+from cla_lib.claims import comparison, verdicts
+from cla_lib.claims.comparison import Run, delta_table, deltas, erasure_runs, summarize, t_quantile
+from cla_lib.claims.plots import erasure_figure
 
 
 def plane_frame(values: dict) -> pd.DataFrame:

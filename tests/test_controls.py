@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from cla_lib.items import Item
-from cla_lib.loading import load_model
+from cla_lib.core.items import Item
+from cla_lib.plane.loading import load_model
 from cla_lib.steering import SteeringVector, extract_vectors, random_like
 from cla_lib.steering.controls import flipped
 from cla_lib.steering.extraction import DEFAULT_KINDS, VECTOR_KINDS

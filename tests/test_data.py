@@ -25,8 +25,8 @@ from cla_lib.data import (
     remove_country_mention,
     transfer_items,
 )
-from cla_lib.items import SPLITS, Item, read_items, write_items
-from cla_lib.languages import LANGUAGES, UnknownLanguageError
+from cla_lib.core.items import SPLITS, Item, read_items, write_items
+from cla_lib.core.languages import LANGUAGES, UnknownLanguageError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GLOBAL_MMLU = FIXTURES / "global_mmlu"

@@ -87,7 +87,7 @@ def test_installed_version_matches_pin(name: str, pinned: str):
     # Compare public versions: the CPU wheel of torch is 2.13.0+cpu, which `torch==2.13.0` accepts.
     assert Version(installed).public == Version(pinned).public, f"{name}: installed {installed}, pinned {pinned}"
     # Every pinned distribution here ships a top-level module of the same name (jupyter-book -> jupyter_book), but
-    # sphinx-mathjax-offline, whose folder keeps its hyphens (it is found by that name: cla_lib.sphinx_ext).
+    # sphinx-mathjax-offline, whose folder keeps its hyphens (it is found by that name: cla_lib.book.sphinx_ext).
     module = HYPHENATED_MODULES.get(name) or name.replace("-", "_")
     importlib.import_module(module)
 

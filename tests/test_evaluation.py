@@ -1,4 +1,4 @@
-"""Tests for cla_lib.evaluation: Wilson intervals, the plane from answers, and the plane of the tiny organism
+"""Tests for cla_lib.plane.evaluation: Wilson intervals, the plane from answers, and the plane of the tiny organism
 against a plain-transformers rescoring."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cla_lib.evaluation import (
+from cla_lib.plane.evaluation import (
     answer_frame,
     plane,
     plane_from_answers,
@@ -16,7 +16,7 @@ from cla_lib.evaluation import (
     wilson_interval,
     with_explicit_cue,
 )
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 
 # -- Wilson intervals --------------------------------------------------------------------------------------------
 
@@ -155,8 +155,8 @@ def test_plane_items_of_an_organism_are_its_world_english_ceiling_first(tiny_org
 
 def test_plane_of_the_tiny_organism_equals_a_plain_transformers_rescoring(tiny_organism_dir,
                                                                           rescore_with_transformers):
-    from cla_lib.evaluation import answers
-    from cla_lib.loading import load_model
+    from cla_lib.plane.evaluation import answers
+    from cla_lib.plane.loading import load_model
 
     items = plane_items(str(tiny_organism_dir), ["ko"])
     model = load_model(str(tiny_organism_dir))

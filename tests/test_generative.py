@@ -8,8 +8,8 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cla_lib.evaluation import answer_frame, answers, plane_items
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import answer_frame, answers, plane_items
+from cla_lib.plane.loading import load_model
 from cla_lib.organism import world_of
 from cla_lib.scoring.generative import agreement, generate_answers, generative_localization
 

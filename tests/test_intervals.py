@@ -1,4 +1,4 @@
-"""Paired cluster-bootstrap intervals and their verdict words (cla_lib.intervals): planted effects are found, null
+"""Paired cluster-bootstrap intervals and their verdict words (cla_lib.claims.intervals): planted effects are found, null
 data are not (beyond the interval's error rate), and clusters, not rows, set the width."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cla_lib.intervals import (CANNOT_TELL, DOES_NOT, REPRODUCES, Interval, cluster_bootstrap, paired_differences,
+from cla_lib.claims.intervals import (CANNOT_TELL, DOES_NOT, REPRODUCES, Interval, cluster_bootstrap, paired_differences,
                                verdict)
-from cla_lib.items import question_of
+from cla_lib.core.items import question_of
 
 LANGUAGES = ("es", "zh", "ko", "id", "el", "fa")
 
@@ -92,7 +92,7 @@ def test_questions_are_keyed_without_their_language():
 
 
 def test_the_erasure_claim_is_worded_from_pooled_paired_intervals():
-    from cla_lib.verdicts import erasure_intervals, paired_erasure_claims
+    from cla_lib.claims.verdicts import erasure_intervals, paired_erasure_claims
 
     generator = np.random.default_rng(6)
     erasing = simulated_answers(generator, effect=-0.2, questions=60)
@@ -122,7 +122,7 @@ def test_the_erasure_claim_is_worded_from_pooled_paired_intervals():
 
 
 def test_one_contradicting_method_is_enough_against_every_method():
-    from cla_lib.verdicts import paired_erasure_claims
+    from cla_lib.claims.verdicts import paired_erasure_claims
 
     def rows(method, transfer, localization):
         return [{"method": method, "language": "all", "half": half, "interval": "…", "detectable": 0.05,

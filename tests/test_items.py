@@ -1,4 +1,4 @@
-"""Tests for cla_lib.items: the scored-item format, its JSONL files and atomic writes."""
+"""Tests for cla_lib.core.items: the scored-item format, its JSONL files and atomic writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cla_lib.items import Item, read_items, write_atomic, write_items
+from cla_lib.core.items import Item, read_items, write_atomic, write_items
 
 TRANSFER = Item("transfer", "ko", "nandi 의 색은 무엇입니까?", (" 빨간색", " 파란색"), 1, id="t1", split="extract",
                 meta={"creature": "nandi"})

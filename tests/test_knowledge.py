@@ -35,7 +35,7 @@ def test_each_rule_fails_on_the_organism_it_is_meant_to_catch():
 
 
 def test_the_tiny_organism_is_measured_on_every_kind_of_fact(tiny_organism_environment):
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
     from cla_lib.organism import organism_path, world_of
 
     path = organism_path("organism", size="tiny")
@@ -56,7 +56,7 @@ def test_the_seed_table_has_a_row_per_seed_and_a_stability_column(tiny_organism_
 
 def test_every_testbed_property_names_the_claims_that_rest_on_it_and_each_claim_lists_what_it_lacks():
     from cla_lib.organism.knowledge import RULES
-    from cla_lib.testbed import RELIED_ON, claim_caveats
+    from cla_lib.claims.testbed import RELIED_ON, claim_caveats
 
     names = {name for name, _, _ in RULES} | {"within ±0.05 of the seeds' mean", "English-dominant text",
                                              "the US answer is the default when the cue fades",

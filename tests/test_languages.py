@@ -1,10 +1,10 @@
-"""Tests for cla_lib.languages: turning a user's language choice into target languages."""
+"""Tests for cla_lib.core.languages: turning a user's language choice into target languages."""
 
 from __future__ import annotations
 
 import pytest
 
-from cla_lib.languages import (
+from cla_lib.core.languages import (
     DEFAULT_LANGUAGES,
     ENGLISH,
     LANGUAGES,

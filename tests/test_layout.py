@@ -104,3 +104,10 @@ def test_no_model_reference_is_built_as_a_string_outside_the_model_package():
                 if re.search(r"organism(:\{\}|@\{\}|\{\}@)", text):
                     built.append(f"{module}:{node.lineno}: {text}")
     assert built == []
+
+
+def test_the_root_holds_only_the_command_line_and_the_layers_are_packages():
+    """Every module sits in the package of its layer (docs/architecture.md captions them); only `cla` is loose."""
+    loose = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert loose == ["__init__.py", "cli.py"]
+    assert {"core", "plane", "claims", "book"} <= {path.name for path in PACKAGE.iterdir() if path.is_dir()}

@@ -52,7 +52,7 @@ def test_every_method_trains_lora_adapters_in_bfloat16_and_saves_them_in_peft_fo
 def test_adapters_load_merged_on_each_architecture_with_the_adapted_models_outputs(tiny_model_dir, tmp_path):
     from peft import PeftModel
 
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
 
     out = lora_run(tiny_model_dir, "midalign", tmp_path, dtype="float32", gradient_checkpointing=False)
     ids = torch.tensor([[1, 5, 9, 13, 17, 21]])

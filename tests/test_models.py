@@ -7,7 +7,7 @@ import pytest
 import torch
 from nnsight import TransformersModel
 
-from cla_lib.loading import load_model
+from cla_lib.plane.loading import load_model
 from cla_lib.model import (
     MissingAPIKeyError,
     ModelNotFoundError,
@@ -406,7 +406,7 @@ def test_a_preset_name_loads_its_hub_id(monkeypatch):
 def test_a_model_too_large_for_where_it_would_load_is_refused_with_its_weights_before_loading(monkeypatch,
                                                                                                tiny_llama_dir):
     from cla_lib.alignment import estimate
-    from cla_lib.loading import ModelWontFitError
+    from cla_lib.plane.loading import ModelWontFitError
 
     monkeypatch.setattr(estimate, "device_memory", lambda device: 8 * 2 ** 30)
     # 11.8 billion parameters in float32 (the CPU's default): 43.8 GiB

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cla_lib.files import sha256
+from cla_lib.core.files import sha256
 from cla_lib.organism import lexicon
-from cla_lib.languages import DEFAULT_LANGUAGES
-from cla_lib.files import save_atomically
+from cla_lib.core.languages import DEFAULT_LANGUAGES
+from cla_lib.core.files import save_atomically
 from cla_lib.model.reference import UnknownOrganismError, parse_name
 from cla_lib.organism import (BOS, SIZES, OrganismConfig, config_for, organism_path, prepare_organisms,
                               training_record, world_of)
@@ -240,7 +240,7 @@ def test_a_second_process_building_the_same_organism_waits_for_the_first_and_orp
     import threading
     import time
 
-    from cla_lib.files import building
+    from cla_lib.core.files import building
 
     directory = tmp_path / "organisms" / "base-abc"
     orphan = tmp_path / "organisms" / ".base-abc.x1y2"  # what a killed save_atomically leaves

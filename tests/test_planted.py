@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cla_lib.evaluation import answers, plane_items
-from cla_lib.languages import DEFAULT_LANGUAGES
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import answers, plane_items
+from cla_lib.core.languages import DEFAULT_LANGUAGES
+from cla_lib.plane.loading import load_model
 from cla_lib.model.reference import ModelRef
 from cla_lib.organism import PLANTED, config_for, organism_path, planted_config, training_record
 from cla_lib.organism.planted import planted_records

@@ -1,4 +1,4 @@
-"""Tests for cla_lib.plots: the plane figure says which languages it shows, where they stand, and how sure."""
+"""Tests for cla_lib.claims.plots: the plane figure says which languages it shows, where they stand, and how sure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cla_lib.plots import language_label, plane_figure  # noqa: E402
+from cla_lib.claims.plots import language_label, plane_figure  # noqa: E402
 
 FRAME = pd.DataFrame({
     "language": ["ko", "fa"], "transfer": [0.25, 0.5], "localization": [0.75, 0.125],
@@ -64,7 +64,7 @@ def test_plane_figure_marks_chance_levels():
 
 
 def test_layer_curves_figure_has_a_panel_per_model_and_metric_and_stars_the_best_layers():
-    from cla_lib.plots import layer_curves_figure
+    from cla_lib.claims.plots import layer_curves_figure
 
     rows = [{"model": model, "vector": vector, "layer": layer, "language": language, "metric": metric,
              "value": 0.1 * layer + (0.05 if language == "ko" else 0.0)}
@@ -83,7 +83,7 @@ def test_layer_curves_figure_has_a_panel_per_model_and_metric_and_stars_the_best
 
 
 def test_conditions_figure_has_a_panel_per_language_and_the_mean_and_a_legend_entry_per_condition():
-    from cla_lib.plots import conditions_figure
+    from cla_lib.claims.plots import conditions_figure
 
     conditions = (("base", "base", 0.2), ("Surgical Steering", "steering", 0.4), ("CLO", "CLA method", 0.3))
     frame = pd.DataFrame([{"condition": condition, "family": family, "language": language, "transfer": transfer,
@@ -99,7 +99,7 @@ def test_conditions_figure_has_a_panel_per_language_and_the_mean_and_a_legend_en
 
 
 def test_per_layer_figure_draws_reference_levels():
-    from cla_lib.plots import per_layer_figure
+    from cla_lib.claims.plots import per_layer_figure
 
     frame = pd.DataFrame([{"layer": layer, "language": language, "pair": "EN · LOC", "cosine": 0.1 * layer}
                           for layer in range(3) for language in ("ko", "es")])

@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from cla_lib.data import SMOKE_LOCALIZATION, SMOKE_TRANSFER
-from cla_lib.evaluation import plane_items
-from cla_lib.items import question_of
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import plane_items
+from cla_lib.core.items import question_of
+from cla_lib.plane.loading import load_model
 from cla_lib.model import ModelNotFoundError, ModelRef, gguf, n_layers, presets
 from cla_lib.scoring import choice_logprobs
 from cla_lib.scoring.encoding import encode_item
@@ -76,7 +76,7 @@ def test_the_preset_is_the_gguf_file_of_its_pinned_package(smol):
     assert reference.gguf_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and reference.is_local is False
     record = gguf.source_record(reference.source)
     assert record["sha256"] == gguf.digest(reference.gguf_path) and record["file"] == reference.gguf_path.name
-    from cla_lib.provenance import model_revision
+    from cla_lib.book.provenance import model_revision
 
     assert record["sha256"] in model_revision(PRESET)
     module = smol._module
@@ -301,7 +301,7 @@ def test_vectors_read_from_the_trained_stream_are_finite_and_move_the_scores(smo
 
 
 def test_chapters_1_to_4_run_on_the_pretrained_model(smoke_run):
-    from cla_lib.rerun import glued_values
+    from cla_lib.book.rerun import glued_values
 
     import nbformat
 

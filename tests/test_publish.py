@@ -1,4 +1,4 @@
-"""A chapter's results files and their provenance (cla_lib.publish, cla_lib.provenance)."""
+"""A chapter's results files and their provenance (cla_lib.book.publish, cla_lib.book.provenance)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from cla_lib import provenance
-from cla_lib.publish import flat, publish, verdict_record
-from cla_lib.verdicts import plane_claims
+from cla_lib.book import provenance
+from cla_lib.book.publish import flat, publish, verdict_record
+from cla_lib.claims.verdicts import plane_claims
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_plane_claim_holds_only_when_every_interval_clears_chance(plane):
 
 def test_provenance_records_where_models_loaded_real_models_revisions_and_the_datas(tmp_path, monkeypatch,
                                                                                   tiny_llama_dir):
-    from cla_lib.loading import use_placement
+    from cla_lib.plane.loading import use_placement
 
     for name in ("CLA_DEVICE", "CLA_DTYPE"):
         # set first, so that monkeypatch restores them after use_placement writes them below (a bare delenv of an

@@ -14,9 +14,9 @@ import torch
 
 from cla_lib import steering
 from cla_lib.model import presets
-from cla_lib.evaluation import answers, plane_from_answers, plane_items
-from cla_lib.items import Item
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import answers, plane_from_answers, plane_items
+from cla_lib.core.items import Item
+from cla_lib.plane.loading import load_model
 from cla_lib.model import RemoteModel, n_layers
 from cla_lib.scoring import choice_logprobs
 from cla_lib.organism.world import World, WorldConfig
@@ -238,7 +238,7 @@ def test_each_chapter_runs_on_a_tiny_architecture_for_one_language(chapter, tiny
         parameters["model"] = str(adapters)
     notebook = run_chapter(chapter, parameters, tmp_path / f"{chapter}.ipynb")
     assert not [output for output in outputs_of(notebook) if output.output_type == "error"]
-    from cla_lib.rerun import glued_values
+    from cla_lib.book.rerun import glued_values
 
     assert glued_values(notebook), "the chapter glued no numbers"
     if "dtype" in parameters:
@@ -270,7 +270,7 @@ def first_chapter_on_data(tiny_llama_dir, tmp_path_factory):
 
 
 def test_a_chapter_scores_the_real_data_it_is_given(first_chapter_on_data):
-    from cla_lib.rerun import glued_values
+    from cla_lib.book.rerun import glued_values
 
     _, parameters, local, _ = first_chapter_on_data
     items = plane_items(parameters["model"], ["ko"], transfer_data=parameters["transfer_data"],
@@ -283,7 +283,7 @@ def test_a_chapter_scores_the_real_data_it_is_given(first_chapter_on_data):
 
 
 def test_first_chapter_gives_the_same_numbers_through_the_remote_round_trip(first_chapter_on_data):
-    from cla_lib.rerun import glued_values
+    from cla_lib.book.rerun import glued_values
 
     _, _, local, remote = first_chapter_on_data
     assert glued_values(remote) == glued_values(local)
@@ -329,7 +329,7 @@ def test_the_architectures_are_the_ones_the_presets_name(tiny_model_dirs):
 def test_the_real_models_chapter_runs_and_glues_the_compute_estimate(tiny_organism_environment, tmp_path):
     # Its worked example scores the organism: the tiny one here (the kernel inherits CLA_ORGANISM_SIZE), never a
     # default-size organism trained inside the test.
-    from cla_lib.rerun import glued_values
+    from cla_lib.book.rerun import glued_values
 
     # The pretrained model's section runs in tests/test_pretrained.py's rerun of every chapter on it.
     notebook = run_chapter("05_real_models", {"example_languages": "ko", "pretrained": ""}, tmp_path / "05.ipynb")

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from cla_lib import rerun
+from cla_lib.book import rerun
 from cla_lib.cli import main
-from cla_lib.loading import load_model
+from cla_lib.plane.loading import load_model
 from cla_lib.model import ModelNotFoundError, ModelRef, UnknownOrganismError, n_layers
 from cla_lib.organism import World, config_for, organism_path, world_of
 

@@ -1,4 +1,4 @@
-"""Tests of cla_lib.rerun and `cla rerun`: chapters executed with papermill per model and language, their glued
+"""Tests of cla_lib.book.rerun and `cla rerun`: chapters executed with papermill per model and language, their glued
 numbers collected into results files, the cost printed first, Ctrl-C keeping finished results, parallel languages,
 gathering a runs folder, and the NDIF key never written anywhere."""
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cla_lib import rerun
-from cla_lib.evaluation import MissingDataError, plane_items
+from cla_lib.book import rerun
+from cla_lib.plane.evaluation import MissingDataError, plane_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "ndif-sentinel-fedcba9876543210"
@@ -113,7 +113,7 @@ def test_glued_values_are_read_back_as_python_values():
 def test_the_cost_counts_the_scored_choices_their_tokens_and_the_scorers_forwards(tiny_llama_dir):
     from transformers import AutoTokenizer
 
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
     from cla_lib.scoring import encode_item, forwards_of
 
     chapter = ROOT / "book" / "01_organism_plane.ipynb"
@@ -135,7 +135,7 @@ def test_the_cost_counts_the_scored_choices_their_tokens_and_the_scorers_forward
 
 
 def test_a_sweep_costs_its_steered_configurations_at_the_suffix_share():
-    from cla_lib.costs import CONTROL_SHARE, chapter_costs, suffix_share
+    from cla_lib.book.costs import CONTROL_SHARE, chapter_costs, suffix_share
 
     workload = {"items": 10, "sequences": 40, "tokens": 1000, "head_positions": 10, "forwards": 1, "read_prompts": 0,
                 "read_tokens": 0, "extract": 0.2, "validation": 0.2, "test": 0.6}

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 from cla_lib.model import decoder_layers
 from cla_lib.scoring import (
     check_single_token_choices,
@@ -128,7 +128,7 @@ def test_edits_leave_later_scores_unchanged(tiny_model):
 
 
 def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
 
     model = load_model(str(tiny_llama_dir))
     # Two batch shapes: equal to float32 rounding, not bitwise (padding width changes the kernels' reduction order).
@@ -137,7 +137,7 @@ def test_choice_logprobs_shows_progress_when_asked(tiny_llama_dir, capsys):
 
 
 def test_empty_choice_scores_zero_like_the_harness(tiny_llama_dir):
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
 
     model = load_model(str(tiny_llama_dir))
     item = Item("transfer", "en", "The capital of France is", ("", " Paris"), 1)
@@ -145,7 +145,7 @@ def test_empty_choice_scores_zero_like_the_harness(tiny_llama_dir):
 
 
 def test_batch_size_below_one_raises(tiny_llama_dir):
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
 
     with pytest.raises(ValueError, match="batch_size"):
         choice_logprobs(load_model(str(tiny_llama_dir)), ITEMS, batch_size=0)
@@ -266,7 +266,7 @@ def test_copies_of_one_tokenizer_share_their_items_tokens_and_others_do_not(tiny
     from dataclasses import replace
 
     import cla_lib.scoring.shared as shared
-    from cla_lib.loading import load_model
+    from cla_lib.plane.loading import load_model
     from cla_lib.scoring import tokenizer_state
 
     items = [replace(item, prompt=f"Asked only here: {item.prompt}") for item in ITEMS]  # no other test's tokens
@@ -304,8 +304,8 @@ def test_only_the_last_few_tokenizer_states_keep_a_shared_table(monkeypatch):
 
 
 def test_shared_scoring_on_the_organism_equals_the_full_sequences(tiny_organism_dir):
-    from cla_lib.evaluation import plane_items
-    from cla_lib.loading import load_model
+    from cla_lib.plane.evaluation import plane_items
+    from cla_lib.plane.loading import load_model
 
     model = load_model(str(tiny_organism_dir))
     items = plane_items(str(tiny_organism_dir), ["ko", "es"], tokenizer=model.tokenizer)[:120]

@@ -72,7 +72,7 @@ def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
 
 
 def test_math_typeset_by_a_copy_of_mathjax_in_the_site_passes(tmp_path):
-    from cla_lib.sphinx_ext import _mathjax_source
+    from cla_lib.book.sphinx_ext import _mathjax_source
 
     site = write_site(tmp_path, script='<span class="math notranslate nohighlight">\\(L\\)</span>'
                                        '<script defer src="_static/mathjax/tex-chtml.js"></script>')

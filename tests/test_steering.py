@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from cla_lib.items import Item, read_items
-from cla_lib.loading import load_model
+from cla_lib.core.items import Item, read_items
+from cla_lib.plane.loading import load_model
 from cla_lib.model import decoder_layers, n_layers
 from cla_lib.scoring import choice_logprobs
-from cla_lib.analysis import cross_lingual_similarity, language_probe_accuracy, _derangement
+from cla_lib.claims.analysis import cross_lingual_similarity, language_probe_accuracy, _derangement
 from cla_lib.steering import (
     SteeringVector,
     SurgicalStudy,
@@ -643,7 +643,7 @@ def test_best_alpha_per_layer_takes_each_layers_best_strength_and_leaves_out_uns
 
 
 def test_vector_cosines_are_the_vectors_own_cosines_per_layer():
-    from cla_lib.analysis import vector_cosines
+    from cla_lib.claims.analysis import vector_cosines
 
     vectors = {f"{kind}.{language}": random_vector(8, 3, seed=seed, language=language)
                for seed, (kind, language) in enumerate([(k, l) for k in ("en", "loc") for l in ("ko", "es")])}
@@ -695,7 +695,7 @@ def test_forward_count_is_the_number_of_forwards_a_sweep_runs(tiny_model):
 
 
 def test_probe_prompts_hold_each_language_and_the_english_versions_once():
-    from cla_lib.analysis import probe_prompts
+    from cla_lib.claims.analysis import probe_prompts
 
     prompts = probe_prompts(ITEMS)
     assert set(prompts) == {"en", "es", "ko"}

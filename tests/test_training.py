@@ -1,4 +1,4 @@
-"""Tests for cla_lib.training: the learning-rate schedule and the one training loop."""
+"""Tests for cla_lib.core.training: the learning-rate schedule and the one training loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cla_lib.training import Schedule, language_model_loss, train
+from cla_lib.core.training import Schedule, language_model_loss, train
 
 
 def test_warmup_rises_linearly_to_the_full_rate():

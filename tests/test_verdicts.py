@@ -1,4 +1,4 @@
-"""The rules of chapters 3 and 4 (cla_lib.verdicts) on simulated item-level answers: a planted effect is found, null
+"""The rules of chapters 3 and 4 (cla_lib.claims.verdicts) on simulated item-level answers: a planted effect is found, null
 data do not reproduce the claim, and a contradicted part is reported as such."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cla_lib.analysis import half_agreement, random_cosine_bound, vector_cosines
-from cla_lib.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES
+from cla_lib.claims.analysis import half_agreement, random_cosine_bound, vector_cosines
+from cla_lib.claims.intervals import CANNOT_TELL, DOES_NOT, REPRODUCES
 from cla_lib.steering.vector import SteeringVector
 from cla_lib.steering.study import CONTROL_KINDS
-from cla_lib.verdicts import (CONTROL_SETS, aligned_steering_intervals, balance_intervals, control_intervals,
+from cla_lib.claims.verdicts import (CONTROL_SETS, aligned_steering_intervals, balance_intervals, control_intervals,
                               controls_null, dissociation_intervals, erased, paired_balance_claims,
                               paired_dissociation_claims, perpendicularity, positive_found, seed_geometry,
                               geometry_text)

@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from cla_lib.organism import lexicon
-from cla_lib.items import SPLITS
-from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
+from cla_lib.core.items import SPLITS
+from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism import config_for
 from cla_lib.organism import ORGANISM_RECORDS, record_overlap
 from cla_lib.organism.world import ALL_LANGUAGES, CULTURE_SPLITS, World

@@ -14,7 +14,7 @@ Each method is a recipe: an *objective* (a loss function of the model and a batc
 
 **One design for all methods, so that the replay control isolates each objective.** Every method trains for the
 same number of steps, with the same learning rate schedule and batch sizes, through the one training loop
-(`cla_lib.training.train`), and every step's batch holds *replay* rows (the base organism's own training text,
+(`cla_lib.core.training.train`), and every step's batch holds *replay* rows (the base organism's own training text,
 continuing its packed stream at epochs the base never reached) plus a batch of the method's objective data:
 
     loss = language-model loss on the replay rows  +  objective_weight * the method's objective

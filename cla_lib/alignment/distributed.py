@@ -1,7 +1,7 @@
 """Training on several processes (GPUs, nodes) through `accelerate`, with the results of one process.
 
 `accelerate launch` starts one process per device; each runs `align_model` unchanged. `Accelerator` (in
-`cla_lib.training.train`) wraps the model for data parallelism (DDP, or FSDP / DeepSpeed from an accelerate config
+`cla_lib.core.training.train`) wraps the model for data parallelism (DDP, or FSDP / DeepSpeed from an accelerate config
 file, `configs/accelerate/`), and every process takes its own slice of each step's *global* batch. The global batch
 is the single-process batch: a pure function of the step (`RecordBatches`), built on every process, so no data
 moves between them.

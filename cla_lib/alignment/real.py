@@ -28,8 +28,8 @@ from cla_lib.alignment.estimate import (
 from cla_lib.alignment.lora import LoraSettings, add_adapters
 from cla_lib.alignment.recipes import align, method_of, save_trained
 from cla_lib.alignment.records import RecordBatches, read_records
-from cla_lib.batching import pack_documents
-from cla_lib.files import save_atomically
+from cla_lib.core.batching import pack_documents
+from cla_lib.core.files import save_atomically
 from cla_lib.model.reference import ModelNotFoundError, known_reference
 from cla_lib.model.remote import in_hub_cache, offline_keywords
 

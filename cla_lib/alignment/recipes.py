@@ -1,7 +1,7 @@
 """The alignment methods as recipes: a configuration, an objective, the data it reads, and the one training step.
 
 Every method trains through `align`: replay rows plus the method's objective batch, through the one training loop
-(`cla_lib.training.train`), so that the ``replay`` control isolates each objective (see `cla_lib.alignment`).
+(`cla_lib.core.training.train`), so that the ``replay`` control isolates each objective (see `cla_lib.alignment`).
 A new method is one `Method` row in `METHODS`: its configuration type, its data kind and its recipe.
 """
 
@@ -22,7 +22,7 @@ from cla_lib.model.layers import n_layers
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.alignment.distributed import Shard, token_total
 from cla_lib.alignment.lora import frozen_reference, is_adapted
-from cla_lib.training import Schedule, language_model_loss, mean_over_processes, train
+from cla_lib.core.training import Schedule, language_model_loss, mean_over_processes, train
 
 
 # Bump when a recipe changes in a way its configuration does not capture.

@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from cla_lib.batching import pad
-from cla_lib.files import read_jsonl
+from cla_lib.core.batching import pad
+from cla_lib.core.files import read_jsonl
 from cla_lib.scoring import encode_choice
 
 

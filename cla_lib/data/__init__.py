@@ -1,6 +1,6 @@
 """Real data as scored items: Global-MMLU for transfer (`global_mmlu`), BLEnD for localization (`blend`).
 
-Both loaders return `cla_lib.items.Item`s, split deterministically into `extract` (to build steering vectors),
+Both loaders return `cla_lib.core.items.Item`s, split deterministically into `extract` (to build steering vectors),
 `validation` (to choose layers and strengths) and `test` (to report), by hashing the language-independent question
 key (`sources.assign_split`): a question lands in the same split in every language. How the items are built — the
 templates, the choices of a BLEnD item, the country-mention rules, answer matching — is written up in

@@ -13,8 +13,8 @@ from cla_lib.data.sources import (
     BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, HUB_REVISIONS, DatasetLayoutError, DatasetUnavailableError,
     _check_fractions, _load_hub, _resolve_source, _take, _unit_hash, assign_split,
 )
-from cla_lib.items import Item
-from cla_lib.languages import ENGLISH, check_language
+from cla_lib.core.items import Item
+from cla_lib.core.languages import ENGLISH, check_language
 
 
 LOCALIZATION_TEMPLATE = "{question}\nAnswer:"
@@ -41,7 +41,7 @@ BLEND_COUNTRY_LANGUAGES: dict[str, str] = {
 
 
 # Which BLEnD country a query language stands for. The first is the default (it equals
-# `cla_lib.languages.LANGUAGES[language].blend_country`); the others can be chosen with `country=`.
+# `cla_lib.core.languages.LANGUAGES[language].blend_country`); the others can be chosen with `country=`.
 #
 # | language | BLEnD country files                 |
 # |----------|-------------------------------------|

@@ -10,8 +10,8 @@ from cla_lib.data.sources import (
     _SUPPORTED_TABLES, _check_fractions, _load_hub, _read_table, _require_columns, _resolve_source, _take, _text,
     assign_split,
 )
-from cla_lib.items import Item
-from cla_lib.languages import ENGLISH, check_language
+from cla_lib.core.items import Item
+from cla_lib.core.languages import ENGLISH, check_language
 
 
 GLOBAL_MMLU_COLUMNS = (
@@ -48,7 +48,7 @@ def transfer_items(
             CSV or JSONL files with the same names also work), or one parquet/CSV/JSONL/JSON file with the same
             columns. A single file is taken to hold the requested language; if it has a `language` column, only
             that language's rows are used.
-        language: a language code of `cla_lib.languages` ("en" gives the English ceiling on the same sample_ids).
+        language: a language code of `cla_lib.core.languages` ("en" gives the English ceiling on the same sample_ids).
         limit: keep at most this many items, chosen by a seeded hash of `sample_id` (same questions across
             languages).
         seed: the seed of that choice.

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from cla_lib.files import read_jsonl
-from cla_lib.items import Item, SPLITS
+from cla_lib.core.files import read_jsonl
+from cla_lib.core.items import Item, SPLITS
 
 
 GLOBAL_MMLU = "CohereLabs/Global-MMLU"

@@ -1,6 +1,6 @@
 """Models: how one is named (`reference`), described (`presets`), read and edited (`layers`), and run on NDIF (`remote`).
 
-Loading sits one floor up, in `cla_lib.loading`, because loading the organism may train it (`cla_lib.organism`).
+Loading sits one floor up, in `cla_lib.plane.loading`, because loading the organism may train it (`cla_lib.organism`).
 """
 
 from cla_lib.model.reference import HUB_ID_PATTERN, ModelNotFoundError, ModelRef, UnknownOrganismError, known_reference, parse_name

@@ -15,7 +15,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from cla_lib.files import building, cache_root, save_atomically, sha256
+from cla_lib.core.files import building, cache_root, save_atomically, sha256
 
 SUFFIX = ".gguf"
 # Written beside the converted weights: which file they came from (provenance reads it back).

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from nnsight import TransformersModel
 
-from cla_lib.batching import combine_edits
+from cla_lib.core.batching import combine_edits
 
 
 # Where each supported architecture keeps its decoder layers, tried in order. Llama, Qwen2, Gemma, Gemma 2,
@@ -129,7 +129,7 @@ def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -
 def apply_edits(model: TransformersModel, edits: Sequence[tuple[int, torch.Tensor]]) -> None:
     """Add each `(layer, delta)` edit to the residual after its layer; call inside a trace (or a generation step).
 
-    Deltas for the same layer add up (`cla_lib.batching.combine_edits`); layers are visited in the order the
+    Deltas for the same layer add up (`cla_lib.core.batching.combine_edits`); layers are visited in the order the
     forward reaches them.
     """
     for layer, delta in combine_edits(edits):

@@ -197,7 +197,7 @@ def format_prompt(preset: ModelPreset | None, tokenizer, prompt: str) -> str:
     The prompt minus its trailing "Answer:" becomes the user turn; the template's generation prompt follows, then
     "Answer:" again, so continuations are scored right after it. When the template writes the BOS token and the
     tokenizer adds one on encoding anyway, the template's copy is dropped: encoding the result with the tokenizer's
-    default special tokens (as `cla_lib.items` prescribes) then gives exactly one BOS.
+    default special tokens (as `cla_lib.core.items` prescribes) then gives exactly one BOS.
 
     Args:
         preset: a model preset, or None for a model without one (the prompt is returned unchanged).

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, save_trained, method_of
-from cla_lib.batching import pack_documents
-from cla_lib.files import read_jsonl, save_atomically
-from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
+from cla_lib.core.batching import pack_documents
+from cla_lib.core.files import read_jsonl, save_atomically
+from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism.base import (
     TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_record, training_threads
 )

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from cla_lib.files import building, cache_root, save_atomically, sha256
+from cla_lib.core.files import building, cache_root, save_atomically, sha256
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
 from cla_lib.organism.world import World, WorldConfig
-from cla_lib.performance import machine, torch_threads
-from cla_lib.training import Schedule, TrainingLog, language_model_loss, train
+from cla_lib.core.performance import machine, torch_threads
+from cla_lib.core.training import Schedule, TrainingLog, language_model_loss, train
 
 
 # Bump when the world's text or the training code changes in a way the configs do not capture.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cla_lib.batching import pack_documents
+from cla_lib.core.batching import pack_documents
 from cla_lib.organism.world import World
 
 

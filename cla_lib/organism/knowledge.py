@@ -22,9 +22,9 @@ from statistics import mean
 
 import pandas as pd
 
-from cla_lib.evaluation import answers, with_explicit_cue
-from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import answers, with_explicit_cue
+from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
+from cla_lib.plane.loading import load_model
 from cla_lib.model.reference import ModelRef
 from cla_lib.organism.base import world_of
 from cla_lib.organism.registry import organism_path

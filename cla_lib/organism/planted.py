@@ -29,14 +29,14 @@ import torch
 from cla_lib.alignment.objectives import answer_loss
 from cla_lib.alignment.records import RecordBatches, instruction_batch
 from cla_lib.alignment.recipes import save_trained, trainable_parameters
-from cla_lib.files import save_atomically
-from cla_lib.languages import DEFAULT_LANGUAGES
+from cla_lib.core.files import save_atomically
+from cla_lib.core.languages import DEFAULT_LANGUAGES
 from cla_lib.model.layers import decoder_layers
 from cla_lib.organism.aligned import RECORDS_FILE
 from cla_lib.organism.base import (
     TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, size_of, training_threads
 )
-from cla_lib.training import Schedule, train
+from cla_lib.core.training import Schedule, train
 
 PLANTED = "planted"  # its name as an organism method: organism:planted@<seed>
 # Bump when planting changes in a way `PlantedConfig` does not capture.
@@ -153,8 +153,8 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         # Here, not at the top: these reach organisms through the registry, which imports this module.
-        from cla_lib.evaluation import answers, plane_items
-        from cla_lib.loading import load_model
+        from cla_lib.plane.evaluation import answers, plane_items
+        from cla_lib.plane.loading import load_model
         from cla_lib.steering.extraction import extract_vectors
 
         torch.use_deterministic_algorithms(True)

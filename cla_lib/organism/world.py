@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from cla_lib.organism import lexicon
-from cla_lib.items import Item
-from cla_lib.languages import DEFAULT_LANGUAGES, ENGLISH, check_language
+from cla_lib.core.items import Item
+from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH, check_language
 
 ALL_LANGUAGES = (ENGLISH, *DEFAULT_LANGUAGES)
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 from cla_lib.model.remote import remote_session
 from cla_lib.scoring.encoding import (
     EncodedItem,
@@ -65,7 +65,7 @@ def choice_logprobs(
     """The log-likelihood of each choice of each item after its prompt.
 
     Args:
-        model: An nnsight model from `cla_lib.loading.load_model` (its tokenizer at `model.tokenizer`).
+        model: An nnsight model from `cla_lib.plane.loading.load_model` (its tokenizer at `model.tokenizer`).
         items: The items to score.
         batch_size: At most this many rows in one forward: prompts, or choices on their prompts' cache (with
             `shared_prompts=False`, (prompt + choice) sequences).

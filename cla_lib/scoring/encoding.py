@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 
 
 @dataclass(frozen=True)

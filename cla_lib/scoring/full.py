@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cla_lib.batching import combine_edits, pad, pad_id
-from cla_lib.items import Item
+from cla_lib.core.batching import combine_edits, pad, pad_id
+from cla_lib.core.items import Item
 from cla_lib.model.layers import apply_edits
 from cla_lib.scoring.encoding import encode_item
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from cla_lib.batching import pad
+from cla_lib.core.batching import pad
 from cla_lib.data.matching import matches
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 
 # Short answers: BLEnD's are a word or a short phrase.
 ANSWER_TOKENS = 12

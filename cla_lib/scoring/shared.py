@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import nnsight
 import torch
 
-from cla_lib.batching import combine_edits, pad, pad_id
-from cla_lib.items import Item
+from cla_lib.core.batching import combine_edits, pad, pad_id
+from cla_lib.core.items import Item
 from cla_lib.model.layers import apply_edits, decoder_layers, residual
 from cla_lib.scoring.encoding import EncodedItem, encode_item
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cla_lib.batching import pad, pad_id
+from cla_lib.core.batching import pad, pad_id
 from cla_lib.model.layers import n_layers, residual
 from cla_lib.model.remote import remote_session
 
@@ -78,7 +78,7 @@ def last_token_activations(
     row's last non-pad token is found from the attention mask.
 
     Args:
-        model: An nnsight model from `cla_lib.loading.load_model`.
+        model: An nnsight model from `cla_lib.plane.loading.load_model`.
         prompts: The prompts.
         layers: 0-based decoder layers to read (default: all).
         batch_size: Prompts per forward.

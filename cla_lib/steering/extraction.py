@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from cla_lib.items import Item
-from cla_lib.languages import ENGLISH
+from cla_lib.core.items import Item
+from cla_lib.core.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
 from cla_lib.steering.controls import flipped
 from cla_lib.steering.vector import SteeringVector

@@ -9,12 +9,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cla_lib.intervals import Interval
-from cla_lib.items import question_of
+from cla_lib.claims.intervals import Interval
+from cla_lib.core.items import question_of
 
 
 # Surgical Steering's candidate layers per vector: the best few of each single-vector sweep (chapter 04 crosses them;
-# `cla_lib.costs` counts the grid they make).
+# `cla_lib.book.costs` counts the grid they make).
 SURGICAL_CANDIDATE_LAYERS = 2
 
 
@@ -141,7 +141,7 @@ def resampled_layers(answered, task: str, *, resamples: int = 1000, seed: int = 
 
     `answered` is a sweep's item-level frame (``sweep(..., answered=True)``) with a ``seed`` column, for one vector
     kind; `task` is the one its target metric reads (``transfer`` for EN, ``localization`` for LOC). Each resample
-    draws the seed's questions (`cla_lib.items.question_of`: a creature with all its relations and languages, a
+    draws the seed's questions (`cla_lib.core.items.question_of`: a creature with all its relations and languages, a
     culture question with all its languages) with replacement and applies `SELECTION_RULE` to the mean over the
     drawn questions (ties drawn at random, as there), over the steered configurations (alpha != 0).
 
@@ -179,7 +179,7 @@ def layer_shares(choices) -> dict[int, float]:
 
 def layer_difference(first, second, *, level: float = 0.95, seed: int = 0):
     """The interval of (second's layer - first's layer), mean over seeds, resampling seeds too: `first` and
-    `second` are `resampled_layers` arrays over the same seeds. Returns a `cla_lib.intervals.Interval` whose
+    `second` are `resampled_layers` arrays over the same seeds. Returns a `cla_lib.claims.intervals.Interval` whose
     ``n_clusters`` is the number of resamples."""
     difference = (np.asarray(second) - np.asarray(first)).astype(float)
     generator = np.random.default_rng(seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cla_lib.items import Item
+from cla_lib.core.items import Item
 
 
 # Meta keys naming the question an item asks, whatever language it is asked in: the organism's creature (all of

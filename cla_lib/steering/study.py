@@ -2,7 +2,7 @@
 on test) and chapter 4's (Surgical Steering chosen on validation, every configuration on test).
 
 Chapters 3 and 4 repeat them on every organism seed, so that the chosen layers come with a distribution and the
-gains with paired intervals over questions and seeds (`cla_lib.intervals`, `resampled_layers`).
+gains with paired intervals over questions and seeds (`cla_lib.claims.intervals`, `resampled_layers`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cla_lib.evaluation import with_explicit_cue
-from cla_lib.items import Item
+from cla_lib.plane.evaluation import with_explicit_cue
+from cla_lib.core.items import Item
 from cla_lib.steering.apply import steering_edits
 from cla_lib.steering.controls import random_like
 from cla_lib.steering.extraction import VECTOR_KINDS, extract_vectors
@@ -36,7 +36,7 @@ CONTROL_KINDS = {"en_random": ("random (EN's norms)", "transfer"),
 class LayerStudy:
     """What one seed's study measured. `validation` and `test` are item-level frames (`answer_frame` columns plus
     ``seed``; `validation` with ``layer``, ``alpha``, ``kind``; `test` with ``method``: ``unsteered``, ``EN``,
-    ``LOC`` and each control's configuration), ready for `cla_lib.intervals.paired_differences` and
+    ``LOC`` and each control's configuration), ready for `cla_lib.claims.intervals.paired_differences` and
     `resampled_layers`."""
 
     seed: int

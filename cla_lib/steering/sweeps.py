@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cla_lib.evaluation import PlanePoint, answer_frame, plane_from_answers
-from cla_lib.items import Item
-from cla_lib.languages import ENGLISH
+from cla_lib.plane.evaluation import PlanePoint, answer_frame, plane_from_answers
+from cla_lib.core.items import Item
+from cla_lib.core.languages import ENGLISH
 from cla_lib.scoring import choice_logprobs_passes, forwards_of, predictions
 from cla_lib.steering.activations import PROGRESS_MIN_STEPS
 from cla_lib.steering.apply import Edits, steering_edits
@@ -87,7 +87,7 @@ class _Plan:
         return [plane_from_answers(model_name, self.items, chosen) for chosen in self.answers(scores)]
 
     def answered(self, scores: list[list[list[float]]], labels: list[dict]):
-        """One row per (configuration, item): `cla_lib.evaluation.answer_frame` plus each configuration's labels."""
+        """One row per (configuration, item): `cla_lib.plane.evaluation.answer_frame` plus each configuration's labels."""
         import pandas
 
         return pandas.concat([answer_frame(self.items, chosen).assign(**label)
@@ -107,12 +107,12 @@ def steered_plane(
 
     Args:
         model: An nnsight model.
-        items: Items as from `cla_lib.evaluation.plane_items` (target languages plus English transfer items).
+        items: Items as from `cla_lib.plane.evaluation.plane_items` (target languages plus English transfer items).
         edits: `(layer, delta)` pairs (see `steering_edits`) for every language, or `{language: edits}`.
         model_name: The `model` field of the points.
 
     Returns:
-        One `PlanePoint` per target language, as `cla_lib.evaluation.plane` gives.
+        One `PlanePoint` per target language, as `cla_lib.plane.evaluation.plane` gives.
     """
     plan = _Plan(items)
     plan.add(_edits_by_language(edits, plan.languages))
@@ -181,7 +181,7 @@ def sweep(
     Returns:
         A pandas DataFrame, one row per (layer, alpha, language): layer, alpha, language, split, transfer,
         localization, english_bias, n_transfer, n_localization, english_transfer, kind. With `answered`, the pair
-        (that frame, one row per (layer, alpha, item) with `cla_lib.evaluation.answer_frame`'s columns).
+        (that frame, one row per (layer, alpha, item) with `cla_lib.plane.evaluation.answer_frame`'s columns).
     """
     import pandas
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cla_lib.files import atomic_file
+from cla_lib.core.files import atomic_file
 
 
 @dataclass(frozen=True, eq=False)

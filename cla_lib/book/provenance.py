@@ -3,7 +3,7 @@ their revisions), the data (with theirs), and where the models ran (device, dtyp
 
 A reader who downloads a chapter's numbers, or looks at a page a year from now, must be able to tell which code and
 which organisms produced them. The same record goes into every chapter's results folder (`provenance.json`), into a
-short section at the end of every chapter, and (`cla_lib.sphinx_ext`) into the footer of every page of the book. Nothing from the environment is recorded beyond package
+short section at the end of every chapter, and (`cla_lib.book.sphinx_ext`) into the footer of every page of the book. Nothing from the environment is recorded beyond package
 versions, the commit, the machine (CPU, threads, math libraries, the numerics pins), the organisms' weight hashes
 and the device and dtype models load with: no other variables (keys live there).
 """
@@ -19,17 +19,17 @@ from typing import Iterable
 
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory
 from cla_lib.data import data_revision
-from cla_lib.files import sha256
+from cla_lib.core.files import sha256
 from cla_lib.model import gguf
-from cla_lib.loading import default_placement
-from cla_lib.performance import machine
+from cla_lib.plane.loading import default_placement
+from cla_lib.core.performance import machine
 from cla_lib.model.reference import known_reference
 from cla_lib.organism import is_organism_directory
 
 PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "gguf", "peft", "accelerate", "datasets", "papermill",
             "jupyter-book", "myst-nb")
 DATA_PARAMETERS = ("transfer_data", "localization_data")
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _git(*arguments: str) -> str | None:

@@ -13,7 +13,7 @@ turns the numbers into a verdict. This module holds those steps, as functions of
 - `training_data`: what each aligned organism trained on, and its overlap with the scored items (none).
 
 The verdict on "every method improves transfer and costs localization" is read from paired intervals over questions
-and seeds (`cla_lib.verdicts.erasure_intervals`, `cla_lib.intervals`); the Student's t intervals of `summarize`
+and seeds (`cla_lib.claims.verdicts.erasure_intervals`, `cla_lib.claims.intervals`); the Student's t intervals of `summarize`
 describe the spread across seeds in the chapter's tables.
 """
 
@@ -28,8 +28,8 @@ from typing import Sequence
 import pandas as pd
 
 from cla_lib.alignment.recipes import CONTROLS, control_of
-from cla_lib.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
-from cla_lib.loading import load_model
+from cla_lib.plane.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
+from cla_lib.plane.loading import load_model
 from cla_lib.model.reference import ModelRef
 from cla_lib.organism import ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, world_of
 from cla_lib.organism.registry import organism_path
@@ -199,12 +199,12 @@ def evaluate(runs: Sequence[Run], languages: Sequence[str], *, transfer_data: st
 
     Models are loaded one at a time; a source that appears in several runs (a real base model in every seed) is
     scored once. Each item's answer is its highest-scoring choice (`cla_lib.scoring`), as in
-    `cla_lib.evaluation.answers`; `progress` shows the loading and scoring progress bars.
+    `cla_lib.plane.evaluation.answers`; `progress` shows the loading and scoring progress bars.
 
     Returns:
         ``(plane, answered)``: `plane` has one row per (method, seed, language) with the columns of
-        `cla_lib.evaluation.points_frame` plus ``method`` and ``seed``; `answered` has one row per item and run
-        (`cla_lib.evaluation.answer_frame` plus ``method`` and ``seed``), English ceiling items included.
+        `cla_lib.plane.evaluation.points_frame` plus ``method`` and ``seed``; `answered` has one row per item and run
+        (`cla_lib.plane.evaluation.answer_frame` plus ``method`` and ``seed``), English ceiling items included.
     """
     items_by_key: dict[str, list] = {}
     chosen_by_source: dict[str, list[int]] = {}

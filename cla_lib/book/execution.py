@@ -1,6 +1,6 @@
 """One notebook executed as myst-nb executes it (nbclient, from its own folder), in a worker process.
 
-Its own module, importing nothing heavy: `cla_lib.book_cache` runs it in spawned workers, and a worker that
+Its own module, importing nothing heavy: `cla_lib.book.book_cache` runs it in spawned workers, and a worker that
 imported the library (torch, transformers) would spend seconds before its kernel even starts.
 """
 

@@ -4,10 +4,10 @@ The build renders from jupyter-cache (myst-nb's ``execute_notebooks: cache``), w
 cells only. This module folds in the rest — the library's source, the pinned dependencies, the interpreter, and
 every cached organism's weights — as one *library key* stored beside the cache: when it changes, every chapter runs
 again; when only prose changed, nothing does. `execute` runs the chapters that need it in parallel worker processes,
-each kernel on its share of the cores, and stores them where the Sphinx build finds them (`cla_lib.sphinx_ext`
+each kernel on its share of the cores, and stores them where the Sphinx build finds them (`cla_lib.book.sphinx_ext`
 checks the key too, so a bare ``jupyter-book build .`` never renders stale outputs).
 
-    python -m cla_lib.book_cache [--jobs 2] [--force] [--glue FILE]
+    python -m cla_lib.book.book_cache [--jobs 2] [--force] [--glue FILE]
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
-from cla_lib.execution import execute_notebook
-from cla_lib.files import sha256, write_atomic
+from cla_lib.book.execution import execute_notebook
+from cla_lib.core.files import sha256, write_atomic
 from cla_lib.organism.base import cache_root
-from cla_lib.rerun import glued_values
+from cla_lib.book.rerun import glued_values
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "_build" / ".jupyter_cache"  # where myst-nb puts it when _config.yml names none
 KEY_FILE = "cla-library-key.txt"
 TIMINGS_FILE = "cla-timings.json"  # seconds per chapter, kept across clears: longest first next time
@@ -63,7 +63,7 @@ def library_key(root: Path = ROOT) -> str:
 
 
 def results_folder(chapter: Path) -> Path:
-    """Where a chapter executed from book/ publishes its downloads (`cla_lib.publish`)."""
+    """Where a chapter executed from book/ publishes its downloads (`cla_lib.book.publish`)."""
     return Path(os.environ.get("CLA_RESULTS", chapter.parent / "results")) / chapter.stem
 
 
@@ -152,7 +152,7 @@ def glued(cache_path: Path = CACHE, root: Path = ROOT) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cla_lib.book_cache", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cla_lib.book.book_cache", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="chapters executed at once (default: 2, or 1 on one core)")
     parser.add_argument("--force", action="store_true", help="execute every chapter, cached or not")

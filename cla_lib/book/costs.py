@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cla_lib.comparison import parse_list
-from cla_lib.evaluation import plane_items
+from cla_lib.claims.comparison import parse_list
+from cla_lib.plane.evaluation import plane_items
 from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.organism.base import config_for
 from cla_lib.organism.registry import organism_path

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from cla_lib.languages import LANGUAGES
+from cla_lib.core.languages import LANGUAGES
 
 LANGUAGE_PALETTE = dict(zip(["es", "zh", "ko", "id", "el", "fa"], sns.color_palette("colorblind", 6)))
 
@@ -72,7 +72,7 @@ def erasure_figure(frame: pd.DataFrame, *, title: str, reference: str = "base", 
                    limits: tuple[float, float] | None = None, columns: int = 3):
     """The plane per language (one panel each): arrows from the `reference` model to each method, means over seeds.
 
-    `frame` has one row per (method, seed, language) with transfer and localization (`cla_lib.comparison.evaluate`).
+    `frame` has one row per (method, seed, language) with transfer and localization (`cla_lib.claims.comparison.evaluate`).
     Small faint markers are the single seeds; the ring (the reference), large markers and arrows are the means over
     seeds. The axes are shared and, without `limits`, zoomed to the data (padded), so that small moves stay visible.
 

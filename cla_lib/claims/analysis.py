@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from cla_lib.items import Item, question_of
-from cla_lib.languages import ENGLISH
+from cla_lib.core.items import Item, question_of
+from cla_lib.core.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
 from cla_lib.steering.extraction import _en_pairs, _target_languages, extract_vectors
 from cla_lib.steering.vector import SteeringVector

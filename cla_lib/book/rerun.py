@@ -41,16 +41,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cla_lib.chapters import check_parameters
-from cla_lib.costs import chapter_parameters, describe_cost, estimate
-from cla_lib.evaluation import check_data
-from cla_lib.files import write_atomic
-from cla_lib.languages import resolve_languages
+from cla_lib.book.chapters import check_parameters
+from cla_lib.book.costs import chapter_parameters, describe_cost, estimate
+from cla_lib.plane.evaluation import check_data
+from cla_lib.core.files import write_atomic
+from cla_lib.core.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
 from cla_lib.model.remote import _api_key, check_compatible, check_served, known_key
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 BOOK = ROOT / "book"
@@ -235,7 +235,7 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     record = {"chapter": stem, "model": parameters.get("model"), "language": parameters.get("language"),
               "remote": parameters.get("remote", False), "parameters": parameters,
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
-    # The chapter's results files (cla_lib.publish) go beside its notebook, not into a folder every run shares.
+    # The chapter's results files (cla_lib.book.publish) go beside its notebook, not into a folder every run shares.
     previous_results = os.environ.get("CLA_RESULTS")
     os.environ["CLA_RESULTS"] = str(directory / "results")
     kernel_log = directory / f"{stem}.kernel.log"
@@ -307,7 +307,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
         out: the runs folder; results go to `out/<model-slug>/<language>/`.
         extra: more papermill parameters (`transfer_data`, `seed`, `batch_size`, ...), each passed to the chapters
             that declare it. A real model needs `transfer_data` and `localization_data` (or `embedded_world`) where a
-            chapter scores it: refused before the first chapter starts (`cla_lib.evaluation.check_data`).
+            chapter scores it: refused before the first chapter starts (`cla_lib.plane.evaluation.check_data`).
 
     Returns:
         The results records, one per chapter and language.
@@ -371,7 +371,7 @@ def gather(runs_dir: str | Path):
 
 def plane_frame(gathered, chapter: str = "01_organism_plane"):
     """The plane per (model, language) from a `gather` frame: chapter 01's glued transfer, localization, English
-    bias and ceiling (`PLANE_VALUES`), one row each, ready for `cla_lib.plots.plane_figure`."""
+    bias and ceiling (`PLANE_VALUES`), one row each, ready for `cla_lib.claims.plots.plane_figure`."""
     import pandas as pd
 
     rows = gathered[(gathered["chapter"] == chapter) & (gathered["status"] == "ok")

@@ -7,12 +7,12 @@ from typing import Sequence
 
 import pandas as pd
 
-from cla_lib.analysis import random_cosine_bound, vector_cosines
-from cla_lib.comparison import BASE, reference_of
-from cla_lib.intervals import (
+from cla_lib.claims.analysis import random_cosine_bound, vector_cosines
+from cla_lib.claims.comparison import BASE, reference_of
+from cla_lib.claims.intervals import (
     CANNOT_TELL, DOES_NOT, REPRODUCES, cluster_bootstrap, paired_differences, summed_bootstrap
 )
-from cla_lib.intervals import verdict as interval_verdict
+from cla_lib.claims.intervals import verdict as interval_verdict
 from cla_lib.steering.selection import layer_difference, resampled_layers
 from cla_lib.steering.study import CONTROL_KINDS, STUDY_KINDS
 
@@ -34,7 +34,7 @@ def in_last_third(layer: int, n_layers: int) -> bool:
 
 PAIRED_DISSOCIATION_RULE = (
     "Each part of the claim is measured over every seed with a 95% interval, and the words come from the intervals "
-    "(`cla_lib.intervals`): (1) *LOC deeper than EN*: the layer LOC steering chooses for localization minus the "
+    "(`cla_lib.claims.intervals`): (1) *LOC deeper than EN*: the layer LOC steering chooses for localization minus the "
     "layer EN steering chooses for transfer, both re-chosen on bootstrap resamples of the validation questions "
     "(ties drawn at random, not to the earlier layer) and averaged over resampled seeds; (2) *EN raises transfer* "
     "and (3) *LOC raises localization* on the test split, as paired differences from the unsteered model averaged "
@@ -49,10 +49,10 @@ NEAR_PERPENDICULAR = 0.3
 PERPENDICULAR_RULE = (
     "At a layer, EN and LOC are called *near-perpendicular* when their |cosine| (mean over languages), corrected for "
     "each vector's sampling noise (divided by the square root of the two split-half reliabilities, "
-    f"`cla_lib.analysis.vector_reliability`), is below {NEAR_PERPENDICULAR}, and the vectors are reliable enough for "
+    f"`cla_lib.claims.analysis.vector_reliability`), is below {NEAR_PERPENDICULAR}, and the vectors are reliable enough for "
     "that to mean something: their halves agree better than random directions of the residual's dimension do, and "
     f"a |cosine| of {NEAR_PERPENDICULAR} would have stood out above the bound that random directions' |cosine| stays "
-    "below 95% of the time (`cla_lib.analysis.random_cosine_bound`, for the same mean over languages). They are "
+    "below 95% of the time (`cla_lib.claims.analysis.random_cosine_bound`, for the same mean over languages). They are "
     f"*not* near-perpendicular when the |cosine| exceeds that bound and its corrected value reaches "
     f"{NEAR_PERPENDICULAR}. Otherwise the vectors are too noisy to tell: a small cosine between noisy vectors says "
     "nothing.")
@@ -256,7 +256,7 @@ PAIRED_BALANCE_RULE = (
     "steering) and with each CLA method on the test split, item by item "
     "within each seed: its Δtransfer (over creatures), its Δlocalization (over culture questions) and their sum, "
     "the change of the balance transfer + localization, each with a 95% interval resampling questions within seeds "
-    "and seeds (`cla_lib.intervals.summed_bootstrap` for the sum). It balances *better* than a model when the sum's "
+    "and seeds (`cla_lib.claims.intervals.summed_bootstrap` for the sum). It balances *better* than a model when the sum's "
     "interval lies above zero and *worse* when it lies below. The claim reproduces when Surgical Steering balances "
     "better than every CLA method, than each vector alone and than the base, does not when it balances worse than any of them, and cannot "
     "be told otherwise (partly, when it is better than some).")
@@ -369,7 +369,7 @@ def plane_claims(plane: pd.DataFrame, *, chance: dict, model_label: str = "the m
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Baseline erasure from paired intervals (cla_lib.intervals)
+# Baseline erasure from paired intervals (cla_lib.claims.intervals)
 
 ERASURE_HALVES = (("transfer", 1, "improves transfer"), ("localization", -1, "costs localization"))
 # Reported beside the halves, not judged by the rule: transfer relative to the same model's English ceiling (the
@@ -380,7 +380,7 @@ GAP_ROW = (("transfer", 1, "closes the gap to English"),)
 PAIRED_ERASURE_RULE = (
     "For each method, its change from the reference model (the base, or the replay control) is measured item by "
     "item, averaged within each question (a culture question with all its languages, a creature with all its "
-    "relations) and given a 95% interval by resampling questions within seeds and seeds (`cla_lib.intervals`), over "
+    "relations) and given a 95% interval by resampling questions within seeds and seeds (`cla_lib.claims.intervals`), over "
     "all seeds and languages together. A method *improves transfer* when the interval of its Δtransfer lies above "
     "zero and *costs localization* when that of its Δlocalization lies below zero; it does not when the interval "
     "lies on the other side of zero, and this run cannot tell otherwise. A method reproduces the claim when both "

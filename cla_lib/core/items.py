@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from cla_lib.files import read_jsonl, write_atomic
+from cla_lib.core.files import read_jsonl, write_atomic
 
 
 TASKS = ("transfer", "localization")

@@ -1,11 +1,11 @@
 """The book's Sphinx extension (``sphinx.extra_extensions`` in `_config.yml`): provenance in every page's footer,
 and two fixes to what the theme stack ships, found by the browser check (scripts/check_site.py).
 
-- The footer names the commit, the build date and the package versions (`cla_lib.provenance`).
+- The footer names the commit, the build date and the package versions (`cla_lib.book.provenance`).
 - The theme's colour mode defaults to ``auto``: with none set, pydata-sphinx-theme logs "Got invalid theme mode"
   on every reader's first visit.
 - Chapters rendered from jupyter-cache are dropped from it first when the library key changed
-  (`cla_lib.book_cache`): a bare ``jupyter-book build .`` never shows outputs of another library.
+  (`cla_lib.book.book_cache`): a bare ``jupyter-book build .`` never shows outputs of another library.
 - MathJax is served from the build (`_static/mathjax`, from the pinned ``sphinx-mathjax-offline`` package) rather
   than a CDN, so an offline reader sees rendered math, not raw ``\\(L\\)``.
 - Each inline script is included once: sphinx-thebe adds its ``const THEBE_JS_URL = ...`` once per read phase, and
@@ -18,8 +18,8 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from cla_lib.book_cache import invalidate
-from cla_lib.provenance import footer_html, provenance
+from cla_lib.book.book_cache import invalidate
+from cla_lib.book.provenance import footer_html, provenance
 
 
 def _configure_theme(app, config) -> None:

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from cla_lib.alignment.estimate import check_device
 from cla_lib.alignment.recipes import METHODS
-from cla_lib.comparison import parse_list, parse_seeds
-from cla_lib.evaluation import check_data, plane_items
-from cla_lib.items import SPLITS, Item
-from cla_lib.languages import resolve_languages
-from cla_lib.loading import load_model, placement, use_placement
+from cla_lib.claims.comparison import parse_list, parse_seeds
+from cla_lib.plane.evaluation import check_data, plane_items
+from cla_lib.core.items import SPLITS, Item
+from cla_lib.core.languages import resolve_languages
+from cla_lib.plane.loading import load_model, placement, use_placement
 from cla_lib.model.reference import ModelRef, UnknownOrganismError
 from cla_lib.organism.base import SIZES
 from cla_lib.organism.registry import organism_path
 from cla_lib.steering.splits import check_disjoint
-from cla_lib.values import dtype_name
+from cla_lib.core.values import dtype_name
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
                   embedded_world: bool = False) -> ChapterSetup:
     """The set-up of a chapter from its parameters' values (see `ChapterSetup`); `device` and `dtype` become the
-    defaults of every model the chapter loads (`cla_lib.loading.use_placement`). A real model without its data is
+    defaults of every model the chapter loads (`cla_lib.plane.loading.use_placement`). A real model without its data is
     refused here, before anything loads, unless `embedded_world` asks for the organism's world (`check_data`)."""
     table_style()
     check_parameters(dict(language=language, seed=seed, organism_size=organism_size, aligned=aligned, alphas=alphas,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cla_lib.intervals import cluster_bootstrap
-from cla_lib.items import question_of
+from cla_lib.claims.intervals import cluster_bootstrap
+from cla_lib.core.items import question_of
 
 
 def _interval_of(values: pd.DataFrame):

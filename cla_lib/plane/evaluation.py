@@ -24,8 +24,8 @@ from typing import Sequence
 import torch
 
 from cla_lib import data
-from cla_lib.items import Item
-from cla_lib.languages import resolve_languages
+from cla_lib.core.items import Item
+from cla_lib.core.languages import resolve_languages
 from cla_lib.model import presets
 from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.organism.base import is_organism_directory, world_of
@@ -108,7 +108,7 @@ def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tupl
     """Score `items` (all languages at once, in batched passes) and place the model on the plane per language.
 
     Args:
-        model: an nnsight `TransformersModel` (see `cla_lib.loading.load_model`).
+        model: an nnsight `TransformersModel` (see `cla_lib.plane.loading.load_model`).
         items: transfer and localization items of one or more target languages, plus English transfer items
             for the ceiling.
         edits: (layer, vector) pairs added to the residual stream after that layer (steering).

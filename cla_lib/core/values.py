@@ -45,7 +45,7 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")  # what a model's weights lo
 
 
 def dtype_name(text: str) -> str:
-    """A weights dtype by name, checked before torch is imported (`cla_lib.loading` resolves it)."""
+    """A weights dtype by name, checked before torch is imported (`cla_lib.plane.loading` resolves it)."""
     if text not in DTYPES:
         raise argparse.ArgumentTypeError(f"unknown dtype {text!r}; dtypes: {', '.join(DTYPES)}")
     return text

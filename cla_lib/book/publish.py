@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cla_lib.files import write_atomic
-from cla_lib.provenance import markdown, provenance
+from cla_lib.core.files import write_atomic
+from cla_lib.book.provenance import markdown, provenance
 
 
 def _plain(value):

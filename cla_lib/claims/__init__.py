@@ -1,0 +1,3 @@
+"""From scores to claims: paired intervals over questions and seeds (`intervals`), runs compared (`comparison`),
+representation analyses (`analysis`), the testbed's properties (`testbed`), the stated rules that word every verdict
+(`verdicts`), and the figures (`plots`)."""
