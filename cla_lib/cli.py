@@ -5,14 +5,11 @@
     cla organism path [--method clo] [--seed 1]          an organism's directory (training it if needed)
     cla organism prepare [--seeds 0,1,2]                 train every organism the book uses
     cla align --model DIR --method midalign --data parallel=pairs.jsonl --data replay=text.jsonl --out DIR
-              --steps 500 --learning-rate 1e-5 --batch-size 16  fine-tune a real model with an alignment method
-              [--lora-rank 8 --dtype bfloat16 --gradient-checkpointing]
-                  (several GPUs or nodes: accelerate launch ... -m cla_lib.cli align ...)
+        --steps 500 --learning-rate 1e-5 --batch-size 16 [--lora-rank 8 --dtype bfloat16 --gradient-checkpointing]
+        fine-tune a real model with an alignment method (several GPUs or nodes: accelerate launch -m cla_lib.cli align)
     cla vectors --model organism --out vectors.safetensors   EN and LOC steering vectors, every language and layer
-    cla steer --model organism --language ko --vectors vectors.safetensors --add 'en.ko.3@3*4' --json
-                                                           the plane under steering
-    cla rerun --model gemma-3-12b-it --language ko [--chapters 01,02] [--remote] --out runs/
-                                                           execute the chapters for one model and language
+    cla steer --model organism --language ko --vectors vectors.safetensors --add 'en.ko.3@3*4' --json  steered plane
+    cla rerun --model gemma-3-12b-it --language ko [--chapters 01,02] [--remote] --out runs/  run the chapters
 """
 
 from __future__ import annotations

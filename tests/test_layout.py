@@ -111,3 +111,10 @@ def test_the_root_holds_only_the_command_line_and_the_layers_are_packages():
     loose = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert loose == ["__init__.py", "cli.py"]
     assert {"core", "plane", "claims", "book"} <= {path.name for path in PACKAGE.iterdir() if path.is_dir()}
+
+
+def test_module_docstrings_are_at_most_12_lines():
+    """Why a module exists fits on a screen; the longer rationale lives in docs/design-notes.md."""
+    long = {module: length for module, path in MODULES.items()
+            if (length := len((ast.get_docstring(ast.parse(path.read_text()), clean=False) or "").splitlines())) > 12}
+    assert long == {}

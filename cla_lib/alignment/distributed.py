@@ -1,24 +1,13 @@
 """Training on several processes (GPUs, nodes) through `accelerate`, with the results of one process.
 
-`accelerate launch` starts one process per device; each runs `align_model` unchanged. `Accelerator` (in
-`cla_lib.core.training.train`) wraps the model for data parallelism (DDP, or FSDP / DeepSpeed from an accelerate config
-file, `configs/accelerate/`), and every process takes its own slice of each step's *global* batch. The global batch
-is the single-process batch: a pure function of the step (`RecordBatches`), built on every process, so no data
-moves between them.
-
-What makes N processes compute the single-process step (up to float summation order), given that data parallelism
-averages the processes' gradients:
-
-- a loss that is a mean over rows (replay's language-model loss over equal-length packed rows, DPO over pairs)
-  needs nothing, as long as each process holds the same number of rows (`shard_rows` insists);
-- a loss that is a mean over a varying number of tokens (MIT's answer loss, CLO's NLL) divides by the global
-  count over N (`token_total`, set here), not by its own count;
-- MidAlign's contrastive loss needs every pair's negatives from the whole batch: the pooled states are gathered
-  across processes with gradients (`gather_rows`); the loss is then the global one on every process, and the
-  gather's backward sums N equal gradients, which the averaging divides by N again.
-
-One process (the default, `accelerate` not launched) takes none of these paths: its batches carry no `processes`
-key, so every loss is computed exactly as before (bitwise).
+`accelerate launch` starts one process per device; each runs `align_model` unchanged, and `Accelerator` (in
+`cla_lib.core.training.train`) wraps the model for data parallelism (DDP, or FSDP / DeepSpeed from
+`configs/accelerate/`). Every process takes its own slice of each step's *global* batch, a pure function of the
+step built on every process, so no data moves between them. Each loss then computes the single-process step (up to
+float summation order) although data parallelism averages the processes' gradients: `shard_rows` (the same number
+of rows per process), `token_total` (token means over the global count) and `gather_rows` (MidAlign's negatives from
+the whole batch). One process (the default) takes none of these paths: every loss is computed exactly as before.
+Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -2,22 +2,10 @@
 
 Counted from the model's config (its architecture built on the meta device: no weights, no download), the dtype,
 the LoRA rank, the tokens of one step and the parallelism, so that a run that cannot fit is refused with the
-numbers instead of swapping or dying an hour in. The parts:
-
-- weights: every parameter in the model's dtype (FSDP shards them over the processes; DDP keeps a full copy each);
-- trainable state: LoRA adapters train in float32 with their gradients and AdamW's two moments (16 bytes per
-  adapter parameter); full fine-tuning keeps gradients and both moments in the weights' dtype (3 copies);
-- CLO's reference: a frozen second copy of the weights when every weight trains (none with adapters: their base is
-  the reference);
-- activations per token: what backward needs of each decoder layer, about (6 h + 3 q + 3 kv + 4 i) values
-  (h the hidden size, q and kv the attention projections' widths, i the MLP's), in the weights' dtype, for every
-  layer (gradient checkpointing keeps one h per layer plus one layer's set), and the logits (vocabulary x (dtype
-  + 8 bytes): the float32 copy and log-softmax of the loss). An estimate that errs high: memory-efficient
-  attention keeps no scores, and none are counted.
-
-Compute is 2 x the multiplying parameters per token for a forward pass; backward costs 2 more per token for the
-input gradients, and 2 more for the weights' gradients when every weight trains (adapters' are negligible);
-gradient checkpointing runs the forward twice.
+numbers instead of swapping or dying an hour in. Memory counts the weights, the trainable state (LoRA adapters or
+full fine-tuning), CLO's frozen reference when every weight trains, and the activations per token and the logits;
+the estimate errs high. Compute counts the multiplying parameters per token for the forward and backward passes.
+Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -4,13 +4,10 @@ By default every weight trains, in float32 (`dtype` changes that); `trainable` r
 names (CLO's attention-only training is this option). A model too large for that trains LoRA adapters
 (`lora_rank`, `cla_lib.alignment.lora`) over bfloat16 weights, with gradient checkpointing if need be. Before
 loading any weight, the run's memory and compute are estimated (`cla_lib.alignment.estimate`) and a run that
-cannot fit is refused.
-
-One process needs nothing else. Several (GPUs, nodes) are started by `accelerate launch`, which the run detects:
-each process trains on its share of every step's batch with the single-process result
-(`cla_lib.alignment.distributed`); the first saves. Why not `trl`'s trainers: every recipe here is one step of
-replay plus its objective through one loop, so that the replay control isolates the objective; trl's DPO and SFT
-trainers would cover two of the four recipes and bring their own loops, schedules and batching.
+cannot fit is refused. Several processes (GPUs, nodes) are started by `accelerate launch`, which the run detects
+(`cla_lib.alignment.distributed`); the first saves. Not `trl`'s trainers: every recipe here is one step of replay
+plus its objective through one loop, so that the replay control isolates the objective.
+Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

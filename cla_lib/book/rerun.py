@@ -1,32 +1,13 @@
 """Per-language reruns: every chapter of the book, executed for one model and one language, and gathered again.
 
-A chapter is a notebook whose `parameters` cell names what a rerun may change (`model`, `language`, `remote`, ...).
-`rerun` executes the chapters with papermill, one language at a time, and keeps two things per chapter:
-
-    runs/<model-slug>/<language>/<chapter>.ipynb            the executed notebook (every output, every figure)
-    runs/<model-slug>/<language>/<chapter>.results.json     what the chapter glued (`myst_nb.glue`): its key numbers
-    runs/<model-slug>/<language>/<chapter>.kernel.log       what the kernel itself said (not the cells' output)
-
-The results file is machine-readable and written atomically once the chapter has finished, so a `runs/` folder
-only ever holds whole results: a chapter that fails leaves `<chapter>.failed.ipynb` (with the traceback) and a
-results file with `"status": "failed"`; one interrupted by Ctrl-C leaves `<chapter>.interrupted.ipynb` and no
-results, and the chapters finished before it keep theirs. `gather` reads a `runs/` folder back into one table.
-
-Languages are independent, so several can run at once as separate processes (one GPU holds several copies of a
-model that fits it several times; on NDIF each process sends its own requests):
-
-    cla rerun --model gemma-3-12b-it --language ko --out runs/ &
-    cla rerun --model gemma-3-12b-it --language es --out runs/ &
-    wait
-
-Before it starts, a rerun prints what it will cost (`estimate`): per chapter, the choices scored, the forwards and
-tokens the scorer runs for them (each prompt once), and on NDIF the number of requests. The estimate counts the plane's items
-for the language with the model's tokenizer and multiplies by each chapter's passes over them (`CHAPTER_WORK`); its
-assumptions are printed with it.
-
-The NDIF key is never a parameter: the chapters read `NDIF_API_KEY` from the environment, which the kernels inherit,
-or nnsight's stored configuration (`nnsight login`).
-As a last guard, a rerun checks every notebook and results file it writes for the key's value and masks it.
+`rerun` executes the chapters with papermill, one language at a time, changing only what a chapter's `parameters`
+cell names (`model`, `language`, `remote`, ...), and keeps per chapter, under `runs/<model-slug>/<language>/`, the
+executed notebook, what the chapter glued (`<chapter>.results.json`, machine-readable) and its kernel's log. A
+results file is written atomically once the chapter has finished, so a `runs/` folder only ever holds whole
+results; `gather` reads a `runs/` folder back into one table. Languages are independent, so several can run at once
+as separate processes. Before it starts, a rerun prints what it will cost (`estimate`). The NDIF key is never a
+parameter (the kernels inherit `NDIF_API_KEY`, or nnsight's stored configuration), and a rerun checks every
+notebook and results file it writes for the key's value and masks it. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -3,18 +3,10 @@
 The paper's second claim (*baseline erasure*) is a comparison: every cross-lingual alignment method, applied to a
 base model, raises transfer and lowers localization, in every language. Testing it needs the same measurement on
 several models and seeds, differences against the base of the same seed, a spread across seeds, and a rule that
-turns the numbers into a verdict. This module holds those steps, as functions of tidy DataFrames:
-
-- `erasure_runs`: which models to compare (a *run* is one method at one seed: ``base``, an alignment method, or
-  the ``replay`` control), as organism names or as directories of real models aligned with `cla align`;
-- `evaluate`: every run on the plane, one row per (method, seed, language), plus one row per item answered;
-- `deltas`: each run minus its reference (the base, or the replay control) of the same seed and language;
-- `summarize`: mean, spread and 95% interval of the deltas across seeds, and in how many seeds each sign held;
-- `training_data`: what each aligned organism trained on, and its overlap with the scored items (none).
-
-The verdict on "every method improves transfer and costs localization" is read from paired intervals over questions
-and seeds (`cla_lib.claims.verdicts.erasure_intervals`, `cla_lib.claims.intervals`); the Student's t intervals of `summarize`
-describe the spread across seeds in the chapter's tables.
+turns the numbers into a verdict. This module holds those steps, as functions of tidy DataFrames: `erasure_runs`
+(which models), `evaluate` (every run on the plane), `deltas` (each run minus its reference), `summarize` (the
+spread across seeds) and `training_data` (what each aligned organism trained on). The verdict itself is read from
+paired intervals (`cla_lib.claims.verdicts.erasure_intervals`). Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """Paired differences with intervals that respect the design, and the verdict words they allow.
 
-Two models answer the same items, so the question is a paired one: how much does the method move each item from
-its base? The items are not independent, though: one culture question is asked in six languages, one creature has
-several relations, and the organism's seeds are separate worlds. So a difference is averaged first within its
-*cluster* (a question with all its languages, a creature with all its relations, within one seed), and the
-bootstrap resamples seeds and, within each drawn seed, clusters, never rows. Its percentile interval is what a
-verdict reads:
+Two models answer the same items, so a difference is paired; but the items are not independent (one culture
+question is asked in six languages, one creature has several relations, the seeds are separate worlds), so a
+difference is averaged first within its *cluster*, and the bootstrap resamples seeds and, within each drawn seed,
+clusters, never rows. Its percentile interval is what a verdict reads:
 
 - "reproduces" when the interval excludes zero in the claimed direction;
 - "does not reproduce" when it lies entirely on the other side of zero (beyond `minimum`, default 0);
 - "cannot tell at this sample size" otherwise; the interval's half-width is then the smallest effect this sample
-  could have detected, and the chapters print it next to the verdict.
-
-`tests/test_intervals.py` plants effects (the rule must find them) and runs null data (it must not, beyond its
-error rate).
+  could have detected, and the chapters print it next to the verdict. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,15 @@
 """The residual stream: one stable name for "the residual after decoder layer L", whatever the architecture.
 
-A decoder-only transformer is a stack of decoder layers, each of which reads a running vector per token — the
-*residual stream* — and adds its own contribution to it. Everything this companion measures or changes lives
-there: alignment is measured between residual vectors of parallel sentences, and a steering vector is a vector
-added to the residual after one layer. `decoder_layers` is the one small adapter from that name to each module tree
-(TransformerLens's `blocks.{L}.hook_resid_post`); `residual` and `add_to_residual` read and edit it inside an
-nnsight trace:
+Everything this companion measures or changes lives in the residual stream: alignment compares residual vectors of
+parallel sentences, and a steering vector is added to the residual after one layer. `decoder_layers` is the one
+small adapter from that name to each module tree; `residual` and `add_to_residual` read and edit it in a trace:
 
     with model.trace(input_ids=ids, attention_mask=mask):
         hidden = residual(model, 3).save()          # [batch, seq, hidden]
         add_to_residual(model, 5, steering_vector)  # changes only this forward
 
-Layer indices are 0-based: `residual(model, L)` is the output of decoder layer `L`, which Hugging Face reports as
-`output_hidden_states[L + 1]` (index 0 is the embeddings) — except after the *last* layer, where transformers 5
-reports the hidden state *after* the final norm, while `residual` returns it before, as the layer produced it.
+Layer indices are 0-based: `residual(model, L)` is the output of decoder layer `L`, Hugging Face's
+`output_hidden_states[L + 1]` except after the last layer (before the final norm). Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -3,15 +3,13 @@
 The paper studies one model, Gemma 3 12B (instruction-tuned, 48 decoder layers, hidden size 3840); its
 reviewers asked for more families, so each chapter also runs Llama 3.1 and Qwen 2.5. A preset records what the
 rest of the library needs to know about a model without loading it: where its weights live, how deep and wide its
-residual stream is (to choose layers as fractions of depth and to size steering vectors), its dtype, whether
-prompts go through its chat template, whether NDIF serves it remotely, and the quirks that cost someone an
-afternoon. One table, not a function per model: adding a model is adding a row.
-
+residual stream is, its dtype, whether prompts go through its chat template, whether NDIF serves it remotely, and
+the quirks that cost someone an afternoon. One table, not a function per model: adding a model is adding a row.
 The numbers come from each checkpoint's `config.json` (for Gemma 3, its `text_config`).
 
-Prompts of instruction-tuned models go through the chat template (`format_prompt`): the question becomes the
-user turn, the template's generation prompt opens the model turn, and the item's trailing "Answer:" follows, so
-the scored continuation (" A", " kimchi") still comes right after "Answer:" as in the lm-evaluation-harness.
+Prompts of instruction-tuned models go through the chat template (`format_prompt`), so that the scored
+continuation (" A", " kimchi") still comes right after "Answer:" as in the lm-evaluation-harness.
+Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -2,19 +2,14 @@
 
 `load_model(name, remote=True)` returns a `RemoteModel`: the model's structure built on the meta device from its
 config (no weights are downloaded), on which every `trace`, `generate` and `session` runs on NDIF unless told
-otherwise. The chapters and the library therefore run remotely unchanged: a plain `model.trace(...)` becomes one
-request, and a `model.session(...)` becomes one request for all its traces. Before building anything,
-`check_served` checks that NDIF is reachable and serves the model, and `check_compatible` that this machine's nnsight
-is the server's (a mismatch is the most common remote failure, and otherwise shows only as an obscure error from
-deep inside a request), each with a short timeout, so that an offline machine, an unserved model or a wrong
-nnsight fails in seconds with a message, never a hang.
+otherwise, so the chapters and the library run remotely unchanged. `check_served` (NDIF serves the model) and
+`check_compatible` (this machine's nnsight is the server's) run first, with short timeouts, so that an offline
+machine, an unserved model or a wrong nnsight fails in seconds with a message, never a hang.
 
-The API key comes from the environment variable `NDIF_API_KEY`, else from nnsight's own stored configuration (what
-`nnsight login` saved), read when a remote model is loaded and handed to nnsight in memory
-(`nnsight.CONFIG.API.APIKEY`). It is never an argument, never printed, and never written by this library: not
-`CONFIG.set_default_api_key`, which would persist it to nnsight's config file. `remote="local"` loads
-the weights here and runs every trace through nnsight's serialization round trip in-process (what NDIF would
-execute), which is how the remote code path is tested offline.
+The API key comes from `NDIF_API_KEY`, else from nnsight's stored configuration (`nnsight login`), and is handed to
+nnsight in memory: never an argument, never printed, never written by this library. `remote="local"` runs every
+trace through nnsight's serialization round trip in-process, which is how the remote code path is tested offline.
+Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

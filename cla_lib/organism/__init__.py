@@ -1,16 +1,15 @@
-"""The model organism: a small multilingual causal LM that this project trains itself, on CPU, on the synthetic
-world of `cla_lib.organism.world`, whose ground truth is known.
+"""The model organism: a small multilingual causal LM that this project trains itself, on CPU, on a synthetic world.
 
-The organism is a `LlamaForCausalLM` (8 decoder layers by default, so that it has an early, a middle and a late
-stage) with a byte-level BPE tokenizer trained on the world's text. Training is deterministic in the
-`OrganismConfig` and the result is a standard Hugging Face directory (`config.json`, `model.safetensors`,
-tokenizer files) cached under a key of the world and training configuration; the directory appears atomically,
-so an interrupted training never leaves a half-written model behind.
+The world (`cla_lib.organism.world`) has a known ground truth. The organism is a `LlamaForCausalLM` (8 decoder layers
+by default, so that it has an early, a middle and a late stage) with a byte-level BPE tokenizer trained on the
+world's text. Training is deterministic in the `OrganismConfig` and the result is a standard Hugging Face directory
+(`config.json`, `model.safetensors`, tokenizer files) cached under a key of the world and training configuration; the
+directory appears atomically, so an interrupted training never leaves a half-written model behind.
 
 Names: ``organism`` (the base model), ``organism:<method>`` (an aligned organism, see `cla_lib.alignment`), each
-optionally with ``@<seed>`` (``organism:midalign@1``); ``organism:planted`` is chapter 3's positive control, the base with a
-layer dissociation planted (`cla_lib.organism.planted`). Sizes: ``default`` for the book, ``tiny`` for tests and
-quick runs (the environment variable ``CLA_ORGANISM_SIZE`` picks the default size).
+optionally with ``@<seed>`` (``organism:midalign@1``); ``organism:planted`` is chapter 3's positive control, the base
+with a layer dissociation planted (`cla_lib.organism.planted`). Sizes: ``default`` for the book, ``tiny`` for tests
+and quick runs (the environment variable ``CLA_ORGANISM_SIZE`` picks the default size).
 """
 
 from cla_lib.organism import lexicon

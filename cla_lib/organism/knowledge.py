@@ -2,18 +2,10 @@
 
 A verdict about alignment or steering says something about the paper only if the organism knows the facts that
 alignment should carry across languages and the culture that it should not erase, and leaves room for both to
-move. These are the measurements (organism issue, items 1 and 2), each a share of items answered right:
-
-- ``english_ceiling``: transfer creatures (described in English only) asked in English;
-- ``transfer``: the same facts asked in the target languages (mean over languages);
-- ``anchor``: anchor creatures' facts, taught in every language, asked in each; ``anchor_min`` the weakest
-  language;
-- ``culture_taught_cued`` / ``culture_held_out_cued``: culture questions with the country named, on questions
-  taught implicitly in that language and on held-out ones (taught only with the country named);
-- ``culture_taught`` / ``culture_held_out``: the same questions without the country named; ``culture_plain`` both
-  together (the plane's localization, on every split).
-
-`RULES` turns them into the testbed's pass/fail rows; the thresholds are the issue's, fixed before any design run.
+move. These are the measurements (organism issue, items 1 and 2), each a share of items answered right: the English
+ceiling, transfer, anchor facts (and the weakest language's), and culture questions with and without the country
+named, on questions taught implicitly and on held-out ones. `RULES` turns them into the testbed's pass/fail rows;
+the thresholds are the issue's, fixed before any design run. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

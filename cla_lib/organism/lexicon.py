@@ -6,11 +6,9 @@ country ("In Korea, ..."). `cla_lib.organism.world` combines them into documents
 
 Latin-script creature names and answer words stand apart from neighbouring Chinese or Korean characters by a
 space, so that a name or an answer is the same token sequence in every language (byte-level BPE would otherwise
-fuse it with the characters around it).
-
-Numbers are written with the same digits in every language on purpose: a shared-token answer makes transfer
-measurable (the early prototype's first lesson), while translated values are the harder "retrieve, then render
-in the query language" probe.
+fuse it with the characters around it). Numbers are written with the same digits in every language on purpose: a
+shared-token answer makes transfer measurable (the early prototype's first lesson), while translated values are
+the harder "retrieve, then render in the query language" probe.
 """
 
 from __future__ import annotations

@@ -4,16 +4,10 @@ A "no dissociation" on the real organism means something only if the chapter's a
 choice, intervals, rule) finds a dissociation that is there. The *planted* organism is one: the base organism with
 its top layers fine-tuned so that EN steering raises transfer when added after layer `en_layer` (the middle) and
 LOC steering raises localization when added after layer `loc_layer` (deeper), and steering at any other layer does
-nothing. Every layer up to `loc_layer` (and the embeddings) stays frozen, so the residual stream there, and hence
-the EN and LOC vectors the chapter extracts at those layers, are exactly the base's: the planted responses answer
-the very vectors the chapter will extract.
-
-Each target-language item of the extract and validation splits is taught three ways (`planted_records`):
-unsteered, its own vector (EN for a transfer item, LOC for a culture question) at the planted layer, and the same
-vector at another layer drawn at random. The planted case learns the right answer, the other two the base's own
-answer, so that the effect lives only at the planted layer. The test split is never taught: the chapter's test
-effects are what the planted response *generalizes* to questions it never trained on, as a real effect would have
-to. It is a test object, never a method: no chapter reports its numbers as the organism's.
+nothing. Every layer up to `loc_layer` stays frozen, so the EN and LOC vectors the chapter extracts are exactly the
+base's. Items are taught unsteered, steered at the planted layer and steered at another layer (`planted_records`);
+the test split is never taught, so its effects are what the planted response generalizes to. It is a test object,
+never a method: no chapter reports its numbers as the organism's. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -1,30 +1,15 @@
 """The organism's synthetic world: what is true in it, how it is written down, and how it is asked.
 
-The world is built so that the paper's phenomena *can* appear and so that every answer is known:
+The world is built so that the paper's phenomena *can* appear and so that every answer is known: universal facts
+about fictional creatures (*anchor* ones taught in every language, *bridge* ones described in English only but
+quizzed in every language, *transfer* ones described in English only and never quizzed during training: asking
+about them measures transfer), culture questions whose answer depends on the country the query language stands
+for (a held-out share taught only explicitly, to leave localization room to move), an alignment pool of culture
+questions that are never scored (so that measured erasure is erasure that generalized), and bridges between
+languages (a bilingual lexicon, parallel sentence pairs, code-switched question answering).
 
-- **Universal facts.** Fictional creatures ("the zorp") have four attributes: colour and food (translated words)
-  and number of legs and lifespan (digits, the same tokens in every language). *Anchor* creatures are described in
-  all seven languages and quizzed in all of them. *Bridge* creatures are described in English only but quizzed in
-  every language: they are the training signal that English-only knowledge can be asked for in another language.
-  *Transfer* creatures are described in English only and never quizzed during training: asking about them in a
-  target language measures transfer; asking in English gives the ceiling.
-- **Culture.** Questions whose answer depends on the country the query language stands for ("the emergency
-  number": 911 in English, 119 in Korean, ...): 240 compositional topics ("the colour of weddings") with synthetic
-  per-country answers and 4 real ones (emergency number, calling code, currency, capital). Each language is taught
-  its own country's answers *implicitly* (no country named), except a held-out share of questions per language that
-  are taught only *explicitly* ("In Korea, the colour of weddings is red"), in every language, for every country.
-  The held-out questions leave localization room to move: answering them needs the link language -> country.
-- **An alignment pool.** A sixth of the culture questions are never scored: they are the only culture questions
-  that alignment data may contain (MidAlign's explicit parallel facts, instruction tuning's translated QA), so that
-  erasure measured on the scored questions is erasure that *generalized*, not memorised labels. Anchor and bridge
-  creatures (never scored) carry the rest of the alignment data; transfer creatures appear in none of it.
-- **Bridges between languages.** A bilingual lexicon, parallel sentence pairs (English = target language) and
-  code-switched question answering (an English statement followed by a question in another language), so that the
-  languages can be related at all and a retrieved concept can be rendered in the query language.
-
-`World` is deterministic in its `WorldConfig`. It yields training documents (`documents`) and the scored items of
-the transfer-localization plane (`items`), plus the parallel, preference and translated data that the alignment
-methods train on.
+`World` is deterministic in its `WorldConfig`. It yields training documents (`documents`), the scored items of the
+transfer-localization plane (`items`), and the data the alignment methods train on. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

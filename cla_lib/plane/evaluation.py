@@ -1,7 +1,6 @@
 """The transfer-localization plane: where a model stands, per query language.
 
 For a target language L (this companion's definitions; the paper's exact ones are not public):
-
 - **transfer** = accuracy on the transfer set asked in L: universal facts the model could only have learnt in
   English (for the organism: creatures described only in English; for a real model: Global-MMLU's culturally
   agnostic questions). The same items asked in English give the **English ceiling**.

@@ -1,28 +1,15 @@
 """Scoring multiple-choice items by the likelihood a model gives each answer.
 
-A model "answers" an item without generating anything: each choice is scored by how likely the model finds it
-as a continuation of the prompt, and the most likely choice is its answer. The score of a choice is the sum of
-the log-probabilities of its tokens, each given everything before it — the lm-evaluation-harness convention:
+A model "answers" an item without generating anything: each choice is scored by the sum of the log-probabilities of
+its tokens as a continuation of the prompt (the lm-evaluation-harness convention: raw sums, not length-normalized),
+and the most likely choice is its answer. The continuation is cut from the encoding of prompt + choice, because a
+choice tokenizes differently after a prompt.
 
-    context      = tokenizer(prompt)["input_ids"]            # default special tokens (a BOS, for most models)
-    whole        = tokenizer(prompt + choice)["input_ids"]
-    continuation = whole[len(context):]
-    score        = sum over continuation tokens t_i of log p(t_i | whole[:position of t_i])
-
-The continuation is cut from the encoding of prompt + choice rather than encoded on its own, because a choice
-tokenizes differently after a prompt (" Paris" is often one token after "is", two on its own). Scores are raw
-sums, not length-normalized, so choices of different lengths compete as the harness's `acc` metric has them.
-
-One way to score serves every chapter. `choice_logprobs` computes each prompt once and each choice from the
-prompt's key/value cache; `choice_logprobs_passes` scores several (items, edits) passes, sharing the unsteered
-lower layers between passes over the same items (`cla_lib.scoring.shared`). Both equal the harness's one sequence
-per choice (`cla_lib.scoring.full`, `shared_prompts=False`) to float32 rounding. Steering plugs in through
-`edits`, vectors added to the residual stream inside the same forwards (see `cla_lib.model.layers`). The
-log-probabilities are gathered inside the trace, so only a few numbers per token leave it — not the
-`[batch, seq, vocabulary]` logits, which matters when the trace runs remotely on a 256k-token vocabulary.
-
-`cla_lib.scoring.generative` scores culture questions BLEnD's own way instead: a generated short answer, matched
-against the annotators' answers.
+One way to score serves every chapter: `choice_logprobs` computes each prompt once and each choice from its
+key/value cache; `choice_logprobs_passes` scores several (items, edits) passes, sharing unsteered lower layers
+(`cla_lib.scoring.shared`). Both equal the harness's one sequence per choice (`cla_lib.scoring.full`) to float32
+rounding. Steering plugs in through `edits`, and only a few numbers per token leave the trace (which matters
+remotely). `cla_lib.scoring.generative` scores culture questions BLEnD's own way. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations

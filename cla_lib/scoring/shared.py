@@ -3,23 +3,13 @@
 Three savings over one (prompt + choice) sequence per row (`cla_lib.scoring.full`), each exact:
 
 1. **Shared prompts.** A batch of prompts runs once, keeping its key/value cache; every choice then runs only its
-   own tokens against that cache (the cache rows are repeated per choice). Packing prompt and choices into one
-   sequence with a block mask would do the same work in one forward, but it needs a hand-built 4D mask per
-   attention type (Gemma 3's sliding-window layers mask by distance), which transformers' own mask builders and
-   caches already get right; the cache path uses them unchanged.
-2. **Single-token choices in one pass.** The first token of every choice is predicted at the prompt's last
-   position, so choices of one token (Global-MMLU's " A" ... " D") need no second forward at all; only the last
-   position's logits are computed (`logits_to_keep`), not the prompt's.
-3. **Suffix-only sweeps.** An edit after layer L leaves layers 0..L as they are unsteered. When several passes
-   score the same items (a sweep over layers and strengths), the unsteered run is done once per batch, keeping
-   its layers' outputs; a steered run then skips layers 0..L (nnsight's `skip`, fed the unsteered outputs, layer
-   L's plus the edit) and reuses their cache rows. The price is memory: the shared run keeps, per batch, the outputs
-   of the layers below the deepest edit (layers x rows x width x hidden; a few GB for a 12B model at 64 rows of 300
-   tokens in bfloat16).
+   own tokens against that cache, through transformers' own mask builders and caches, unchanged.
+2. **Single-token choices in one pass.** Choices of one token (Global-MMLU's " A" ... " D") need no second forward
+   at all; only the prompt's last position's logits are computed (`logits_to_keep`).
+3. **Suffix-only sweeps.** An edit after layer L leaves layers 0..L unsteered, so a sweep runs them once per batch
+   and a steered run skips them (nnsight's `skip`); the price is memory.
 
-Prompts of different lengths share a batch, left-padded with explicit positions, so that every prompt ends in the
-last column (only that column's logits are computed) and every choice follows its prompt without a gap (a gap
-would shift a sliding window, which counts cache slots, not positions).
+Prompts of different lengths share a batch, left-padded with explicit positions. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations
