@@ -117,6 +117,7 @@ def command_items(arguments) -> None:
 def command_organism(arguments) -> None:
     from cla_lib.model import ModelRef
     from cla_lib.organism import organism_path
+    from cla_lib.steering import planted_organism  # noqa: F401 - organism:planted is built there
 
     if arguments.action == "path":
         print(organism_path(ModelRef.of_organism(arguments.method or "base", arguments.seed,

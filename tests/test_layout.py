@@ -9,10 +9,9 @@ from pathlib import Path
 import cla_lib
 
 PACKAGE = Path(cla_lib.__file__).parent
-# `cla` imports what a command needs when it runs, so that `cla --help` does not wait for torch; the planted
-# organism is trained with the apparatus it tests (scoring and vector extraction, which reach organisms through the
-# registry that builds it), so it imports them when it trains. The two modules allowed imports inside functions.
-LAZY_MODULES = {"cla_lib.cli", "cla_lib.organism.planted"}
+# `cla` imports what a command needs when it runs, so that `cla --help` does not wait for torch: the one module
+# allowed imports inside functions.
+LAZY_MODULES = {"cla_lib.cli"}
 MAX_LINES = 500
 
 

@@ -105,3 +105,14 @@ def test_planted_records_teach_the_right_answer_only_at_the_planted_layer(items)
         assert planted["layer"] == layer and planted["answer"] == item.choices[item.gold]
         assert planted["alpha"] in config.alphas and planted["kind"] == ("en" if item.task == "transfer" else "loc")
         assert other["layer"] not in (None, layer) and other["answer"] == item.choices[0]
+
+
+def test_the_planted_organism_is_built_above_the_steering_it_uses_and_says_so_where_that_is_not_loaded():
+    import subprocess
+    import sys
+
+    code = ("from cla_lib.organism import organism_path\n"
+            "try:\n    organism_path('organism:planted', size='tiny', train_if_missing=False)\n"
+            "except ValueError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "organism:planted is built by cla_lib.steering: import cla_lib.steering first"

@@ -23,5 +23,5 @@ from cla_lib.organism.aligned import (
     ORGANISM_RECORDS, ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, organism_method_config,
     aligned_organism_key, organism_replay, aligned_organism
 )
-from cla_lib.organism.planted import PLANTED, PlantedConfig, planted_config, planted_organism
-from cla_lib.organism.registry import organism_path, prepare_organisms
+from cla_lib.organism.planted import PLANTED, PlantedConfig, planted_config, planted_directory
+from cla_lib.organism.registry import organism_path, prepare_organisms, register_builder

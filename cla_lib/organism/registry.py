@@ -12,7 +12,16 @@ from typing import Callable, Sequence
 from cla_lib.model.reference import ModelRef, UnknownOrganismError
 from cla_lib.organism.aligned import aligned_organism, organism_method_config
 from cla_lib.organism.base import base_organism, config_for
-from cla_lib.organism.planted import PLANTED, planted_organism
+from cla_lib.organism.planted import PLANTED
+
+# Organisms built by a layer above this package (the planted one: `cla_lib.steering.planted`, which registers itself
+# when imported), by method: `build(config, *, train_if_missing, progress) -> directory`.
+BUILDERS: dict[str, Callable[..., Path]] = {}
+WHERE_BUILT = {PLANTED: "cla_lib.steering"}  # what to import for each, said when it is missing
+
+
+def register_builder(method: str, build: Callable[..., Path]) -> None:
+    BUILDERS[method] = build
 
 
 def organism_path(model: str | ModelRef = "organism", *, size: str | None = None, train_if_missing: bool = True,
@@ -32,8 +41,11 @@ def organism_path(model: str | ModelRef = "organism", *, size: str | None = None
     config = config_for(reference.size, reference.seed)
     if reference.method == "base":
         return base_organism(config, train_if_missing=train_if_missing, progress=progress)
-    if reference.method == PLANTED:
-        return planted_organism(config, train_if_missing=train_if_missing, progress=progress)
+    if reference.method in WHERE_BUILT:
+        if reference.method not in BUILDERS:
+            raise UnknownOrganismError(f"{reference.name} is built by {WHERE_BUILT[reference.method]}: import "
+                                       f"{WHERE_BUILT[reference.method]} first")
+        return BUILDERS[reference.method](config, train_if_missing=train_if_missing, progress=progress)
     return aligned_organism(reference.method, config, train_if_missing=train_if_missing, progress=progress)
 
 
@@ -41,7 +53,8 @@ def _organism_name(method: str, seed: int) -> str:
     return ModelRef.of_organism(method, seed).name
 
 
-def _prepare_one(name: str, size: str | None) -> tuple[str, str, float]:
+def _prepare_one(name: str, size: str | None, builders: dict[str, Callable[..., Path]]) -> tuple[str, str, float]:
+    BUILDERS.update(builders)  # unpickling them in a worker imported their modules
     started = time.perf_counter()
     path = organism_path(name, size=size, progress=False)
     return name, str(path), time.perf_counter() - started
@@ -77,7 +90,7 @@ def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str
         paths = {}
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = {pool.submit(_prepare_one, _organism_name("base", seed), size): seed for seed in seeds}
+        pending = {pool.submit(_prepare_one, _organism_name("base", seed), size, BUILDERS): seed for seed in seeds}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -87,7 +100,7 @@ def prepare_organisms(methods: Sequence[str], seeds: Sequence[int], *, size: str
                     paths[name] = Path(path)
                     report(f"{name}: {path} ({seconds:.0f} s)")
                     if name == _organism_name("base", seed):
-                        pending.update({pool.submit(_prepare_one, _organism_name(method, seed), size): seed
+                        pending.update({pool.submit(_prepare_one, _organism_name(method, seed), size, BUILDERS): seed
                                         for method in aligned})
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -34,3 +34,4 @@ from cla_lib.steering.study import (
     SurgicalStudy, aligned_test_answers, layer_study, surgical_study, surgical_choices, surgical_choice_row,
     surgical_requests, with_controls
 )
+from cla_lib.steering.planted import planted_organism  # registers organism:planted's builder
