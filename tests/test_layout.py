@@ -117,3 +117,14 @@ def test_module_docstrings_are_at_most_12_lines():
     long = {module: length for module, path in MODULES.items()
             if (length := len((ast.get_docstring(ast.parse(path.read_text()), clean=False) or "").splitlines())) > 12}
     assert long == {}
+
+
+def test_no_module_imports_another_modules_private_helper():
+    """A helper another module needs is public: an underscore name means "this module's own"."""
+    private = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cla_lib"):
+                private += [f"{module}: {node.module}.{alias.name}" for alias in node.names
+                            if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert private == []

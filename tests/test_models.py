@@ -385,12 +385,12 @@ def test_remote_skeleton_is_built_on_meta_without_weights_and_never_runs_here(ti
 def test_the_key_goes_to_nnsight_in_memory_and_never_to_its_config_file(monkeypatch, tmp_path):
     from nnsight import CONFIG
 
-    from cla_lib.model.remote import _configure_nnsight
+    from cla_lib.model.remote import configure_nnsight
 
     monkeypatch.setenv("NNSIGHT_CONFIG", str(tmp_path / "nnsight.yaml"))
     monkeypatch.setenv("NDIF_API_KEY", "in-memory-only")
     monkeypatch.setattr(CONFIG.API, "APIKEY", None)
-    _configure_nnsight()
+    configure_nnsight()
     assert CONFIG.API.APIKEY == "in-memory-only"
     assert not (tmp_path / "nnsight.yaml").exists()
 
@@ -430,13 +430,13 @@ def test_a_remote_local_model_scores_and_reads_like_the_local_one(tiny_model_dir
 def test_a_key_stored_by_nnsight_login_is_used_when_the_environment_has_none(monkeypatch):
     from nnsight import CONFIG
 
-    from cla_lib.model.remote import _api_key
+    from cla_lib.model.remote import read_api_key
 
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
     monkeypatch.setattr(CONFIG.API, "APIKEY", "stored-by-login")
-    assert _api_key() == "stored-by-login"
+    assert read_api_key() == "stored-by-login"
     monkeypatch.setenv("NDIF_API_KEY", "from-the-environment")  # the environment wins, as in nnsight
-    assert _api_key() == "from-the-environment"
+    assert read_api_key() == "from-the-environment"
 
 
 def test_the_compatibility_check_refuses_another_nnsight_and_names_the_one_to_install(capsys):

@@ -28,7 +28,7 @@ from cla_lib.plane.evaluation import check_data
 from cla_lib.core.files import write_atomic
 from cla_lib.core.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
-from cla_lib.model.remote import _api_key, check_compatible, check_served, known_key
+from cla_lib.model.remote import read_api_key, check_compatible, check_served, known_key
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,7 +326,7 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
 
 def _check_remote(model: str) -> None:
     """Fail before any chapter starts: no key, NDIF unreachable, the model not served, or another nnsight there."""
-    _api_key()
+    read_api_key()
     check_served(ModelRef.parse(model).hub_id or str(model))
     check_compatible()
 

@@ -13,7 +13,7 @@ import torch
 from cla_lib.core.items import Item, question_of
 from cla_lib.core.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
-from cla_lib.steering.extraction import _en_pairs, _target_languages, extract_vectors
+from cla_lib.steering.extraction import en_pairs, target_languages, extract_vectors
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -48,8 +48,8 @@ def cross_lingual_similarity(
     """
     import pandas
 
-    pairs_of = {language: _en_pairs([item for item in items if item.language == language])
-                for language in _target_languages(items)}
+    pairs_of = {language: en_pairs([item for item in items if item.language == language])
+                for language in target_languages(items)}
     prompts = list(dict.fromkeys(prompt for pairs in pairs_of.values() for pair in pairs for prompt in pair))
     row_of = {prompt: row for row, prompt in enumerate(prompts)}
     states = last_token_activations(model, prompts, batch_size=batch_size, remote=remote)

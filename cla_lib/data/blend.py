@@ -11,7 +11,7 @@ from cla_lib.data.matching import normalize_answer
 from cla_lib.data.mentions import US_COUNTRY, remove_country_mention, remove_english_country_mention
 from cla_lib.data.sources import (
     BLEND, BLEND_CONFIG, DEFAULT_SPLIT_FRACTIONS, HUB_REVISIONS, DatasetLayoutError, DatasetUnavailableError,
-    _check_fractions, _load_hub, _resolve_source, _take, _unit_hash, assign_split,
+    check_fractions, load_hub, resolve_source, limited_items, unit_hash, assign_split,
 )
 from cla_lib.core.items import Item
 from cla_lib.core.languages import ENGLISH, check_language
@@ -107,7 +107,7 @@ def localization_items(
         `us_untranslatable`.
     """
     check_language(language)
-    _check_fractions(split_fractions)
+    check_fractions(split_fractions)
     if language not in LOCALIZATION_COUNTRIES:
         raise ValueError(
             f"no BLEnD country for language {language!r}; languages with one: {', '.join(LOCALIZATION_COUNTRIES)}"
@@ -120,7 +120,7 @@ def localization_items(
     if answers_in not in ANSWER_LANGUAGES:
         raise ValueError(f"answers_in must be one of {ANSWER_LANGUAGES}, not {answers_in!r}")
 
-    records, where = _blend_records(_resolve_source(source, BLEND), needed=(country, US_COUNTRY))
+    records, where = _blend_records(resolve_source(source, BLEND), needed=(country, US_COUNTRY))
     counts = {
         "language": language, "country": country, "answers_in": answers_in,
         "total": len(records[country]), "eligible": 0, "kept": 0,
@@ -138,7 +138,7 @@ def localization_items(
         if item is not None:
             items.append(item)
     counts["eligible"] = len(items)
-    items = _take(items, limit, seed, key=lambda item: item.meta["question_id"])
+    items = limited_items(items, limit, seed, key=lambda item: item.meta["question_id"])
     counts["kept"] = len(items)
     return items, counts
 
@@ -149,7 +149,7 @@ def _blend_records(source: str | Path, needed: Sequence[str]) -> tuple[dict[str,
     where: dict[str, str] = {}
     if isinstance(source, str):
         try:
-            loaded = _load_hub(source, BLEND_CONFIG, None)
+            loaded = load_hub(source, BLEND_CONFIG, None)
         except DatasetUnavailableError as builder_failed:
             source = _hub_files(source, builder_failed)
         else:
@@ -306,7 +306,7 @@ def _localization_item(
     # The US first, so that `max_distractors` always keeps it; then the others in a seeded order.
     others = sorted(
         (name for name in per_country if name not in (country, US_COUNTRY)),
-        key=lambda name: _unit_hash(f"distractor:{seed}:{question_id}:{name}"),
+        key=lambda name: unit_hash(f"distractor:{seed}:{question_id}:{name}"),
     )
     candidates = ([US_COUNTRY] if country != US_COUNTRY and US_COUNTRY in per_country else []) + others
     for other in candidates:
@@ -346,7 +346,7 @@ def _localization_item(
     counts[f"us_{us_state}"] += 1
 
     # Shuffle the choices per item so that the gold's position carries no signal for generative multiple choice.
-    order = sorted(range(len(choices)), key=lambda index: _unit_hash(f"order:{seed}:{question_id}:{index}"))
+    order = sorted(range(len(choices)), key=lambda index: unit_hash(f"order:{seed}:{question_id}:{index}"))
     ordered = [choices[index] for index in order]
     us_choice = next((i for i, choice in enumerate(ordered) if US_COUNTRY in choice["countries"]), None)
     parallel = {}

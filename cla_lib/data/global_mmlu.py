@@ -7,7 +7,7 @@ from typing import Sequence
 
 from cla_lib.data.sources import (
     DEFAULT_SPLIT_FRACTIONS, DatasetLayoutError, DatasetUnavailableError, GLOBAL_MMLU, GLOBAL_MMLU_LITE,
-    _SUPPORTED_TABLES, _check_fractions, _load_hub, _read_table, _require_columns, _resolve_source, _take, _text,
+    SUPPORTED_TABLES, check_fractions, load_hub, read_rows, require_columns, resolve_source, limited_items, cell_text,
     assign_split,
 )
 from cla_lib.core.items import Item
@@ -67,12 +67,12 @@ def transfer_items(
         (' A', ' B', ' C', ' D')
     """
     check_language(language)
-    _check_fractions(split_fractions)
-    resolved = _resolve_source(source, GLOBAL_MMLU_LITE if lite else GLOBAL_MMLU)
+    check_fractions(split_fractions)
+    resolved = resolve_source(source, GLOBAL_MMLU_LITE if lite else GLOBAL_MMLU)
     items: list[Item] = []
     seen: set[str] = set()
     for where, columns, rows in _global_mmlu_tables(resolved, language, dataset_split):
-        _require_columns(columns, GLOBAL_MMLU_COLUMNS, where, "Global-MMLU")
+        require_columns(columns, GLOBAL_MMLU_COLUMNS, where, "Global-MMLU")
         has_annotation_flag = "is_annotated" in columns
         for row in rows:
             if not _is_culturally_agnostic(row, has_annotation_flag):
@@ -88,13 +88,13 @@ def transfer_items(
         for item in items:
             if item.meta["sample_id"] in english:
                 item.meta["english_prompt"] = english[item.meta["sample_id"]]
-    return _take(items, limit, seed, key=lambda item: item.meta["sample_id"])
+    return limited_items(items, limit, seed, key=lambda item: item.meta["sample_id"])
 
 
 def _english_transfer_prompts(source: str | Path, dataset_split: str) -> dict[str, str]:
     """{sample_id: the English row's prompt} from the source's English rows, or {} when it has none."""
     if isinstance(source, Path) and source.is_file():
-        columns, _ = _read_table(source)
+        columns, _ = read_rows(source)
         if "language" not in columns:
             return {}  # a single file of one language: no English rows to pair with
     try:
@@ -112,19 +112,19 @@ def _english_transfer_prompts(source: str | Path, dataset_split: str) -> dict[st
 
 def _transfer_prompt(row: dict) -> str:
     return TRANSFER_TEMPLATE.format(
-        question=_text(row["question"]).strip(),
-        **{f"option_{letter.lower()}": _text(row[f"option_{letter.lower()}"]).strip() for letter in LETTERS},
+        question=cell_text(row["question"]).strip(),
+        **{f"option_{letter.lower()}": cell_text(row[f"option_{letter.lower()}"]).strip() for letter in LETTERS},
     )
 
 
 def _global_mmlu_tables(source: str | Path, language: str, dataset_split: str):
     """Yield (where, columns, rows) for each table that holds `language`'s rows."""
     if isinstance(source, str):
-        for _, (columns, rows) in _load_hub(source, language, dataset_split).items():
+        for _, (columns, rows) in load_hub(source, language, dataset_split).items():
             yield f"{source} (config {language!r}, split {dataset_split!r})", columns, rows
         return
     if source.is_file():
-        columns, rows = _read_table(source)
+        columns, rows = read_rows(source)
         if "language" in columns:
             present = sorted({str(row["language"]) for row in rows})
             rows = [row for row in rows if str(row["language"]) == language]
@@ -134,7 +134,7 @@ def _global_mmlu_tables(source: str | Path, language: str, dataset_split: str):
         return
     language_directory = source / language
     files = sorted(
-        path for path in language_directory.glob(f"{dataset_split}-*") if path.suffix.lower() in _SUPPORTED_TABLES
+        path for path in language_directory.glob(f"{dataset_split}-*") if path.suffix.lower() in SUPPORTED_TABLES
     ) if language_directory.is_dir() else []
     if not files:
         present = sorted(path.name for path in source.iterdir() if path.is_dir())
@@ -143,7 +143,7 @@ def _global_mmlu_tables(source: str | Path, language: str, dataset_split: str):
             f"<language>/{dataset_split}-00000-of-00001.parquet); language directories present: {present}"
         )
     for path in files:
-        columns, rows = _read_table(path)
+        columns, rows = read_rows(path)
         yield str(path), columns, rows
 
 
@@ -166,7 +166,7 @@ def _transfer_item(row: dict, language: str, where: str, split_fractions: Sequen
     if letter not in LETTERS:
         raise DatasetLayoutError(f"{where}: sample {sample_id!r}: answer {row['answer']!r} is not one of A, B, C, D")
     prompt = _transfer_prompt(row)
-    meta = {"sample_id": sample_id, "subject": _text(row["subject"]), "source": where}
+    meta = {"sample_id": sample_id, "subject": cell_text(row["subject"]), "source": where}
     return Item(
         task="transfer",
         language=language,

@@ -38,7 +38,7 @@ DEFAULT_SPLIT_FRACTIONS: tuple[float, float, float] = (0.2, 0.2, 0.6)
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-_SUPPORTED_TABLES = (".parquet", ".csv", ".jsonl", ".json")
+SUPPORTED_TABLES = (".parquet", ".csv", ".jsonl", ".json")
 
 
 class DatasetLayoutError(ValueError):
@@ -59,8 +59,8 @@ def assign_split(key: str, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS)
         >>> assign_split("astronomy/test/2") == assign_split("astronomy/test/2")
         True
     """
-    fractions = _check_fractions(fractions)
-    position = _unit_hash(f"split:{key}")
+    fractions = check_fractions(fractions)
+    position = unit_hash(f"split:{key}")
     cumulative = 0.0
     for split, fraction in zip(SPLITS, fractions):
         cumulative += fraction
@@ -69,7 +69,7 @@ def assign_split(key: str, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS)
     return SPLITS[-1]  # rounding: the fractions sum to 1 within 1e-6
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     fractions = tuple(float(fraction) for fraction in fractions)
     if len(fractions) != len(SPLITS) or any(fraction < 0 for fraction in fractions):
         raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers for {SPLITS}, not {fractions}")
@@ -78,12 +78,12 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     return fractions
 
 
-def _unit_hash(text: str) -> float:
+def unit_hash(text: str) -> float:
     """A number in [0, 1) from SHA-256, stable across processes (unlike Python's salted `hash`)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
-def _take(items: list[Item], limit: int | None, seed: int, key) -> list[Item]:
+def limited_items(items: list[Item], limit: int | None, seed: int, key) -> list[Item]:
     """Keep `limit` items: those whose key hashes lowest under `seed`, in their original order.
 
     Ranking by a hash of the question key, rather than shuffling, picks the same questions in every language
@@ -93,11 +93,11 @@ def _take(items: list[Item], limit: int | None, seed: int, key) -> list[Item]:
         return items
     if limit < 0:
         raise ValueError(f"limit must be non-negative, not {limit}")
-    chosen = set(sorted(range(len(items)), key=lambda index: _unit_hash(f"sample:{seed}:{key(items[index])}"))[:limit])
+    chosen = set(sorted(range(len(items)), key=lambda index: unit_hash(f"sample:{seed}:{key(items[index])}"))[:limit])
     return [item for index, item in enumerate(items) if index in chosen]
 
 
-def _resolve_source(source: str | Path | None, default: str) -> str | Path:
+def resolve_source(source: str | Path | None, default: str) -> str | Path:
     """A local path when one exists, else a hub id; a clear error for anything else."""
     if source is None:
         return default
@@ -109,7 +109,7 @@ def _resolve_source(source: str | Path | None, default: str) -> str | Path:
     raise DatasetUnavailableError(f"{source}: no such file or directory (and not a hub id of the form 'owner/name')")
 
 
-def _load_hub(hub_id: str, config: str, split: str | None) -> dict[str, tuple[list[str], list[dict]]]:
+def load_hub(hub_id: str, config: str, split: str | None) -> dict[str, tuple[list[str], list[dict]]]:
     """{split: (columns, rows)} from the Hugging Face hub, or an error that says how to work offline."""
     try:
         import datasets
@@ -144,7 +144,7 @@ def data_revision(source: str | Path) -> str:
     return f"{source}@{revision}" if revision else f"{source} (unpinned: the hub's main when loaded)"
 
 
-def _read_table(path: Path) -> tuple[list[str], list[dict]]:
+def read_rows(path: Path) -> tuple[list[str], list[dict]]:
     """(columns, rows) of a parquet, CSV, JSONL or JSON-list file, every row a plain dict."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -169,10 +169,10 @@ def _read_table(path: Path) -> tuple[list[str], list[dict]]:
         for row in rows[1:]:
             columns = [column for column in columns if column in row]
         return columns, rows
-    raise DatasetLayoutError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(_SUPPORTED_TABLES)}")
+    raise DatasetLayoutError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_TABLES)}")
 
 
-def _require_columns(columns: Iterable[str], required: Iterable[str], where: str, layout: str) -> None:
+def require_columns(columns: Iterable[str], required: Iterable[str], where: str, layout: str) -> None:
     missing = [column for column in required if column not in set(columns)]
     if missing:
         raise DatasetLayoutError(
@@ -181,6 +181,6 @@ def _require_columns(columns: Iterable[str], required: Iterable[str], where: str
         )
 
 
-def _text(value) -> str:
+def cell_text(value) -> str:
     """Cell text; numbers (an option "12" read from JSON as 12) become their plain string."""
     return "" if value is None else str(value)

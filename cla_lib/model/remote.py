@@ -205,7 +205,7 @@ def known_key() -> str:
     return os.environ.get(NDIF_API_KEY_VARIABLE, "").strip() or (CONFIG.API.APIKEY or "").strip()
 
 
-def _api_key() -> str:
+def read_api_key() -> str:
     key = known_key()
     if not key:
         raise MissingAPIKeyError(
@@ -260,12 +260,12 @@ def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TI
     return environment
 
 
-def _configure_nnsight() -> None:
+def configure_nnsight() -> None:
     """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only (a stored key is there already)."""
     from nnsight import CONFIG
 
     # In memory only: CONFIG.set_default_api_key would also write the key into nnsight's config file.
-    CONFIG.API.APIKEY = _api_key()
+    CONFIG.API.APIKEY = read_api_key()
     if os.environ.get("NDIF_HOST"):
         CONFIG.API.HOST = os.environ["NDIF_HOST"]
 

@@ -23,8 +23,8 @@ from cla_lib.alignment.lora import adapter_base, is_adapter_directory, load_merg
 from cla_lib.model.presets import PRESETS
 from cla_lib.model.reference import ModelNotFoundError, ModelRef, known_reference
 from cla_lib.model.remote import (
-    NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, _api_key,
-    _configure_nnsight, check_compatible, RUN_LOCALLY, check_served, offline_keywords, remote_skeleton,
+    NDIF_API_KEY_VARIABLE, NDIF_STATUS_TIMEOUT_SECONDS, RemoteModel, TOKENIZER_LOAD_KEYWORDS, read_api_key,
+    configure_nnsight, check_compatible, RUN_LOCALLY, check_served, offline_keywords, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
 
@@ -252,7 +252,7 @@ def _base_of_adapters(adapters: str, base: str, model_keywords: dict):
 def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,
                   **kwargs: Any) -> RemoteModel:
     """The model (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
-    _api_key()  # the missing key is the first thing to say, before any network
+    read_api_key()  # the missing key is the first thing to say, before any network
     try:
         reference = ModelRef.parse(model)
     except ModelNotFoundError:
@@ -267,5 +267,5 @@ def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_
     hub_id = reference.hub_id  # no pinned revision: NDIF serves the revision it deployed, which nnsight's key names
     check_served(hub_id, timeout=status_timeout)
     check_compatible(timeout=status_timeout)
-    _configure_nnsight()
+    configure_nnsight()
     return remote_skeleton(hub_id, **kwargs)

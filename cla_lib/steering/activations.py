@@ -31,7 +31,7 @@ def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long() * (positions + 1)).argmax(dim=1)
 
 
-def _prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: str | None = None) -> list[_PromptBatch]:
+def prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: str | None = None) -> list[_PromptBatch]:
     """Tokenize prompts (default special tokens, as scoring does) into batches of similar length."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -95,7 +95,7 @@ def last_token_activations(
     if not prompts:
         raise ValueError("no prompts to read activations from")
     layers = list(range(n_layers(model))) if layers is None else [int(layer) for layer in layers]
-    batches = _prompt_batches(model.tokenizer, prompts, batch_size)
+    batches = prompt_batches(model.tokenizer, prompts, batch_size)
     work = [(batch.inputs, batch.last) for batch in batches]
     if remote:
         outputs = remote_session(model, _last_token_states, [{"inputs": inputs, "last": last} for inputs, last in work],

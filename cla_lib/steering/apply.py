@@ -10,7 +10,7 @@ import torch
 
 from cla_lib.model.layers import apply_edits
 from cla_lib.model.remote import remote_session
-from cla_lib.steering.activations import _prompt_batches
+from cla_lib.steering.activations import prompt_batches
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -67,7 +67,7 @@ def generate_ids(
     """
     tokenizer = model.tokenizer
     options = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id, **generate_options}
-    batches = _prompt_batches(tokenizer, prompts, batch_size, side="left")
+    batches = prompt_batches(tokenizer, prompts, batch_size, side="left")
     edits = list(edits)
     work = [{"input_ids": batch.inputs["input_ids"], "attention_mask": batch.inputs["attention_mask"]}
             for batch in batches]

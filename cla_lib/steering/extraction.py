@@ -20,7 +20,7 @@ def _require(item: Item, key: str, kind: str) -> str:
     return value
 
 
-def _en_pairs(items: Sequence[Item]) -> list[tuple[str, str]]:
+def en_pairs(items: Sequence[Item]) -> list[tuple[str, str]]:
     return [(_require(item, "english_prompt", "en"), item.prompt) for item in items]
 
 
@@ -50,7 +50,7 @@ class VectorKind(NamedTuple):
 
 VECTOR_KINDS: dict[str, VectorKind] = {kind.name: kind for kind in (
     VectorKind("en", "English prompt minus the same prompt in the target language (transfer and culture items)",
-               _en_pairs),
+               en_pairs),
     VectorKind("loc", "culture question with the explicit own-country cue ('In Korea, ...') minus without it "
                       "(Veselovsky et al. 2025)", _loc_pairs),
     VectorKind("loclang", "culture question in the target language minus its English version (-EN on culture items)",
@@ -68,7 +68,7 @@ def _model_name(model) -> str:
     return str(getattr(module, "name_or_path", "") or getattr(getattr(module, "config", None), "_name_or_path", ""))
 
 
-def _target_languages(items: Sequence[Item]) -> list[str]:
+def target_languages(items: Sequence[Item]) -> list[str]:
     return [language for language in dict.fromkeys(item.language for item in items) if language != ENGLISH]
 
 
@@ -108,7 +108,7 @@ def extract_vectors(
         raise ValueError(f"unknown vector kind(s) {unknown}; kinds: " + "; ".join(
             f"{kind.name}: {kind.definition}" for kind in VECTOR_KINDS.values()))
     chosen = [item for item in items if split is None or item.split == split]
-    languages = list(languages) if languages is not None else _target_languages(chosen)
+    languages = list(languages) if languages is not None else target_languages(chosen)
     if not languages:
         raise ValueError(f"no target-language items in the {split!r} split to extract vectors from")
     plan = {}

@@ -11,7 +11,7 @@ from cla_lib.core.languages import ENGLISH
 from cla_lib.scoring import choice_logprobs_passes, forwards_of, predictions
 from cla_lib.steering.activations import PROGRESS_MIN_STEPS
 from cla_lib.steering.apply import Edits, steering_edits
-from cla_lib.steering.extraction import _target_languages
+from cla_lib.steering.extraction import target_languages
 from cla_lib.steering.vector import SteeringVector
 
 
@@ -44,7 +44,7 @@ class _Plan:
     def __init__(self, items: Sequence[Item]):
         self.items = list(items)
         self.english = [index for index, item in enumerate(self.items) if item.language == ENGLISH]
-        self.languages = _target_languages(self.items)
+        self.languages = target_languages(self.items)
         self.of_language = {language: [index for index, item in enumerate(self.items) if item.language == language]
                             for language in self.languages}
         self.passes: list[tuple[list[Item], list]] = []
@@ -395,7 +395,7 @@ def answer_language_sweep(
     if not bilingual:
         raise ValueError("no transfer item has English candidates different from its own (answers are letters or "
                          "shared tokens), so the language of an answer cannot be told apart")
-    languages = _target_languages(bilingual)
+    languages = target_languages(bilingual)
     of_language = {language: [item for item in bilingual if item.language == language] for language in languages}
     vectors = {language: _vector_for(vector, language) for language in languages}
     _check_held_out(bilingual, list(vectors.values()))
