@@ -279,6 +279,24 @@ def test_aligned_organism_is_bitwise_deterministic_and_loads(tiny_cache):
     assert load_model("organism:midalign").tokenizer is not None
 
 
+def test_aligned_organism_keeps_a_checkpoint_at_each_dose(tiny_cache):
+    from cla_lib.plane.loading import load_model
+
+    final = organism_path("organism:mit", progress=False)
+    doses = organism.dose_directories(final)
+    assert sorted(doses) == [*organism.DOSES, 1.0] and doses[1.0] == final
+    base = load_file(organism_path("organism", progress=False) / "model.safetensors")
+    weights = {dose: load_file(path / "model.safetensors") for dose, path in doses.items()}
+    steps = {dose: training_record(path)["steps_done"] for dose, path in doses.items()}
+    assert steps == {0.25: 2, 0.5: 5, 1.0: 10}  # of the tiny method's 10 steps
+    name = "model.layers.0.self_attn.q_proj.weight"
+    values = [base[name], *(weights[dose][name] for dose in sorted(weights))]
+    assert all(not torch.equal(a, b) for a, b in zip(values, values[1:]))  # each dose trained further
+    for dose, path in doses.items():
+        assert training_record(path)["dose"] == dose and world_of(path).config == world_of(final).config
+    assert load_model(str(doses[0.25])).tokenizer is not None
+
+
 def test_cli_prints_the_clo_organism_directory(tiny_cache, capsys):
     from cla_lib.cli import main
 

@@ -16,6 +16,7 @@ from cla_lib.core.items import SPLITS
 from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism import config_for
 from cla_lib.organism import ORGANISM_RECORDS, record_overlap
+from cla_lib.organism.alignment_data import in_base_text, record_texts, translated_qa
 from cla_lib.organism.world import ALL_LANGUAGES, CULTURE_SPLITS, World
 
 WORLDS = {"tiny seed 0": ("tiny", 0), "default seed 0": ("default", 0), "default seed 1": ("default", 1)}
@@ -159,7 +160,7 @@ def test_no_alignment_record_touches_a_scored_item_for_any_method_and_seed(metho
 def test_the_overlap_check_finds_records_built_on_scored_questions():
     world = World(config_for("default", 0).world)
     leaky = [{"language": language, "prompt": question, "answer": f" {answer}", "about": about}
-             for about, language, question, answer in world.translated_qa(world.culture)]  # the old, leaking data
+             for about, language, question, answer in translated_qa(world, world.culture)]  # the old, leaking data
     overlap = record_overlap(leaky, world)
     scored_rows = len(world.scored_culture) * len(ALL_LANGUAGES)
     assert overlap["about_scored"] == overlap["mention_scored"] == scored_rows
@@ -233,7 +234,7 @@ def test_held_out_culture_questions_are_taught_only_with_the_country_named(world
     for language in DEFAULT_LANGUAGES:
         country = lexicon.COUNTRY_OF[language]
         assert world.held_out[language]
-        for question in world.culture:
+        for question in world.scored_culture:
             answer = world.culture_answer(question, country, language)
             implicit = [world.culture_sentence(question, language, "question"),
                         world.culture_sentence(question, language, "statement", value=answer)]
@@ -254,6 +255,51 @@ def test_held_out_culture_questions_are_taught_only_with_the_country_named(world
                 assert own in every_document, (question.id, language)  # the explicit question form is only sampled
             else:
                 assert set(implicit_documents) <= every_document, (question.id, language)
+
+
+def test_the_base_reads_the_pools_culture_questions_only_as_implicit_statements(world, documents, documents_by_word):
+    for question in world.alignment_pool:
+        for language in DEFAULT_LANGUAGES:
+            country = lexicon.COUNTRY_OF[language]
+            statement = world.culture_sentence(question, language, "statement",
+                                               value=world.culture_answer(question, country, language))
+            taught = bool(containing(statement, documents, documents_by_word))
+            assert taught == (question.id not in world.held_out[language]), (question.id, language)
+            assert not containing(world.culture_sentence(question, language, "question"), documents, documents_by_word)
+            for other in lexicon.COUNTRY_OF.values():
+                explicit = world.culture_sentence(question, language, "explicit_statement", other,
+                                                  world.culture_answer(question, other, language))
+                assert not containing(explicit, documents, documents_by_word), (question.id, language, other)
+
+
+def test_pool_creatures_appear_only_in_their_english_profiles(world, documents_by_word):
+    assert len(world.creatures_in("pool")) == world.config.n_pool > 0
+    for creature in world.creatures_in("pool"):
+        statements = {world.fact_statement(creature, relation, ENGLISH) for relation in lexicon.ENTITY_RELATIONS}
+        assert documents_by_word[creature.name], creature.name
+        for document in documents_by_word[creature.name]:
+            assert sorted(re.split(r"(?<=\.) ", document)) == sorted(statements), document
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("size", ["tiny", "default"])
+def test_no_alignment_record_is_or_is_inside_a_base_document_for_any_method_and_seed(size, seed):
+    world = World(config_for(size, seed).world)
+    for method, build in ORGANISM_RECORDS.items():
+        assert in_base_text(build(world), world, epochs=3) == 0, method
+
+
+def test_the_base_text_check_finds_base_text_in_records():
+    world = World(config_for("tiny", 0).world)
+    anchor, pool = world.creatures_in("anchor")[0], world.creatures_in("pool")[0]
+    old = [{"language": "ko", "english": world.fact_statement(anchor, "colour", ENGLISH),  # organism-v6's MidAlign
+            "target": world.fact_statement(anchor, "colour", "ko")},
+           {"prompt": world.fact_question(anchor, "food", "es"),  # organism-v6's MIT
+            "answer": f" {world.fact_answer(anchor, 'food', 'es')}"},
+           {"language": "ko", "english": world.fact_statement(pool, "legs", ENGLISH), "target": "-"}]
+    new = [{"prompt": world.fact_question(pool, "food", "es"), "answer": f" {world.fact_answer(pool, 'food', 'es')}"}]
+    assert in_base_text(old, world, epochs=2) == 3 and in_base_text(new, world, epochs=2) == 0
+    assert record_texts(new[0]) == [new[0]["prompt"], new[0]["prompt"] + new[0]["answer"]]
 
 
 # -- the lexicon -------------------------------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def _to_device(batch, device):
 
 def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[dict],
           replay: Callable[[int], torch.Tensor], *, progress: bool = True, description: str | None = None,
-          accelerator=None) -> dict:
+          accelerator=None, after_step: Callable[[int], None] | None = None) -> dict:
     """Fine-tune `model` in place with a method's recipe plus replay, and return what to record.
 
     Args:
@@ -214,6 +214,7 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
         replay: the replay rows of a step, `[replay_batch_size, sequence_length]` token ids.
         accelerator: an `accelerate.Accelerator` of several processes: each trains on its share of every step's
             batch, with the single-process result (`cla_lib.alignment.distributed`); None: this process alone.
+        after_step: called with the steps done after each step (`cla_lib.core.training.train`).
 
     Returns:
         ``method``, ``method_config`` (with defaults resolved), ``losses`` (the total per step), ``replay_losses``,
@@ -259,7 +260,7 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
 
     log = train(model, loss, batch, Schedule(config.steps, config.learning_rate, warmup=config.warmup),
                 parameters=parameters, description=description or f"aligning: {method}", progress=progress,
-                accelerator=accelerator)
+                accelerator=accelerator, after_step=after_step)
     return {
         "method": method,
         "method_config": asdict(config),

@@ -23,7 +23,9 @@ from cla_lib.alignment.recipes import CONTROLS, control_of
 from cla_lib.plane.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
 from cla_lib.plane.loading import load_model
 from cla_lib.model.reference import ModelRef
-from cla_lib.organism import ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, world_of
+from cla_lib.organism import (
+    ORGANISM_DATA, RECORDS_FILE, in_base_text, organism_records, record_overlap, training_record, world_of
+)
 from cla_lib.organism.registry import organism_path
 from cla_lib.scoring import choice_logprobs, predictions
 
@@ -312,15 +314,17 @@ def configuration_gain(means: pd.DataFrame, model: str, configuration: str, metr
 
 def training_data(runs: Sequence[Run]) -> pd.DataFrame:
     """What each aligned organism trained on: its method's data (`ORGANISM_DATA`), the number of records it kept
-    (``records.jsonl`` in its directory) and their overlap with what this comparison scores
-    (`cla_lib.organism.record_overlap`, 0 for leak-free data). One row per (method, seed); real models' runs are
-    skipped (their data are the user's)."""
+    (``records.jsonl`` in its directory), their overlap with what this comparison scores
+    (`cla_lib.organism.record_overlap`, 0 for leak-free data) and how many are base text (``in_base_text``: 0 for
+    data new to the base). One row per (method, seed); real models' runs are skipped (their data are the user's)."""
     rows = []
     for run in runs:
         path = Path(run.source)
         if run.method not in ORGANISM_DATA or not (path / RECORDS_FILE).exists():
             continue
-        overlap = record_overlap(organism_records(path), world_of(path))
-        rows.append({"method": run.method, "seed": run.seed, "data": ORGANISM_DATA[run.method], **overlap})
+        records, world = organism_records(path), world_of(path)
+        base_epochs = training_record(path.parent / training_record(path)["base"])["epochs"]
+        rows.append({"method": run.method, "seed": run.seed, "data": ORGANISM_DATA[run.method],
+                     **record_overlap(records, world), "in_base_text": in_base_text(records, world, base_epochs)})
     return pd.DataFrame(rows, columns=["method", "seed", "data", "records", "about_scored", "mention_scored",
-                                       "contain_scored_prompt"])
+                                       "contain_scored_prompt", "in_base_text"])

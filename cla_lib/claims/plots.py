@@ -126,6 +126,29 @@ def erasure_figure(frame: pd.DataFrame, *, title: str, reference: str = "base", 
     return figure
 
 
+def dose_figure(intervals: pd.DataFrame, *, title: str):
+    """Δtransfer and Δlocalization against the base at each dose (share of the method's steps; 0 is the base), one
+    line per method, the 95% intervals as bars (`cla_lib.claims.doses.dose_intervals`)."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    methods = list(dict.fromkeys(intervals["method"]))
+    colours = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    for ax, (half, rows) in zip(axes, intervals.groupby("half", sort=False)):
+        for method in methods:
+            line = rows[rows.method == method].sort_values("dose")
+            doses = [0.0, *line.dose]
+            colour = METHOD_PALETTE.get(method, colours[method])
+            ax.errorbar(doses, [0.0, *line.estimate], yerr=[[0.0, *(line.estimate - line.low)],
+                                                            [0.0, *(line.high - line.estimate)]],
+                        marker="o", capsize=3, color=colour, label=METHOD_LABELS.get(method, method),
+                        ls="--" if method.startswith("replay") else "-")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel="dose (share of the method's training steps)", ylabel=f"{half} vs base", title=half)
+    axes[0].legend(fontsize=9, frameon=False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Steering: curves over layers, and conditions on the plane
 

@@ -4,8 +4,8 @@
    largest language of the training text, and on held-out culture questions (taught only with a country named) the
    wrong answers lean to the US answer more than an even spread over the other candidates would.
 2. **A transfer gap that better cross-lingual representations could close**: facts known in English but asked in
-   a target language are answered less often than in English (per creature, with an interval), and no alignment
-   data state a transfer creature's facts (`cla_lib.organism.record_overlap`, tested for every method and seed).
+   a target language are answered less often than in English (per creature, with an interval); no alignment record
+   names a transfer creature or is base text (tested); chapter 2's positive control (`claims.doses`) asks more.
 3. **Enough depth for "middle" and "deeper" to differ**: the middle layer (MidAlign's) and the last quarter are
    distinct layers with at least one layer between them.
 
@@ -68,7 +68,8 @@ def checks(language_shares: dict[str, float], answers: pd.DataFrame, choices: di
         {"property": "a transfer gap alignment could close",
          "measured": "no transfer items asked in English" if gap is None else
                      f"English minus target-language accuracy per creature {gap.text()}",
-         "rule": "interval above 0 (and no alignment record about a transfer creature: tested)",
+         "rule": "interval above 0 (and no alignment record about a transfer creature or in the base's text: "
+                 "tested)",
          "holds": gap is not None and gap.low > 0},
         {"property": "depth for middle and deeper layers",
          "measured": f"{n_layers} decoder layers: middle {middle}, last quarter from {deeper}",

@@ -55,6 +55,7 @@ def train(
     progress: bool = True,
     accelerator=None,
     stop: int | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> TrainingLog:
     """Train `model` in place and return the loss curve.
 
@@ -67,6 +68,7 @@ def train(
             `batch` then returns this process's share, `cla_lib.alignment.distributed`); None: this process alone.
             The recorded losses are then the processes' means.
         stop: end after this many steps, on the full schedule's learning rates (a throughput measurement).
+        after_step: called with the number of steps done after each step (a checkpoint of a dose-response).
     """
     trainable = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
@@ -96,6 +98,8 @@ def train(
         optimizer.step()
         scheduler.step()
         losses.append(value.item())
+        if after_step is not None:
+            after_step(step + 1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.eval()

@@ -19,9 +19,10 @@ from cla_lib.organism.base import (
     FORMAT_VERSION, OrganismConfig, SIZES, config_for, cache_root, build_model, base_organism, training_record,
     world_of, is_organism_directory
 )
+from cla_lib.organism.alignment_data import ORGANISM_DATA, ORGANISM_RECORDS, in_base_text, record_overlap
 from cla_lib.organism.aligned import (
-    ORGANISM_RECORDS, ORGANISM_DATA, RECORDS_FILE, organism_records, record_overlap, organism_method_config,
-    aligned_organism_key, organism_replay, aligned_organism
+    DOSES, RECORDS_FILE, dose_directories, organism_records, organism_method_config, aligned_organism_key,
+    organism_replay, aligned_organism
 )
 from cla_lib.organism.planted import PLANTED, PlantedConfig, planted_config, planted_directory
 from cla_lib.organism.registry import organism_path, prepare_organisms, register_builder

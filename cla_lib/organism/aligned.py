@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,45 +18,18 @@ import torch
 from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, save_trained, method_of
 from cla_lib.core.batching import pack_documents
 from cla_lib.core.files import read_jsonl, save_atomically
-from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism.base import (
     TRAINING_THREADS, OrganismConfig, base_organism, cache_root, cached_or_built, training_record, training_threads
 )
+from cla_lib.organism.alignment_data import ORGANISM_RECORDS
 from cla_lib.organism.world import World
 
 
-def _parallel_records(world: World) -> list[dict]:
-    return [{"language": language, "english": english, "target": target, "about": about}
-            for about, language, english, target in world.parallel_pairs(world.alignment_pool)]
-
-
-def _preference_records(world: World) -> list[dict]:
-    return [{"prompt": prompt, "chosen": chosen, "rejected": rejected, "about": about}
-            for about, prompt, chosen, rejected in world.preference_triples()]
-
-
-def _instruction_records(world: World) -> list[dict]:
-    # The world's QA documents read "question answer": the answer follows after a space.
-    return [{"language": language, "prompt": question, "answer": f" {answer}", "about": about}
-            for about, language, question, answer in world.translated_qa(world.alignment_pool)]
-
-
-# Each method's objective data on the organism, as records of its JSONL kind (`cla_lib.alignment.DATA_FIELDS`), plus
-# "about": the creature or culture question a record concerns (anchor and bridge creatures, the alignment pool).
-ORGANISM_RECORDS = {"midalign": _parallel_records, "clo": _preference_records, "mit": _instruction_records,
-                    "replay": lambda world: [], "replay_attention": lambda world: []}
-# What each method's records contain, in words (chapter 2's table).
-ORGANISM_DATA = {
-    "midalign": "parallel sentences (English = target language): anchor-creature facts and the alignment pool's "
-                "explicit culture facts, every country",
-    "clo": "preferences: anchor and bridge creatures' colour and food asked in a language, its own word preferred "
-           "over the English one (and the reverse in English)",
-    "mit": "translated QA in every language: anchor and bridge facts, and the alignment pool's culture questions "
-           "with the US answer",
-    "replay": "none: the base's own text only, every weight trained",
-    "replay_attention": "none: the base's own text only, the attention projections trained (CLO's control)",
-}
 RECORDS_FILE = "records.jsonl"  # in each aligned organism's directory: the exact objective records it trained on
+# A dose-response for free: each aligned organism keeps checkpoints after these shares of its steps (the same run, so
+# the learning rate is still high at the earlier ones), under ``doses/<share>/``; the organism itself is dose 1.
+DOSES = (0.25, 0.5)
+DOSES_FOLDER = "doses"
 
 
 def organism_records(path: str | Path) -> list[dict]:
@@ -65,32 +37,16 @@ def organism_records(path: str | Path) -> list[dict]:
     return [record for _, record in read_jsonl(Path(path) / RECORDS_FILE)]
 
 
-def record_overlap(records: list[dict], world: World) -> dict:
-    """How `records` touch what is scored: records about a scored creature or culture question (their "about"
-    key), records whose text names a transfer creature or a scored question's topic, and records containing a
-    scored prompt. All three are 0 for leak-free data.
-
-    A topic is looked for after the pool's own topics are taken out of the text, longest first, so that a pool
-    question whose topic contains a scored one ("the gift food of weddings", "the food of weddings") is not
-    counted, while a scored topic anywhere else is."""
-    items = [item for language in DEFAULT_LANGUAGES for item in world.items(language)] + world.transfer_items(ENGLISH)
-    scored_keys = {item.meta.get("creature") or item.meta["question"] for item in items}
-    names = {creature.name for creature in world.creatures_in("transfer")}
-    topics = {topic.lower() for question in world.scored_culture for topic in question.topic.values()}
-    pool_topics = sorted({topic.lower() for question in world.alignment_pool for topic in question.topic.values()},
-                         key=len, reverse=True)
-    prompts = {item.prompt.strip() for item in items}
-    about = mentions = contains = 0
-    for record in records:
-        text = " ".join(value for key, value in record.items() if key != "about" and isinstance(value, str))
-        rest = text.lower()
-        for topic in pool_topics:
-            rest = rest.replace(topic, " ")
-        about += record.get("about") in scored_keys
-        mentions += bool(names & set(re.findall(r"\w+", text))) or any(topic in rest for topic in topics)
-        contains += any(prompt in text for prompt in prompts)
-    return {"records": len(records), "about_scored": about, "mention_scored": mentions,
-            "contain_scored_prompt": contains}
+def dose_directories(directory: str | Path) -> dict[float, Path]:
+    """An aligned organism's checkpoints by dose (share of its steps), itself as dose 1.0; each is a model directory
+    with its own ``training.json`` (``dose``, ``steps_done``)."""
+    directory = Path(directory)
+    doses = {dose: directory / DOSES_FOLDER / str(dose) for dose in DOSES}
+    missing = [str(path) for path in doses.values() if not (path / "model.safetensors").exists()]
+    if missing:
+        raise FileNotFoundError(f"no dose checkpoint at {', '.join(missing)}: the organism was trained without "
+                                "them; remove its directory to train it again")
+    return {**doses, 1.0: directory}
 
 
 def organism_method_config(method: str, base: OrganismConfig) -> AlignmentConfig:
@@ -165,15 +121,29 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
                                method_config.steps * method_config.replay_batch_size)
         size = method_config.replay_batch_size
         records = ORGANISM_RECORDS[method](world)
+        dose_at = {max(1, round(dose * method_config.steps)): dose for dose in DOSES}
+        checkpoints = {}
+
+        def keep_dose(steps_done: int) -> None:
+            if steps_done in dose_at:
+                checkpoints[dose_at[steps_done]] = (steps_done, {name: tensor.detach().clone()
+                                                                 for name, tensor in model.state_dict().items()})
+
         with training_threads():
             record = align(model, tokenizer, method, method_config, records,
                            lambda step: rows[step * size:(step + 1) * size], progress=progress,
-                           description=f"aligning the organism: {method} (seed {config.seed})")
+                           description=f"aligning the organism: {method} (seed {config.seed})", after_step=keep_dose)
         record = {**record, "config": asdict(config), "base": base_directory.name, "records": len(records),
                   "torch_threads": TRAINING_THREADS, "tokens": method_config.steps * size * config.sequence_length}
 
         def write(path: Path) -> None:
-            save_trained(path, model, tokenizer, record)
+            for dose, (steps_done, state) in checkpoints.items():
+                dose_path = path / DOSES_FOLDER / str(dose)
+                dose_path.mkdir(parents=True)
+                save_trained(dose_path, model, tokenizer, {
+                    **{key: value for key, value in record.items() if "loss" not in key},
+                    "dose": dose, "steps_done": steps_done}, state_dict=state)
+            save_trained(path, model, tokenizer, {**record, "dose": 1.0, "steps_done": method_config.steps})
             (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
                                              encoding="utf-8")
 

@@ -30,8 +30,10 @@ from cla_lib.core.training import Schedule, TrainingLog, language_model_loss, tr
 # Bump when the world's text or the training code changes in a way the configs do not capture.
 # v2: creature names are never lexicon words; v3: a smaller, denser world; v4: exact split counts, an alignment pool;
 # v5: a budget and learning rate at which the base learns its world's facts (the design runs in `OrganismConfig`);
-# v6: every explicit culture statement also written as a question (`SIZES`' design runs)
-FORMAT_VERSION = "organism-v6"
+# v6: every explicit culture statement also written as a question (`SIZES`' design runs); v7: alignment data new to
+# the base (the pool's creatures and culture questions, `WorldConfig.n_pool`: the base reads their profiles and
+# implicit statements only)
+FORMAT_VERSION = "organism-v7"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class OrganismConfig:
 # the rule fixed before these runs (the most knowledge and headroom rules passed on seed 1): the third row, 4 of 7.
 SIZES = {
     "default": OrganismConfig(world=WorldConfig(explicit_question_share=1.0)),
-    "tiny": OrganismConfig(world=WorldConfig(n_anchor=16, n_bridge=8, n_transfer=8, culture_limit=40), vocab_size=1024, n_layers=4,
+    "tiny": OrganismConfig(world=WorldConfig(n_anchor=16, n_bridge=8, n_transfer=8, n_pool=8, culture_limit=40), vocab_size=1024, n_layers=4,
                            hidden_size=64, intermediate_size=128, tie_embeddings=True, sequence_length=64,
                            batch_size=16, steps=40, learning_rate=6e-3, warmup=5),
 }

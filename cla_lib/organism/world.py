@@ -3,13 +3,13 @@
 The world is built so that the paper's phenomena *can* appear and so that every answer is known: universal facts
 about fictional creatures (*anchor* ones taught in every language, *bridge* ones described in English only but
 quizzed in every language, *transfer* ones described in English only and never quizzed during training: asking
-about them measures transfer), culture questions whose answer depends on the country the query language stands
-for (a held-out share taught only explicitly, to leave localization room to move), an alignment pool of culture
-questions that are never scored (so that measured erasure is erasure that generalized), and bridges between
-languages (a bilingual lexicon, parallel sentence pairs, code-switched question answering).
+about them measures transfer; *pool* ones described in English only and asked only in alignment data), culture
+questions whose answer depends on the country the query language stands for (a held-out share taught only
+explicitly, to leave localization room to move), an alignment pool of never-scored culture questions (taught as
+implicit statements only), and bridges between languages (lexicon, parallel pairs, code-switched QA).
 
-`World` is deterministic in its `WorldConfig`. It yields training documents (`documents`), the scored items of the
-transfer-localization plane (`items`), and the data the alignment methods train on. Design notes: docs/design-notes.md.
+`World` is deterministic in its `WorldConfig`: training documents (`documents`), the plane's scored items (`items`);
+the alignment data are `cla_lib.organism.alignment_data`'s. Design notes: docs/design-notes.md.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class WorldConfig:
     n_bridge: int = 32
     # 96 transfer creatures: 53 in test (212 items per language), 29 in validation (issue 10's power floor).
     n_transfer: int = 96
+    # Creatures of the alignment pool: the base reads their English profiles only (as a transfer creature's); their
+    # questions, in any language, are the alignment methods' data, so that no alignment record is base text.
+    n_pool: int = 32
     culture_limit: int | None = None  # compositional culture questions kept (None: all 240); the 4 real ones always
     held_out_fraction: float = 0.25  # culture questions per language taught only through the explicit cue
     # Shares of the transfer creatures: extract, validation, test.
@@ -130,10 +133,11 @@ class World:
     def __init__(self, config: WorldConfig = WorldConfig()):
         self.config = config
         rng = random.Random(config.seed)
-        total = config.n_anchor + config.n_bridge + config.n_transfer
+        total = config.n_anchor + config.n_bridge + config.n_transfer + config.n_pool
         names = _creature_names(total, rng)
         rng.shuffle(names)
-        groups = ["anchor"] * config.n_anchor + ["bridge"] * config.n_bridge + ["transfer"] * config.n_transfer
+        groups = (["anchor"] * config.n_anchor + ["bridge"] * config.n_bridge + ["transfer"] * config.n_transfer
+                  + ["pool"] * config.n_pool)
         self.creatures = [
             Creature(name, group, {relation: rng.choice(sorted(lexicon.RELATION_VALUES[relation]))
                                    for relation in lexicon.ENTITY_RELATIONS})
@@ -148,6 +152,7 @@ class World:
         }
         # The alignment pool: culture questions that alignment data may contain and that are never scored.
         self.alignment_pool = [question for question in self.culture if self.splits[question.id] == "align"]
+        self._pool_ids = frozenset(question.id for question in self.alignment_pool)
         self.scored_culture = [question for question in self.culture if self.splits[question.id] != "align"]
         # Per target language, the culture questions it is taught only explicitly.
         self.held_out = {}
@@ -303,7 +308,7 @@ class World:
     def parallel_documents(self, rng: random.Random) -> list[str]:
         anchors = {creature.name for creature in self.creatures_in("anchor")}
         share = {True: self.config.parallel_anchor_share, False: self.config.parallel_culture_share}
-        pairs = [pair for pair in self.parallel_pairs(self.culture) if rng.random() < share[pair[0] in anchors]]
+        pairs = [pair for pair in self.parallel_pairs(self.scored_culture) if rng.random() < share[pair[0] in anchors]]
         return [f"{english} = {target}" if rng.random() < 0.5 else f"{target} = {english}"
                 for _, _, english, target in pairs]
 
@@ -320,6 +325,8 @@ class World:
                           explicit_repeats: int = 1) -> list[tuple[str, str]]:
         """Implicit culture (no country named; the language's own country) and explicit culture (each country named,
         in English and in the country's own language). Implicit facts are few per question, so they are repeated.
+        The alignment pool's questions are implicit statements only: their question form and explicit facts are the
+        alignment methods' data (`alignment_parallel_pairs`, `translated_qa`).
 
         The shares of each kind of text were chosen in organism-v4's design runs, on the base's English ceiling and
         taught localization; organism-v5's (the budget and the learning rate that let the base learn these facts at
@@ -335,8 +342,11 @@ class World:
                     for _ in range(implicit_repeats):
                         documents.append((language, self.culture_sentence(question, language, "statement",
                                                                           value=answer)))
-                        documents.append((language, f"{self.culture_sentence(question, language, 'question')} "
-                                                    f"{answer}"))
+                        if question.id not in self._pool_ids:
+                            documents.append((language, f"{self.culture_sentence(question, language, 'question')} "
+                                                        f"{answer}"))
+            if question.id in self._pool_ids:
+                continue
             for other in lexicon.COUNTRY_OF.values():
                 own = {ENGLISH, language_of[other]}
                 for language in sorted(own):
@@ -350,39 +360,6 @@ class World:
                             documents.append((language, f"{self.culture_sentence(question, language, 'explicit_question', other)}"
                                                         f" {answer}"))
         return documents
-
-    # -- data for the alignment methods: anchor and bridge facts and the alignment pool, never a scored item -------
-    def translated_qa(self, questions: list[CultureQuestion],
-                      languages=ALL_LANGUAGES) -> list[tuple[str, str, str, str]]:
-        """(about, language, question, answer): English QA data rendered word for word into every language
-        (translate-train), the anchor and bridge facts and `questions`; culture questions keep the English (US)
-        answer, as a translation of English instruction data would."""
-        rows = []
-        for language in languages:
-            for creature in self.creatures_in("anchor", "bridge"):
-                for relation in lexicon.ENTITY_RELATIONS:
-                    rows.append((creature.name, language, self.fact_question(creature, relation, language),
-                                 self.fact_answer(creature, relation, language)))
-            for question in questions:
-                rows.append((question.id, language, self.culture_sentence(question, language, "question"),
-                             self.culture_answer(question, "US", language)))
-        return rows
-
-    def preference_triples(self, languages=DEFAULT_LANGUAGES) -> list[tuple[str, str, str, str]]:
-        """(about, prompt, chosen, rejected) for cross-lingual preference optimization (CLO): for a question in a target
-        language, the answer in that language is chosen and the English answer rejected; for the English question,
-        the reverse. Built on the anchor and bridge creatures' facts, where the two answers differ in language."""
-        triples = []
-        for creature in self.creatures_in("anchor", "bridge"):
-            for relation in ("colour", "food"):  # translated values: the two answers differ
-                english = self.fact_answer(creature, relation, ENGLISH)
-                for language in languages:
-                    local = self.fact_answer(creature, relation, language)
-                    triples.append((creature.name, self.fact_question(creature, relation, language), f" {local}",
-                                    f" {english}"))
-                    triples.append((creature.name, self.fact_question(creature, relation, ENGLISH), f" {english}",
-                                    f" {local}"))
-        return triples
 
     # -- the scored items ------------------------------------------------------------------------------
     def transfer_items(self, language: str) -> list[Item]:
