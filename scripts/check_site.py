@@ -4,7 +4,9 @@
 
 Serves the site from a local HTTP server (as a reader's browser would load it, not from file://) and, per page:
 no JavaScript error in the console from the book's own assets, every image of the book loaded (natural width > 0),
-every internal link and anchor resolving to a file and an id of the site; on the first page, the claims table with
+every internal link and anchor resolving to a file and an id of the site; tables with no cell cut short, no count
+printed as a float and no table wider than the text column; no stderr box; math typeset; on the first page, the
+claims table with
 a verdict in every row. A full-page screenshot of each page is saved. Requests that leave the local server (CDN
 scripts such as MathJax) are blocked and counted: nothing outside this machine is reachable here, and a page must
 not depend on it to show its content.
@@ -88,6 +90,30 @@ MATH_SCRIPT = """async () => {
   if (math && window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   return [math, document.querySelectorAll('mjx-container').length];
 }"""
+# Tables a reader can read: no cell cut short by pandas ("…" or "..."), no count shown as a float (a column whose every
+# number is whole but printed "3174.0"), and no table wider than the page's text column (its last columns hidden).
+TABLES_SCRIPT = """() => {
+  const column = document.querySelector('article.bd-article, main, article') || document.body;
+  const room = column.clientWidth;
+  const problems = [];
+  for (const table of document.querySelectorAll('table')) {
+    for (const cell of table.querySelectorAll('td, th')) {
+      const text = cell.innerText.trim();
+      if (text.endsWith('…') || text.endsWith('...')) problems.push(`a table cell is cut short: "${text.slice(-60)}"`);
+    }
+    const rows = Array.from(table.querySelectorAll('tbody tr'));
+    const width = Math.max(0, ...rows.map(row => row.cells.length));
+    for (let index = 0; index < width; index++) {
+      const numbers = rows.map(row => row.cells[index] ? row.cells[index].innerText.trim() : '')
+                          .filter(text => /^-?[0-9][0-9,]*(\\.[0-9]+)?$/.test(text));
+      if (numbers.length && numbers.every(text => /\\.0$/.test(text)))
+        problems.push(`a count shown as a float: ${numbers[0]} (column ${index + 1} of a table)`);
+    }
+    const wide = table.getBoundingClientRect().width;
+    if (wide > room + 2) problems.push(`a table is wider than its column: ${Math.round(wide)} px in ${room} px`);
+  }
+  return problems;
+}"""
 IMAGES_SCRIPT = """(origin) => Array.from(document.images)
   .filter(image => image.src.startsWith(origin) || image.src.startsWith('data:'))
   .filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"""
@@ -118,6 +144,7 @@ def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path |
     failures = [f"{name}: {error}" for error in errors]
     failures += [f"{name}: image not loaded: {source}" for source in page.evaluate(IMAGES_SCRIPT, origin)]
     failures += [f"{name}: a cell's stderr is shown: {first_line}" for first_line in page.evaluate(STDERR_SCRIPT)]
+    failures += [f"{name}: {problem}" for problem in dict.fromkeys(page.evaluate(TABLES_SCRIPT))]
     math, typeset = page.evaluate(MATH_SCRIPT)
     if math and not typeset:
         failures.append(f"{name}: math not rendered ({math} formulas): MathJax did not load from the site")

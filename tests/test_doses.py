@@ -71,6 +71,7 @@ def test_the_doses_of_the_tiny_organism_are_scored_against_its_base(tiny_organis
     intervals = doses.dose_intervals(answered, models, resamples=200)
     assert set(intervals.half) == {"Δtransfer", "Δlocalization"} and len(intervals) == 6
     table = doses.dose_table(intervals)
-    assert list(table.columns) == ["Δtransfer", "Δlocalization"] and len(table) == 3
+    assert list(table.columns) == ["Δtransfer", "Δlocalization", "n (Δtransfer)", "n (Δlocalization)"]
+    assert len(table) == 3 and table["n (Δtransfer)"].iloc[0] == intervals.questions.iloc[0]
     with pytest.raises(ValueError, match="no base run of seed 5"):
         doses.dose_runs(runs, 5)

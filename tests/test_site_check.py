@@ -1,6 +1,7 @@
 """The browser check of the rendered book (scripts/check_site.py), run in real headless Chromium on a small site:
 it passes a sound site and fails on a missing image, a broken internal link, a missing anchor, a JavaScript error
-a claims table without verdicts and a cell's stderr shown on the page (each broken on purpose)."""
+a claims table without verdicts, a cell's stderr shown on the page, raw math, a table cell cut short, a count printed
+as a float and a table wider than the column (each broken on purpose)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: bash scri
 PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 CLAIMS = """<table style="width: {width}px"><thead><tr><th>claim</th><th>this build's verdict</th></tr></thead>
 <tbody><tr><td>1. the plane</td><td>{verdict}</td></tr></tbody></table>"""
+# Tables that must pass: whole counts, measured values with one decimal beside others, an ellipsis inside a cell.
+SOUND_TABLES = """<table><tbody><tr><td>records</td><td>3174</td></tr><tr><td>GFLOP/s</td><td>31.0</td></tr>
+<tr><td>ceiling</td><td>97.7</td></tr><tr><td>note</td><td>“…” is kept</td></tr></tbody></table>"""
 
 
 def write_site(directory: Path, *, verdict: str = "holds", image: bool = True, link: str = "other.html#results",
@@ -31,7 +35,7 @@ def write_site(directory: Path, *, verdict: str = "holds", image: bool = True, l
     (site / "book" / "intro.html").write_text(
         f"<html><body><h1>Intro</h1>{CLAIMS.format(verdict=verdict, width=width)}"
         f'<img src="_images/figure.png" alt="a figure"><a href="{link}">results</a>'
-        f'<a href="https://example.org/elsewhere">outside</a>{script}</body></html>')
+        f'<a href="https://example.org/elsewhere">outside</a>{SOUND_TABLES}{script}</body></html>')
     (site / "book" / "other.html").write_text('<html><body><h2 id="results">Results</h2></body></html>')
     if image:
         (site / "book" / "_images" / "figure.png").write_bytes(PIXEL)
@@ -64,7 +68,14 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
                 'IProgress not found</pre></div>'}, "a cell's stderr is shown: /x/tqdm/auto.py:21: TqdmWarning"),
     ({"script": '<span class="math notranslate nohighlight">\\(L\\)</span>'
                 '<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'}, "math not rendered (1 formulas)"),
-], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math"])
+    ({"script": "<table><tbody><tr><td>(n = 96 questions x 1 ...</td></tr></tbody></table>"},
+     'a table cell is cut short: "(n = 96 questions x 1 ..."'),
+    ({"script": "<table><tbody><tr><td>records</td><td>3174.0</td></tr><tr><td>steps</td><td>2400.0</td></tr>"
+                "</tbody></table>"}, "a count shown as a float: 3174.0"),
+    ({"script": '<table style="width: 3000px"><tbody><tr><td>detectable</td></tr></tbody></table>'},
+     "a table is wider than its column: 3000 px"),
+], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math", "cut", "float-count",
+        "wide"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr

@@ -63,10 +63,14 @@ def dose_intervals(answered: pd.DataFrame, runs: Sequence[Run], *, resamples: in
 
 
 def dose_table(intervals: pd.DataFrame, labels: dict | None = None) -> pd.DataFrame:
-    """The intervals as a table to read: one row per (method, dose), one column per half."""
-    table = intervals.pivot_table(index=["method", "dose"], columns="half", values="interval", aggfunc="first",
-                                  sort=False)
+    """The intervals as a table to read: one row per (method, dose), one column per half (estimate [95% interval]),
+    and the questions each half is paired over."""
+    frame = intervals.assign(cell=[f"{row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]"
+                                   for row in intervals.itertuples()])
+    table = frame.pivot_table(index=["method", "dose"], columns="half", values="cell", aggfunc="first", sort=False)
     table = table[[half for _, half in HALVES]]
+    for _, half in HALVES:
+        table[f"n ({half})"] = frame[frame.half == half].groupby(["method", "dose"], sort=False).questions.first()
     return table.rename(index=labels or {}, level="method")
 
 
