@@ -36,12 +36,7 @@ def parallel_pairs(world: World, languages=DEFAULT_LANGUAGES) -> list[tuple[str,
                                                                                   english_qa, strict=True):
             pairs.append((about, language, f"{english_question} {english_answer}", f"{question} {answer}"))
         for question in world.alignment_pool:
-            for country in lexicon.COUNTRY_OF.values():
-                pairs.append((question.id, language,
-                              world.culture_sentence(question, ENGLISH, "explicit_statement", country,
-                                                    world.culture_answer(question, country, ENGLISH)),
-                              world.culture_sentence(question, language, "explicit_statement", country,
-                                                    world.culture_answer(question, country, language))))
+            pairs += world.explicit_pairs(question, language)
     return pairs
 
 

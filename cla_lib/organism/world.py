@@ -297,13 +297,18 @@ class World:
                     pairs.append((creature.name, language, self.fact_statement(creature, relation, ENGLISH),
                                   self.fact_statement(creature, relation, language)))
             for question in questions:
-                for country in lexicon.COUNTRY_OF.values():
-                    pairs.append((question.id, language,
-                                  self.culture_sentence(question, ENGLISH, "explicit_statement", country,
-                                                        self.culture_answer(question, country, ENGLISH)),
-                                  self.culture_sentence(question, language, "explicit_statement", country,
-                                                        self.culture_answer(question, country, language))))
+                pairs += self.explicit_pairs(question, language)
         return pairs
+
+    def explicit_pairs(self, question: CultureQuestion, language: str) -> list[tuple[str, str, str, str]]:
+        """(question id, language, English sentence, the same in language): a question's explicit fact for every
+        country."""
+        return [(question.id, language,
+                 self.culture_sentence(question, ENGLISH, "explicit_statement", country,
+                                       self.culture_answer(question, country, ENGLISH)),
+                 self.culture_sentence(question, language, "explicit_statement", country,
+                                       self.culture_answer(question, country, language)))
+                for country in lexicon.COUNTRY_OF.values()]
 
     def parallel_documents(self, rng: random.Random) -> list[str]:
         anchors = {creature.name for creature in self.creatures_in("anchor")}
