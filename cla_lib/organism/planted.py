@@ -54,8 +54,10 @@ class PlantedConfig:
 # The tiny size (tests only: 4 layers, a base of 40 steps) plants in fewer steps. Design runs (`bash scripts/test.sh
 # tests/test_planted.py` with the steps set; its rule, fixed before: the smallest count at which steering finds each
 # planted effect at its layer only): 300 steps failed (EN's gain -0.010), 600 failed (+0.021), 1,000 and 1,400 held.
-# 2,000 took ~60 CPU-s of the test suite, 1,000 ~30.
-SIZE_STEPS = {"tiny": 1000}
+# 2,000 took ~60 CPU-s of the test suite, 1,000 ~30. Rerun on organism-v7's tiny world (pool creatures; the same
+# rule, `python -m pytest -p PLUGIN tests/test_planted.py -k layer_only` with a plugin setting SIZE_STEPS): 1,000
+# failed (LOC's gain 0.022 at its layer, 0.009 elsewhere), 1,200 failed, 1,400 and 2,000 held.
+SIZE_STEPS = {"tiny": 1400}
 OFF_LAYER_ALPHAS = (1.0, 2.0, 4.0)
 # The splits whose items teach the planted response; the chapter's test split is scored, never taught.
 TAUGHT_SPLITS = ("extract", "validation")
