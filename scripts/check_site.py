@@ -5,7 +5,7 @@
 Serves the site from a local HTTP server (as a reader's browser would load it, not from file://) and, per page:
 no JavaScript error in the console from the book's own assets, every image of the book loaded (natural width > 0),
 every internal link and anchor resolving to a file and an id of the site; tables with no cell cut short, no count
-printed as a float and no table wider than the text column; no stderr box; math typeset; on the first page, the
+printed as a float and no table wider than the text column; no code block scrolling sideways; no stderr box; math typeset; on the first page, the
 claims table with
 a verdict in every row. A full-page screenshot of each page is saved. Requests that leave the local server (CDN
 scripts such as MathJax) are blocked and counted: nothing outside this machine is reachable here, and a page must
@@ -114,6 +114,10 @@ TABLES_SCRIPT = """() => {
   }
   return problems;
 }"""
+# Code blocks wrap: one wider than its box hides the end of a command or a citation behind a scroll bar.
+CODE_SCRIPT = """() => Array.from(document.querySelectorAll('pre'))
+  .filter(block => block.scrollWidth > block.clientWidth + 2)
+  .map(block => block.innerText.trim().split('\\n')[0].slice(0, 80))"""
 IMAGES_SCRIPT = """(origin) => Array.from(document.images)
   .filter(image => image.src.startsWith(origin) || image.src.startsWith('data:'))
   .filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"""
@@ -145,6 +149,7 @@ def check_page(browser, site: Path, origin: str, path: Path, screenshots: Path |
     failures += [f"{name}: image not loaded: {source}" for source in page.evaluate(IMAGES_SCRIPT, origin)]
     failures += [f"{name}: a cell's stderr is shown: {first_line}" for first_line in page.evaluate(STDERR_SCRIPT)]
     failures += [f"{name}: {problem}" for problem in dict.fromkeys(page.evaluate(TABLES_SCRIPT))]
+    failures += [f"{name}: a code block scrolls sideways: {line}" for line in page.evaluate(CODE_SCRIPT)]
     math, typeset = page.evaluate(MATH_SCRIPT)
     if math and not typeset:
         failures.append(f"{name}: math not rendered ({math} formulas): MathJax did not load from the site")

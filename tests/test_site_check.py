@@ -1,7 +1,7 @@
 """The browser check of the rendered book (scripts/check_site.py), run in real headless Chromium on a small site:
 it passes a sound site and fails on a missing image, a broken internal link, a missing anchor, a JavaScript error
 a claims table without verdicts, a cell's stderr shown on the page, raw math, a table cell cut short, a count printed
-as a float and a table wider than the column (each broken on purpose)."""
+as a float, a table wider than the column and a code block scrolling sideways (each broken on purpose)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,11 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
                 "</tbody></table>"}, "a count shown as a float: 3174.0"),
     ({"script": '<table style="width: 3000px"><tbody><tr><td>detectable</td></tr></tbody></table>'},
      "a table is wider than its column: 3000 px"),
+    ({"script": '<pre style="width: 300px; overflow-x: auto">papermill book/01_organism_plane.ipynb out.ipynb -p model '
+                'gemma-3-12b-it -p language ko -p transfer_data CohereForAI/Global-MMLU</pre>'},
+     "a code block scrolls sideways: papermill book/01_organism_plane.ipynb"),
 ], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math", "cut", "float-count",
-        "wide"])
+        "wide", "code"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr
