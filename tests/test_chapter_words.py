@@ -59,7 +59,8 @@ def test_the_balance_words_follow_the_verdicts():
     text = balance.beside_text(beside, explicit=True)
     assert text.startswith("Surgical Steering gives fewer US answers than 1 and more than 0 of the 2 models")
     assert text.endswith("LOC steering localizes better than the cue.")
-    null, noisy = (pd.Series({"verdict": word, "Δ(transfer + localization)": "+0.0"}) for word in (CANNOT_TELL, REPRODUCES))
+    null, noisy = (pd.Series({"verdict": word, "Δ(transfer + localization)": "+0.0"})
+                   for word in (CANNOT_TELL, REPRODUCES))
     assert balance.controls_status(null) == "negative control null"
     assert "finds balance in noise" in balance.control_text(noisy)
     assert "no erasure to undo" in balance.undo_text(None, balance.LABELS)
@@ -73,6 +74,12 @@ def test_the_answer_language_text_tells_transfer_from_answering_in_english():
     assert "does raise transfer" in raised
     english = dissociation.answer_text(rates({"transfer": 0.2, "concept": 0.6, "english_answer": 0.5}), 3, 2.0)
     assert english.endswith("answer in English.")
+
+
+def test_the_language_based_loc_vector_is_read_against_minus_en():
+    cosines = pd.DataFrame({"model": ["base", "base"], "pair": ["en·loclang", "en·loclang"], "cosine": [-0.9, -0.95]})
+    assert dissociation.en_loclang_text(cosines).endswith("implies.")
+    assert dissociation.en_loclang_text(cosines.assign(cosine=[-0.2, 0.1])).endswith("pull EN elsewhere.")
 
 
 def test_the_dissociation_controls_status_counts_the_parts():

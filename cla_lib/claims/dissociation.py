@@ -135,10 +135,13 @@ def cosines_at_layers(cosines: pd.DataFrame, vectors: Mapping, choices: Mapping,
 def en_loclang_text(cosines: pd.DataFrame) -> str:
     """How close the language-based LOC vector is to minus EN, as its construction implies, on the base model."""
     en_loclang = float(cosines[(cosines.model == "base") & (cosines.pair == "en·loclang")].cosine.mean())
+    if en_loclang < -0.8:
+        finding = "almost exactly minus EN, as its construction (minus EN on culture questions) implies."
+    else:
+        finding = ("further from minus EN than its construction (minus EN on culture questions) would suggest, so the "
+                   "transfer facts pull EN elsewhere.")
     return (f"The alternative LOC definition has a mean cosine of {en_loclang:+.2f} with EN over layers and languages: "
-            + ("almost exactly minus EN, as its construction (minus EN on culture questions) implies." if en_loclang < -0.8
-               else "further from minus EN than its construction (minus EN on culture questions) would suggest, so the "
-                    "transfer facts pull EN elsewhere."))
+            + finding)
 
 
 def definitions(loc, loclang, test_gain) -> pd.DataFrame:
