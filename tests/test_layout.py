@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,8 @@ PACKAGE = Path(cla_lib.__file__).parent
 # allowed imports inside functions.
 LAZY_MODULES = {"cla_lib.cli"}
 MAX_LINES = 500
+CHAPTERS = sorted((PACKAGE.parent / "book").glob("*.ipynb"))
+MAX_CELL_LINES = 15
 
 
 def module_name(path: Path) -> str:
@@ -128,3 +131,16 @@ def test_no_module_imports_another_modules_private_helper():
                 private += [f"{module}: {node.module}.{alias.name}" for alias in node.names
                             if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert private == []
+
+
+def test_chapter_code_cells_are_at_most_15_lines():
+    """A chapter's cell calls the library, displays and glues: the loops, the analysis and the conditional wording live
+    in `cla_lib`, where they are tested and reused, so a cell that grows past a screenful is logic in the wrong place
+    (the parameters cell included)."""
+    long = {}
+    for path in CHAPTERS:
+        cells = [cell for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"]
+        for number, cell in enumerate(cells):
+            if (length := len("".join(cell["source"]).splitlines())) > MAX_CELL_LINES:
+                long[f"{path.name}, code cell {number}"] = length
+    assert CHAPTERS and long == {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cla_lib.alignment.estimate import check_device
 from cla_lib.alignment.recipes import METHODS
-from cla_lib.claims.comparison import parse_list, parse_seeds
+from cla_lib.claims.comparison import Run, erasure_runs, parse_list, parse_seeds
 from cla_lib.plane.evaluation import check_data, plane_items
 from cla_lib.core.items import SPLITS, Item
 from cla_lib.core.languages import resolve_languages
@@ -228,6 +228,43 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
                         parse_list(aligned) if reference.is_organism else [],
                         [float(alpha) for alpha in parse_list(alphas)], int(layer_stride), remote, transfer_data,
                         localization_data)
+
+
+@dataclass(frozen=True)
+class ErasureSetup:
+    """Chapter 2's set-up: its languages, its methods and the runs compared (`comparison.erasure_runs`), with the
+    seeds those runs have (a real model's: its checkpoints') and how figures name the model."""
+
+    languages: list[str]
+    is_organism: bool
+    methods: list[str]
+    runs: list[Run]
+    seeds: list[int]
+    label: str
+
+    @property
+    def seeds_text(self) -> str:
+        return ", ".join(map(str, self.seeds))
+
+
+def erasure_setup(model: str, language: str, methods: str, seeds: str, *, seed: int | None = None,
+                  include_replay: bool = True, organism_size: str | None = None, aligned_models: str = "",
+                  transfer_data: str | None = None, localization_data: str | None = None,
+                  embedded_world: bool = False, device: str | None = None, dtype: str | None = None) -> ErasureSetup:
+    """Chapter 2's parameters resolved, its models trained or found: a real model without its data is refused
+    before anything loads, `device` and `dtype` become the defaults of every model loaded, and `seed` (one seed)
+    overrides `seeds`, as in every chapter; its tables take the book's style (`table_style`)."""
+    table_style()
+    languages = resolve_languages(language)
+    check_data(model, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
+    use_placement(device, dtype)
+    is_organism = model.startswith("organism")
+    method_list = parse_list(methods)
+    seed_list = [int(seed)] if seed is not None else parse_seeds(seeds) if is_organism else None
+    runs = erasure_runs(model, method_list, seed_list, include_replay=include_replay, size=organism_size,
+                        aligned_models=aligned_models, progress=False)
+    return ErasureSetup(languages, is_organism, method_list, runs, sorted({run.seed for run in runs}),
+                        f"the {organism_size} model organism" if is_organism else model)
 
 
 def by_split(items: list[Item]) -> dict[str, list[Item]]:

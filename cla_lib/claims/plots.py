@@ -29,6 +29,15 @@ def chance_lines(ax, chance: dict | None) -> None:
                         textcoords="offset points", fontsize=7, color="grey", ha="right", va="bottom")
 
 
+def training_loss_figure(losses, *, title: str):
+    """A training's loss per step, smoothed (rolling mean over 20 steps) on a log scale, so that a curve that keeps
+    falling well below its start can be told from one that stalls."""
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.plot(pd.Series(losses).rolling(20, min_periods=1).mean())
+    ax.set(xlabel="training step", ylabel="next-token loss (nats)", yscale="log", title=title)
+    return ax
+
+
 def plane_figure(frame: pd.DataFrame, *, title: str, hue: str = "language", style: str | None = None,
                  chance: dict | None = None, ax=None):
     """Scatter of (transfer, localization) per row of `frame`, with 95% interval bars when present.

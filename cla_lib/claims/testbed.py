@@ -96,6 +96,17 @@ RELIED_ON = {
 }
 
 
+def summary_text(missing, *, is_organism: bool = True) -> str:
+    """Under the testbed table: that the organism has every property, or which it lacks (the knowledge rules of
+    `cla_lib.organism.knowledge` included) and what that does to the verdicts; a real model has its own."""
+    if not is_organism:
+        return "These checks are about the organism's world; a real model has its own."
+    if not missing:
+        return "The organism has every property above, in every seed measured."
+    return ("**It lacks " + "; ".join(missing) + "**: the claims that rely on these are tested on a testbed that "
+            "cannot show them, and the chapters' verdicts on them say little.")
+
+
 def claim_caveats(missing, claims=(1, 2, 3, 4)) -> dict[int, str]:
     """Per claim, what the claims table's controls column adds about the testbed: the `missing` properties its
     verdict rests on, or that it lacks none of them."""

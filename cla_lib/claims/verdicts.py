@@ -27,6 +27,18 @@ class RuleVerdict:
     checks: pd.DataFrame
 
 
+def size_note(tiny: bool, seeds: int | None = None) -> str:
+    """What a run's numbers can say, under its verdict: nothing about the paper on the tiny organism (too small to
+    learn its world); otherwise that every number is this run's, and over how many seeds its intervals span."""
+    if tiny:
+        return ("This was a quick run on the tiny organism, which is too small to learn its world: its numbers sit "
+                "near chance and say nothing about the paper.")
+    if seeds is None:
+        return "Every number in this chapter comes from this run."
+    return (f"Every number in this chapter comes from this run; the verdict's intervals span {seeds} seed"
+            f"{'s' if seeds > 1 else ''}.")
+
+
 def in_last_third(layer: int, n_layers: int) -> bool:
     """Whether decoder layer `layer` (0-based) of `n_layers` lies in the last third: relative depth above 2/3."""
     return n_layers > 1 and layer / (n_layers - 1) > 2 / 3

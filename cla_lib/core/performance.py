@@ -95,6 +95,25 @@ def training_efficiency(record: dict, ceiling: float) -> dict:
             "ceiling_gflops": ceiling, "fraction_of_ceiling": flops / ceiling}
 
 
+def training_summary(record: dict, efficiency: dict):
+    """One recorded training as a page shows it (a pandas Series of display strings): its size, its tokens and time,
+    and its throughput against the ceiling of `training_efficiency`."""
+    import pandas as pd
+
+    return pd.Series({
+        "parameters": f"{record['parameters']:,}",
+        "decoder layers": record["config"]["n_layers"],
+        "hidden size": record["config"]["hidden_size"],
+        "training tokens": f"{record['tokens']:,} ({record['epochs']:.1f} epochs of the world)",
+        "training time (s)": f"{record['train_seconds']:.0f}",
+        "throughput (tokens/s)": f"{efficiency['tokens_per_second']:.0f}",
+        "training GFLOP/s": f"{efficiency['training_gflops']:.1f}",
+        "matmul ceiling GFLOP/s": f"{efficiency['ceiling_gflops']:.1f}",
+        "fraction of ceiling": f"{efficiency['fraction_of_ceiling']:.2f}",
+        "final training loss": f"{record['final_loss']:.3f}",
+    }, name="base organism")
+
+
 def training_table(records: dict[Any, dict]):
     """Each recorded training (by seed) against the matmul ceiling of the threads it trained on, measured now."""
     import pandas as pd
