@@ -57,7 +57,14 @@ def test_the_balance_words_follow_the_verdicts():
     beside = pd.DataFrame({"comparison": ["US answers: a", "US answers: b", balance.EXPLICIT_CUE],
                            "verdict": [REPRODUCES, CANNOT_TELL, DOES_NOT], "interval": ["x", "y", "+0.1"]})
     text = balance.beside_text(beside, explicit=True)
-    assert text.startswith("Surgical Steering gives fewer US answers than 1 and more than 0 of the 2 models")
+    assert text.startswith("Of the 2 models compared, Surgical Steering gives fewer US answers than 1 of them, "
+                           "and as many as the rest")
+    assert "than 0" not in text
+    none = balance.beside_text(beside.assign(verdict=CANNOT_TELL), explicit=False)
+    assert "as often as each" in none and "than 0" not in none
+    both = balance.beside_text(beside.assign(verdict=[REPRODUCES, DOES_NOT, CANNOT_TELL]), explicit=False)
+    assert both == ("Of the 2 models compared, Surgical Steering gives fewer US answers than 1 of them and more US "
+                    "answers than 1 of them.")
     assert text.endswith("LOC steering localizes better than the cue.")
     null, noisy = (pd.Series({"verdict": word, "Δ(transfer + localization)": "+0.0"})
                    for word in (CANNOT_TELL, REPRODUCES))
@@ -99,3 +106,17 @@ def test_the_floor_numbers_keep_their_glue_names_and_types():
     numbers = workload_numbers(table)
     assert numbers["sweep_flops_ratio"] == 5.0 and numbers["floor_sweep_passes"] == 9
     assert isinstance(numbers["floor_plane_items"], int) and isinstance(numbers["plane_wall_ratio"], float)
+
+
+def test_the_claims_evidence_counts_questions_per_seed_and_seeds():
+    parts = pd.DataFrame({"part": ["(1) LOC deeper", "(2) EN raises transfer", "(3) LOC raises localization"],
+                          "interval": ["a", "b", "c"], "questions": [None, 53, 122], "seeds": [3, 3, 3],
+                          "detectable": [4.0, 0.013, 0.008]})
+    text = dissociation.claim_evidence(parts)
+    assert "n = 53 creature questions and 122 culture questions per seed, 3 seeds; detectable ±0.013" in text
+    intervals = pd.DataFrame({"against": ["base", "mit"], "Δ(transfer + localization)": ["+0.001", "+0.4"],
+                              "verdict": [CANNOT_TELL, REPRODUCES], "creature_questions": [53, 53],
+                              "culture_questions": [122, 122], "detectable": [0.01, 0.05]})
+    evidence = balance.claim_evidence(intervals, 3)
+    assert evidence.startswith("Δ(transfer + localization) against the base +0.001; better than 1 of 2 models")
+    assert "n = 53 creature questions and 122 culture questions per seed, 3 seeds" in evidence

@@ -166,6 +166,13 @@ def test_balance_is_better_only_against_models_it_beats_on_the_sum():
     claim = paired_balance_claims(tied, labels={"twin": "the twin"})
     assert claim.status.startswith("partly reproduces (better than 1 of 2")
     assert "against the twin: Δ(transfer + localization)" in claim.text
+    # Against itself (the search chose one vector alone): an interval of exactly zero, named for what it is.
+    answered = pd.concat([answered, answered[answered.method == "surgical"].assign(method="itself")])
+    same = balance_intervals(answered, candidate="surgical", against=["base", "itself"], resamples=500)
+    assert (same.low.iloc[1], same.high.iloc[1]) == (0, 0) and list(same.creature_questions) == [
+        intervals.creature_questions.iloc[0]] * 2
+    assert "against itself: Δ(transfer + localization) +0.000 [+0.000, +0.000], the same model" in (
+        paired_balance_claims(same).text)
 
 
 def test_null_steering_does_not_balance_better_and_a_worse_one_is_contradicted():

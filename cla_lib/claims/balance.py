@@ -81,7 +81,8 @@ def claim_evidence(intervals: pd.DataFrame, seeds: int) -> str:
     against_base = intervals.set_index("against").loc["base"]
     return (f"Δ(transfer + localization) against the base {against_base['Δ(transfer + localization)']}"
             f"; better than {list(intervals.verdict).count(REPRODUCES)} of {len(intervals)} models (95% intervals;"
-            f" n = {seeds} seeds; detectable ±{intervals.detectable.max():.3f})")
+            f" n = {against_base['creature_questions']} creature questions and {against_base['culture_questions']}"
+            f" culture questions per seed, {seeds} seeds; detectable ±{intervals.detectable.max():.3f})")
 
 
 def beside_comparisons(against: Sequence[str], labels: dict, *, explicit: bool) -> list[tuple]:
@@ -99,9 +100,13 @@ def beside_text(beside: pd.DataFrame, *, explicit: bool) -> str:
     naming the country localizes better than LOC steering."""
     lower_bias = beside[beside.comparison.str.startswith("US answers")]
     fewer, more = (list(lower_bias.verdict).count(word) for word in (REPRODUCES, DOES_NOT))
-    text = (f"Surgical Steering gives fewer US answers than {fewer} and more than {more} of the {len(lower_bias)} "
-            "models compared" + (", so its English-centric bias cannot be told apart from theirs here."
-                                 if fewer == more == 0 else "."))
+    counted = [f"{word} US answers than {count} of them" for word, count in (("fewer", fewer), ("more", more))
+               if count]
+    text = (f"Of the {len(lower_bias)} models compared, Surgical Steering gives "
+            + (" and ".join(counted) + (", and as many as the rest as far as this sample can tell."
+                                        if fewer + more < len(lower_bias) else ".")
+               if counted else "US answers as often as each, as far as this sample can tell: its English-centric "
+                               "bias cannot be told apart from theirs here."))
     if explicit:
         cue = beside.set_index("comparison").loc[EXPLICIT_CUE]
         text += (f" Naming the country against LOC steering alone: {cue.interval}, "

@@ -254,7 +254,8 @@ def claim_evidence(parts: pd.DataFrame) -> str:
     """The claims table's evidence for claim 3: each part's interval, the sample sizes and the detectable effect."""
     by_part = parts.set_index("part")
     return ("; ".join(f"{part.split(' (')[0]} {row.interval}" for part, row in by_part.iterrows())
-            + f" (95% intervals; n = {by_part.n.iloc[1]} creatures, {by_part.n.iloc[2]} culture questions; "
+            + f" (95% intervals; n = {by_part.questions.iloc[1]:.0f} creature questions and "
+              f"{by_part.questions.iloc[2]:.0f} culture questions per seed, {by_part.seeds.iloc[1]} seeds; "
               f"detectable ±{parts.detectable.iloc[1:].max():.3f})")
 
 

@@ -167,6 +167,7 @@ def dissociation_intervals(validation: pd.DataFrame, test: pd.DataFrame, *, en: 
         rows.append({"number": number, "part": part.format(en=names[en], loc=names[loc]),
                      "estimate": interval.estimate, "low": interval.low, "high": interval.high,
                      "interval": f"{interval.estimate:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]", "n": n,
+                     "questions": interval.n_clusters if task else None, "seeds": interval.n_seeds,
                      "detectable": interval.half_width, "verdict": interval_verdict(interval, 1)})
     return pd.DataFrame(rows)
 
@@ -288,6 +289,7 @@ def balance_intervals(answered: pd.DataFrame, *, candidate: str, against: Sequen
         rows.append({"against": reference, "Δtransfer": transfer.text(), "Δlocalization": localization.text(),
                      "Δ(transfer + localization)": f"{both.estimate:+.3f} [{both.low:+.3f}, {both.high:+.3f}]",
                      "estimate": both.estimate, "low": both.low, "high": both.high, "seeds": both.n_seeds,
+                     "creature_questions": transfer.n_clusters, "culture_questions": localization.n_clusters,
                      "detectable": both.half_width, "verdict": interval_verdict(both, 1)})
     return pd.DataFrame(rows)
 
@@ -307,8 +309,11 @@ def paired_balance_claims(intervals: pd.DataFrame, *, labels: dict | None = None
               f"partly reproduces (better than {better} of {len(words)}; cannot tell for the rest)" if better else
               CANNOT_TELL)
     words = {REPRODUCES: "better", DOES_NOT: "worse"}
+    # An interval of exactly 0 is the same model compared with itself (the search chose one vector alone).
     listed = "; ".join(f"against {(labels or {}).get(row['against'], row['against'])}: Δ(transfer + localization) "
-                       f"{row['Δ(transfer + localization)']}, {words.get(row['verdict'], 'cannot tell')}"
+                       f"{row['Δ(transfer + localization)']}, "
+                       + (words.get(row["verdict"], "cannot tell") if (row["low"], row["high"]) != (0, 0) else
+                          "the same model (Surgical Steering chose it)")
                        for _, row in intervals.iterrows())
     text = f"**Surgical Steering's balance: {status}.** {listed}."
     if echoed:
