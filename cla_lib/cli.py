@@ -239,8 +239,11 @@ def parse_add(text: str) -> tuple[str, int, float]:
 
 
 def _resolve_terms(terms, vectors: dict, languages: list[str], source: str) -> dict:
-    """{language: [(layer, alpha, tensor)]} for the parsed --add terms (keys `<kind>.<language>.<layer>` of
-    `load_vectors`'s vectors), `{language}` in a key filled in."""
+    """{language: [(vector, layer, alpha)]}, the steering terms of `steering_edits`, for the parsed --add terms
+    (keys `<kind>.<language>.<layer>` of `load_vectors`'s vectors, `{language}` in a key filled in): the key's
+    layer's direction, added at the term's layer."""
+    from cla_lib.steering import SteeringVector
+
     resolved = {language: [] for language in languages}
     for key, layer, alpha in terms:
         for language in languages:
@@ -250,7 +253,7 @@ def _resolve_terms(terms, vectors: dict, languages: list[str], source: str) -> d
             if vector is None or not own_layer.isdigit() or int(own_layer) not in vector:
                 raise ValueError(f"no vector {key_of_language!r} in {source}; it holds {', '.join(sorted(vectors))}, "
                                  "keyed <kind>.<language>.<layer>")
-            resolved[language].append((layer, alpha, vector[int(own_layer)]))
+            resolved[language].append((SteeringVector({layer: vector[int(own_layer)]}, vector.source), layer, alpha))
     return resolved
 
 
@@ -260,18 +263,18 @@ def _check_terms_fit(resolved: dict, model, source: str) -> None:
     layer_count = n_layers(model)
     hidden_size = model._module.config.get_text_config().hidden_size
     for terms in resolved.values():
-        for layer, _, vector in terms:
+        for vector, layer, _ in terms:
             if not 0 <= layer < layer_count:
                 raise ValueError(f"--add ...@{layer}: the model has decoder layers 0..{layer_count - 1}")
-            if tuple(vector.shape) != (hidden_size,):
-                raise ValueError(f"the vectors in {source} have size {tuple(vector.shape)}, but the model's hidden "
+            if vector.hidden_size != hidden_size:
+                raise ValueError(f"the vectors in {source} have size {(vector.hidden_size,)}, but the model's hidden "
                                  f"size is {hidden_size}: they come from another model")
 
 
 def command_steer(arguments) -> None:
     from pathlib import Path
 
-    from cla_lib.steering import load_vectors, steered_plane
+    from cla_lib.steering import load_vectors, steered_plane, steering_edits
 
     terms = [parse_add(text) for text in arguments.add]
     splits = arguments.split or ["test"]
@@ -287,8 +290,7 @@ def command_steer(arguments) -> None:
         model = _model(arguments, reference)
         _check_terms_fit(resolved, model, arguments.vectors)
         items = _items(arguments, reference)
-        edits = {language: [(layer, alpha * vector) for layer, alpha, vector in language_terms]
-                 for language, language_terms in resolved.items()}
+        edits = {language: steering_edits(*language_terms) for language, language_terms in resolved.items()}
         points = steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
                                remote=arguments.remote)
     _print_points(points, arguments.json)

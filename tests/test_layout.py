@@ -88,6 +88,34 @@ def test_no_module_imports_the_library_inside_a_function():
     assert late == []
 
 
+# Packages a function may import when it runs: each takes long to import, or is optional, and most paths that load
+# the module never need it (pandas only where the module and its imports do not load it anyway). Anything else,
+# the standard library included, is imported at the top, where a reader sees what a module depends on.
+LATE_PACKAGES = ("peft", "accelerate", "safetensors", "httpx", "tokenizers", "datasets", "pyarrow", "huggingface_hub",
+                 "papermill", "jupyter_client", "pandas", "torch.distributed")
+
+
+def test_a_function_imports_a_package_only_where_that_saves_start_up_time():
+    def names(node) -> list[str]:
+        return [node.module] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+
+    late = []
+    for module, path in MODULES.items():
+        if module in LAZY_MODULES:
+            continue
+        tree = ast.parse(path.read_text())
+        on_top = {name.split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+                  for name in names(node) if name}
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and not imported_modules(node):
+                    late += [f"{module}:{node.lineno} {name}" for name in names(node)
+                             if not name.startswith(LATE_PACKAGES) or name.split(".")[0] in on_top - {"torch"}]
+    assert late == []
+
+
 def test_no_module_is_over_500_lines():
     long = {module: length for module, path in MODULES.items()
             if (length := len(path.read_text().splitlines())) > MAX_LINES}

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import transformers
 
 GIB = 2 ** 30
 
@@ -45,8 +46,6 @@ class Architecture:
 
 def architecture(config) -> Architecture:
     """An `Architecture` from a transformers config (a multimodal one's text config is used)."""
-    import transformers
-
     config = getattr(config, "text_config", None) or config
     with torch.device("meta"):
         network = transformers.AutoModelForCausalLM.from_config(config)
@@ -73,8 +72,6 @@ def architecture(config) -> Architecture:
 
 def preset_architecture(preset) -> Architecture:
     """A preset's `Architecture`, from its row (`cla_lib.model.presets`)."""
-    import transformers
-
     config = getattr(transformers, preset.config_class)(hidden_size=preset.hidden_size,
                                                         num_hidden_layers=preset.n_layers, **preset.text_config)
     return architecture(config)

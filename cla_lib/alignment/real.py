@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
 from cla_lib.alignment.estimate import (
     TrainingEstimate, architecture, check_device, check_fits, estimate_training, preset_architecture
 )
@@ -87,8 +89,6 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
         >>> align_model("gemma-3-1b-it", "midalign", {"parallel": "pairs.jsonl", "replay": "text.jsonl"},
         ...             "gemma-3-1b-midalign", steps=500, learning_rate=1e-5, batch_size=16)
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
     entry = method_of(method)
     out_directory = Path(out_directory)
     if out_directory.exists():

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
+
 from cla_lib.alignment.estimate import check_device
 from cla_lib.alignment.recipes import METHODS
 from cla_lib.claims.comparison import Run, erasure_runs, parse_list, parse_seeds
@@ -25,6 +27,7 @@ from cla_lib.organism.base import SIZES
 from cla_lib.organism.registry import organism_path
 from cla_lib.steering.splits import check_disjoint
 from cla_lib.core.values import dtype_name
+from cla_lib.model.remote import Remote, is_remote
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class ChapterSetup:
     aligned: list[str]
     strengths: list[float]
     layer_stride: int = 1
-    remote: bool = False
+    remote: Remote = False
     transfer_data: str | None = None
     localization_data: str | None = None
 
@@ -124,8 +127,6 @@ def _cell(value: float) -> str:
 def table_style() -> None:
     """How the book's tables show numbers: counts as integers (3174, not 3174.0), everything else to three decimals,
     and no cell cut short with "…" (pandas' display options, for every table a chapter displays)."""
-    import pandas as pd
-
     pd.set_option("display.float_format", _cell)
     pd.set_option("display.max_colwidth", None)
 
@@ -167,7 +168,7 @@ def _flag(value) -> None:
 
 
 def _remote(value) -> None:
-    if value not in (True, False, "local"):  # "local": NDIF's serialization round trip run here
+    if not is_remote(value):
         raise ValueError("not True, False or 'local'")
 
 
@@ -208,7 +209,7 @@ def check_parameters(parameters: dict) -> None:
 
 
 def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
-                  aligned: str = "", alphas: str = "", layer_stride: int = 1, remote: bool = False,
+                  aligned: str = "", alphas: str = "", layer_stride: int = 1, remote: Remote = False,
                   device: str | None = None,
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
                   embedded_world: bool = False) -> ChapterSetup:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from transformers import AutoTokenizer
+import pandas as pd
+
 from cla_lib.claims.comparison import parse_list
 from cla_lib.plane.evaluation import plane_items
 from cla_lib.model.reference import ModelRef, known_reference
@@ -101,8 +104,6 @@ def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str, Any
             source = None
     if source is not None:
         try:
-            from transformers import AutoTokenizer
-
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not Path(source).is_dir())
             return (lambda text: len(tokenizer(text)["input_ids"])), f"the tokenizer of {source}", tokenizer
         except Exception:  # offline without a cached tokenizer: fall back to the stated approximation
@@ -220,8 +221,6 @@ def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers
     scored), batches (forwards), tokens (token-layers in units of the whole depth: a swept pass counts its
     `suffix_share`), head_positions (tokens whose logits are computed), remote_requests, assumption.
     """
-    import pandas as pd
-
     context = {"layers": layers, "methods": methods, "seeds": seeds, "strengths": strengths,
                "extract": workload["extract"], "validation": workload["validation"], "test": workload["test"]}
     share = suffix_share(layers)

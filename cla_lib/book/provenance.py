@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
+import hashlib
+
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory
 from cla_lib.data import data_revision
 from cla_lib.core.files import sha256
@@ -89,8 +91,6 @@ def model_revision(model: str | Path) -> str | None:
 
 
 def _fingerprint(path: Path) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for file in sorted(path.iterdir()):
         if file.is_file() and file.name != "training.json":

@@ -22,13 +22,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import pandas as pd
+
 from cla_lib.book.chapters import check_parameters
 from cla_lib.book.costs import chapter_parameters, describe_cost, estimate
 from cla_lib.plane.evaluation import check_data
 from cla_lib.core.files import write_atomic
 from cla_lib.core.languages import resolve_languages
 from cla_lib.model.reference import ModelRef
-from cla_lib.model.remote import read_api_key, check_compatible, check_served, known_key
+from cla_lib.model.remote import Remote, read_api_key, check_compatible, check_served, known_key
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,7 +260,7 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     return record
 
 
-def chapter_run_parameters(path: Path, model: str, language: str, *, remote: bool = False,
+def chapter_run_parameters(path: Path, model: str, language: str, *, remote: Remote = False,
                            extra: dict | None = None) -> dict:
     """The papermill parameters of one chapter: model, language, remote (when true), and `extra` values the
     chapter declares (others are left out, so one command line serves chapters with different parameters)."""
@@ -275,7 +277,7 @@ def chapter_run_parameters(path: Path, model: str, language: str, *, remote: boo
 
 
 def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Sequence[str] | None = None,
-          remote: bool = False, out: str | Path = "runs", extra: dict | None = None, book: str | Path = BOOK,
+          remote: Remote = False, out: str | Path = "runs", extra: dict | None = None, book: str | Path = BOOK,
           kernel_name: str = "python3", batch_size: int = 64, show_cost: bool = True,
           log: Callable[[str], None] = print, progress: bool = False) -> list[dict]:
     """Execute the chapters for `model` in each language (in turn), writing notebooks and results under `out`.
@@ -337,8 +339,6 @@ def gather(runs_dir: str | Path):
     Columns: model, language, chapter, status, seconds, name, value (a chapter with nothing glued, e.g. a failed
     one, gives one row with name and value None).
     """
-    import pandas as pd
-
     rows = []
     for path in sorted(Path(runs_dir).glob(f"*/*/*{RESULTS_SUFFIX}")):
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -353,8 +353,6 @@ def gather(runs_dir: str | Path):
 def plane_frame(gathered, chapter: str = "01_organism_plane"):
     """The plane per (model, language) from a `gather` frame: chapter 01's glued transfer, localization, English
     bias and ceiling (`PLANE_VALUES`), one row each, ready for `cla_lib.claims.plots.plane_figure`."""
-    import pandas as pd
-
     rows = gathered[(gathered["chapter"] == chapter) & (gathered["status"] == "ok")
                     & gathered["name"].isin(PLANE_VALUES.values())]
     if rows.empty:

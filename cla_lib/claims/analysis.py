@@ -10,11 +10,14 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+import pandas
+
 from cla_lib.core.items import Item, question_of
 from cla_lib.core.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
 from cla_lib.steering.extraction import en_pairs, target_languages, extract_vectors
 from cla_lib.steering.vector import SteeringVector
+from cla_lib.model.remote import Remote
 
 
 def _derangement(count: int, seed: int) -> list[int]:
@@ -36,7 +39,7 @@ def cross_lingual_similarity(
     *,
     seed: int = 0,
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
 ):
     """How alike the last-token residuals of parallel English and target-language prompts are, layer by layer.
 
@@ -46,8 +49,6 @@ def cross_lingual_similarity(
     Returns:
         A DataFrame, one row per (language, layer): similarity, shuffled, gap (similarity - shuffled), n.
     """
-    import pandas
-
     pairs_of = {language: en_pairs([item for item in items if item.language == language])
                 for language in target_languages(items)}
     prompts = list(dict.fromkeys(prompt for pairs in pairs_of.values() for pair in pairs for prompt in pair))
@@ -112,7 +113,7 @@ def language_probe_accuracy(
     folds: int = 5,
     seed: int = 0,
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
 ):
     """How well the query language can be read off the last-token residual, layer by layer (cross-validated).
 
@@ -123,8 +124,6 @@ def language_probe_accuracy(
     Returns:
         A DataFrame, one row per layer: layer, accuracy, chance (the largest language's share), n, probe.
     """
-    import pandas
-
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; probes: {', '.join(PROBES)}")
     languages = list(prompts_by_language)
@@ -166,8 +165,6 @@ def vector_cosines(vectors: Mapping[str, SteeringVector], pairs: Sequence[tuple[
     Returns:
         A DataFrame, one row per (pair, language, layer): pair (``"en·loc"``), language, layer, cosine.
     """
-    import pandas
-
     rows = []
     for first, second in pairs:
         for language in languages:
@@ -234,7 +231,7 @@ def split_halves(items: Sequence[Item], *, seed: int, split: str | None = "extra
 
 
 def vector_reliability(model, items: Sequence[Item], languages: Sequence[str], *, kinds: Sequence[str] = ("en", "loc"),
-                       seed: int, split: str | None = "extract", batch_size: int = 64, remote: bool | str = False):
+                       seed: int, split: str | None = "extract", batch_size: int = 64, remote: Remote = False):
     """Each vector's split-half reliability, layer by layer (`half_agreement`), from the two halves of the extraction
     questions that `split_halves` draws with `seed`."""
     halves = [extract_vectors(model, half, kinds=kinds, languages=languages, split=None, batch_size=batch_size,
@@ -251,8 +248,6 @@ def half_agreement(first: Mapping[str, SteeringVector], second: Mapping[str, Ste
     Returns:
         A DataFrame, one row per (kind, language, layer): kind, language, layer, split_half, reliability.
     """
-    import pandas
-
     rows = []
     for kind in kinds:
         for language in languages:

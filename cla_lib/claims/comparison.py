@@ -19,6 +19,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from transformers.utils import logging as transformers_logging
+import json
+
 from cla_lib.alignment.recipes import CONTROLS, control_of
 from cla_lib.plane.evaluation import answer_frame, plane_from_answers, plane_items, points_frame
 from cla_lib.plane.loading import load_model
@@ -28,6 +31,7 @@ from cla_lib.organism import (
 )
 from cla_lib.organism.registry import organism_path
 from cla_lib.scoring import choice_logprobs, predictions
+from cla_lib.model.remote import Remote
 
 
 METRICS = ("transfer", "localization", "english_bias")
@@ -63,8 +67,6 @@ def t_quantile(degrees_of_freedom: int) -> float:
 @contextmanager
 def _quiet_loading(quiet: bool):
     """Without transformers' per-checkpoint progress bars (one per model loaded, noise in a chapter's output)."""
-    from transformers.utils import logging as transformers_logging
-
     enabled = transformers_logging.is_progress_bar_enabled()
     if quiet:
         transformers_logging.disable_progress_bar()
@@ -159,8 +161,6 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
 
 def training_table(runs: Sequence[Run]) -> pd.DataFrame:
     """What each run's training recorded (organisms and `align_model` outputs): steps, seconds, final loss."""
-    import json
-
     rows = []
     for run in runs:
         record_path = Path(run.source) / "training.json"
@@ -176,8 +176,6 @@ def training_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 def _items_key(source: str) -> str:
     """Runs that share this key are scored on the same items (an organism's world; real data otherwise)."""
-    import json
-
     record_path = Path(source) / "training.json"
     if record_path.exists():
         config = json.loads(record_path.read_text()).get("config")
@@ -187,7 +185,7 @@ def _items_key(source: str) -> str:
 
 
 def evaluate(runs: Sequence[Run], languages: Sequence[str], *, transfer_data: str | None = None,
-             localization_data: str | None = None, batch_size: int = 64, remote: bool = False,
+             localization_data: str | None = None, batch_size: int = 64, remote: Remote = False,
              progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Place every run on the plane for `languages`, on all items.
 

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import platform
+import re
+from torch.utils.flop_counter import FlopCounterMode
 
 
 @contextmanager
@@ -37,9 +40,6 @@ def machine() -> dict:
     """What computed the numbers, beyond package versions: the CPU model, the instruction set torch dispatches to,
     its thread count and the versions of the math libraries it calls (MKL, oneDNN). The same configuration can
     train other bytes on another CPU, so an organism's record carries this too."""
-    import platform
-    import re
-
     built = torch.__config__.show()
 
     def library(pattern: str) -> str:
@@ -175,8 +175,6 @@ def floor_flops(config, encoded, skips: Sequence[int] = (0,)) -> float:
 
 def counted_flops(function: Callable[[], Any]) -> tuple[Any, float]:
     """`function()`'s result and the matmul FLOPs it ran, as torch's FlopCounterMode counts them (padding included)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as counter:
         result = function()
     return result, float(counter.get_total_flops())

@@ -15,6 +15,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from cla_lib.core.files import building, cache_root, save_atomically, sha256
 
 SUFFIX = ".gguf"
@@ -95,9 +98,6 @@ def converted(path: str | Path) -> Path:
             return directory
 
         def write(folder: Path) -> None:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
                 model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)

@@ -15,6 +15,8 @@ Design notes: docs/design-notes.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import torch
+import transformers
 
 ANSWER_CUE = "Answer:"
 
@@ -231,9 +233,6 @@ def _adds_bos(tokenizer) -> bool:
 def parameter_counts(preset: ModelPreset) -> tuple[int, int]:
     """(all parameters, parameters that multiply each token) of a preset's text model, built on the meta device from
     its row (no weights, no download)."""
-    import torch
-    import transformers
-
     config = getattr(transformers, preset.config_class)(hidden_size=preset.hidden_size,
                                                         num_hidden_layers=preset.n_layers, **preset.text_config)
     with torch.device("meta"):

@@ -16,15 +16,39 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
+import socket
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import nnsight
-from nnsight import TransformersModel
+import torch
+import transformers
+from huggingface_hub import constants, try_to_load_from_cache
+from nnsight import CONFIG, TransformersModel
+from transformers import AutoTokenizer
 
 
 NDIF_API_KEY_VARIABLE = "NDIF_API_KEY"
+
+# Where a model's traces run: False here, True on NDIF, "local" through NDIF's serialization round trip run here
+# (how the remote path is tested offline). Every `remote` argument of the library is one of these.
+Remote = bool | Literal["local"]
+REMOTE_VALUES = "False, True (NDIF) or 'local' (NDIF's serialization round trip, run here)"
+
+
+def is_remote(value: Any) -> bool:
+    """Whether `value` is a `Remote` (True and False themselves: 1 and 0 are not)."""
+    return value is True or value is False or value == "local"
+
+
+def check_remote(value: Any) -> Remote:
+    """`value` when it is a `Remote`, else a ValueError naming the values that are."""
+    if not is_remote(value):
+        raise ValueError(f"remote must be {REMOTE_VALUES}, not {value!r}")
+    return value
 
 
 # from_pretrained keywords that also concern the tokenizer; any other keyword is for the model only.
@@ -64,20 +88,20 @@ class RemoteModel(TransformersModel):
     NDIF knows the model as a plain `TransformersModel` (`_remoteable_class`): this class exists only here.
     """
 
-    def __init__(self, *args: Any, remote: bool | str = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, remote: Remote = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._default_remote = remote
         self._remote_depth = 0
 
-    def _resolve_remote(self, remote: bool | str | None) -> bool | str:
+    def _resolve_remote(self, remote: Remote | None) -> Remote:
         if remote is not None:
             return remote
         return self._default_remote if self._remote_depth == 0 else False
 
-    def trace(self, *inputs: Any, remote: bool | str | None = None, **kwargs: Any):
+    def trace(self, *inputs: Any, remote: Remote | None = None, **kwargs: Any):
         return super().trace(*inputs, remote=self._resolve_remote(remote), **kwargs)
 
-    def session(self, *args: Any, remote: bool | str | None = None, **kwargs: Any):
+    def session(self, *args: Any, remote: Remote | None = None, **kwargs: Any):
         return super().session(*args, remote=self._resolve_remote(remote), **kwargs)
 
     def _remote_backend(self, remote, blocking, job_id, verbose):
@@ -109,7 +133,7 @@ def register_library() -> None:
     nnsight.register(importlib.import_module("cla_lib"))
 
 
-def remote_session(model: TransformersModel, step: Callable, calls: Sequence[dict], *, remote: bool | str,
+def remote_session(model: TransformersModel, step: Callable, calls: Sequence[dict], *, remote: Remote,
                    **shared: Any) -> list:
     """`[step(model, **call, **shared) for call in calls]`, all inside one `model.session`: one request on NDIF.
 
@@ -146,8 +170,6 @@ class _CountingBackend:
 
 def ndif_host() -> str:
     """The NDIF address remote requests go to: `$NDIF_HOST` when set, else nnsight's configured host."""
-    from nnsight import CONFIG
-
     return os.environ.get("NDIF_HOST") or CONFIG.API.HOST
 
 
@@ -200,8 +222,6 @@ def check_served(hub_id: str, *, host: str | None = None, timeout: float = NDIF_
 def known_key() -> str:
     """The NDIF key this process would use ("" for none): `$NDIF_API_KEY`, else the one `nnsight login` stored in
     nnsight's configuration."""
-    from nnsight import CONFIG
-
     return os.environ.get(NDIF_API_KEY_VARIABLE, "").strip() or (CONFIG.API.APIKEY or "").strip()
 
 
@@ -225,8 +245,6 @@ def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TI
     Raises:
         RemoteNotAvailableError: NDIF does not answer, or runs another nnsight (the message says which to install).
     """
-    import sys
-
     import httpx
 
     host = (host or ndif_host()).rstrip("/")
@@ -247,8 +265,6 @@ def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TI
             f"NDIF at {host} runs nnsight {remote['nnsight']}, this machine has {local['nnsight']}: remote traces need "
             f"the same version (pip install nnsight=={remote['nnsight']}), or {RUN_LOCALLY}."
         )
-    import torch
-    import transformers
 
     local.update(torch=torch.__version__.split("+")[0], transformers=transformers.__version__)
     remote.update(torch=str(packages.get("torch", "")).split("+")[0], transformers=packages.get("transformers"))
@@ -262,8 +278,6 @@ def check_compatible(*, host: str | None = None, timeout: float = NDIF_STATUS_TI
 
 def configure_nnsight() -> None:
     """Hand the key (and `$NDIF_HOST`) to nnsight in memory, for this process only (a stored key is there already)."""
-    from nnsight import CONFIG
-
     # In memory only: CONFIG.set_default_api_key would also write the key into nnsight's config file.
     CONFIG.API.APIKEY = read_api_key()
     if os.environ.get("NDIF_HOST"):
@@ -272,11 +286,6 @@ def configure_nnsight() -> None:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the hub's host answers a TCP connection (HF_HUB_OFFLINE=1: never asked)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants
-
     if constants.HF_HUB_OFFLINE:
         return False
     endpoint = urlsplit(constants.ENDPOINT)
@@ -289,8 +298,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def in_hub_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
     try:
         return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
     except ValueError:  # not a valid repository id
@@ -309,7 +316,7 @@ def offline_keywords(source: str, keywords: dict, refusal: Exception | None) -> 
     return {**keywords, "local_files_only": True}
 
 
-def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) -> RemoteModel:
+def remote_skeleton(source: str, *, remote: Remote = True, **kwargs: Any) -> RemoteModel:
     """A `RemoteModel` of `source` (a hub id, or a local directory for tests) built on the meta device: the module
     tree and tokenizer without weights. Only `config.json` and the tokenizer files are read.
 
@@ -317,8 +324,6 @@ def remote_skeleton(source: str, *, remote: bool | str = True, **kwargs: Any) ->
         RemoteNotAvailableError: The config or tokenizer cannot be read (offline, or a gated model without
             access).
     """
-    from transformers import AutoTokenizer
-
     kwargs = offline_keywords(source, kwargs, RemoteNotAvailableError(
         f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the Hugging Face "
         "hub first, and the hub cannot be reached from this machine. Check the network."))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from cla_lib.alignment.recipes import AlignmentConfig, FORMAT_VERSION, align, save_trained, method_of
 from cla_lib.core.batching import pack_documents
 from cla_lib.core.files import read_jsonl, save_atomically
@@ -111,7 +113,6 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
 
     def build() -> Path:
         base_directory = base_organism(config, train_if_missing=True, progress=progress)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.use_deterministic_algorithms(True)
         model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)

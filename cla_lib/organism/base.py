@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from transformers import LlamaConfig, LlamaForCausalLM
+
 from cla_lib.core.files import building, cache_root, save_atomically, sha256
 from cla_lib.model.reference import UnknownOrganismError
 from cla_lib.organism.corpus import PackedStream, train_tokenizer
@@ -126,8 +128,6 @@ def training_threads():
 
 
 def build_model(config: OrganismConfig, tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(config.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from transformers import PreTrainedTokenizerFast
+
 from cla_lib.core.batching import pack_documents
 from cla_lib.organism.world import World
 
@@ -16,7 +18,6 @@ def train_tokenizer(world: World, vocab_size: int):
 
     A prefix space makes a word's tokens the same at the start of a text and inside it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)

@@ -22,6 +22,9 @@ from typing import Sequence
 
 import torch
 
+from dataclasses import replace
+from transformers import AutoTokenizer
+
 from cla_lib import data
 from cla_lib.core.items import Item
 from cla_lib.core.languages import resolve_languages
@@ -215,8 +218,6 @@ PROMPT_META_KEYS = ("english_prompt", "explicit_prompt")
 
 def _through_chat_template(items: list[Item], own_preset, tokenizer, preset) -> list[Item]:
     """The items with every prompt rendered by the preset's chat template (unchanged without one)."""
-    from dataclasses import replace
-
     if isinstance(preset, str):
         name = preset
         preset = presets.resolve_preset(name)
@@ -226,8 +227,6 @@ def _through_chat_template(items: list[Item], own_preset, tokenizer, preset) -> 
     if preset is None or not preset.chat_template:
         return items
     if tokenizer is None:
-        from transformers import AutoTokenizer
-
         tokenizer = AutoTokenizer.from_pretrained(ModelRef.parse(preset.name).source)
     formatted = {}
 
@@ -261,8 +260,6 @@ def answer_frame(items: Sequence[Item], chosen: Sequence[int]):
 
 def with_explicit_cue(items: Sequence[Item]) -> list[Item]:
     """The localization items asked with the country named ("In Korea, ..."): the explicit-cue baseline."""
-    from dataclasses import replace
-
     return [replace(item, prompt=item.meta["explicit_prompt"], id=item.id + "/explicit")
             for item in items if item.task == "localization" and "explicit_prompt" in item.meta]
 

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from nnsight import TransformersModel
 
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
 from cla_lib.alignment import estimate
 from cla_lib.alignment.lora import adapter_base, is_adapter_directory, load_merged
 from cla_lib.model.presets import PRESETS
@@ -27,6 +29,7 @@ from cla_lib.model.remote import (
     configure_nnsight, check_compatible, RUN_LOCALLY, check_served, offline_keywords, remote_skeleton,
 )
 from cla_lib.organism.registry import organism_path
+from cla_lib.model.remote import Remote, check_remote
 
 
 # The device `load_model` uses when none is given: how a chapter run by papermill (whose cells call
@@ -51,7 +54,7 @@ def load_model(
     model: str | ModelRef,
     *,
     size: str | None = None,
-    remote: bool | str = False,
+    remote: Remote = False,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     **kwargs: Any,
@@ -90,8 +93,7 @@ def load_model(
         >>> model = load_model("organism:midalign")
         >>> n_layers(model)
     """
-    if remote not in (False, True, "local"):
-        raise ValueError(f"remote must be False, True (NDIF) or 'local' (serialization round trip), not {remote!r}")
+    check_remote(remote)
     if any("api_key" in keyword.lower() for keyword in kwargs):
         raise TypeError(f"load_model takes no API key: NDIF's is read from ${NDIF_API_KEY_VARIABLE} (or `nnsight login`), so that it is "
                         "never written into a notebook, a log or a results file")
@@ -154,8 +156,6 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
         if counted.preset is not None:
             model = estimate.preset_architecture(counted.preset)
         else:
-            from transformers import AutoConfig
-
             keywords = offline_keywords(counted.source, {"local_files_only": local_files_only}, None)
             model = estimate.architecture(AutoConfig.from_pretrained(counted.source, **keywords))
     except Exception:  # noqa: BLE001 - an unreadable config is loading's to report, not this estimate's
@@ -192,12 +192,11 @@ def placement(model) -> str:
 
 
 def _local_model(
-    source: str, *, device: str | None, dtype: str | torch.dtype | None, remote: bool | str = False, **kwargs: Any
+    source: str, *, device: str | None, dtype: str | torch.dtype | None, remote: Remote = False, **kwargs: Any
 ) -> TransformersModel:
     """Load a Hugging Face directory or hub id with transformers and wrap it (in a `RemoteModel` for
     `remote="local"`)."""
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     on_accelerator = device is not None and device != "cpu"
     dtype = _resolved_dtype(dtype, device)
@@ -240,8 +239,6 @@ def _local_model(
 
 def _base_of_adapters(adapters: str, base: str, model_keywords: dict):
     """The base model of LoRA adapters (`cla align --lora-rank`), as their `adapter_config.json` names it."""
-    from transformers import AutoModelForCausalLM
-
     reference = known_reference(base)
     if reference is None or reference.is_organism:
         raise ModelNotFoundError(f"the adapters in {adapters} were trained on {base}, which is not there: put the base "

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from cla_lib.core.items import Item
-from cla_lib.model.remote import remote_session
+from cla_lib.model.remote import Remote, remote_session
 from cla_lib.scoring.encoding import (
     EncodedItem,
     check_single_token_choices,
@@ -80,7 +80,7 @@ def choice_logprobs(
     return choice_logprobs_passes(model, [(items, edits)], batch_size=batch_size, progress=progress)[0]
 
 
-def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remote: bool | str = False,
+def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remote: Remote = False,
                            progress: bool = False) -> list[list[list[float]]]:
     """`choice_logprobs` for several (items, edits) passes; remotely, all of them run as one session (one request).
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
+
 from cla_lib.core.batching import combine_edits, pad, pad_id
 from cla_lib.core.items import Item
 from cla_lib.model.layers import apply_edits
@@ -48,8 +50,6 @@ def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64
     layer_deltas = combine_edits(edits)
     pad_token_id = pad_id(tokenizer)
     if progress:
-        from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
-
         batches = tqdm(batches, desc="scoring", unit="batch")
 
     for batch in batches:

@@ -19,13 +19,14 @@ import torch
 from cla_lib.core.batching import pad
 from cla_lib.data.matching import matches
 from cla_lib.core.items import Item
+from cla_lib.model.remote import Remote
 
 # Short answers: BLEnD's are a word or a short phrase.
 ANSWER_TOKENS = 12
 
 
 def generate_answers(model, prompts: Sequence[str], *, max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 16,
-                     remote: bool = False) -> list[str]:
+                     remote: Remote = False) -> list[str]:
     """The greedy continuation of each prompt, up to `max_new_tokens` and cut at its first line break.
 
     Prompts are encoded with the tokenizer's default special tokens (as the plane's scoring does) and padded on the

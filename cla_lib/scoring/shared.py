@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import nnsight
 import torch
 
+from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
+
 from cla_lib.core.batching import combine_edits, pad, pad_id
 from cla_lib.core.items import Item
 from cla_lib.model.layers import apply_edits, decoder_layers, residual
@@ -237,8 +239,6 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
     results: list[list[list[float]]] = [[[0.0] * len(item.choices) for item in items] for items, _ in passes]
     bar = None
     if progress:
-        from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
-
         bar = tqdm(total=sum(len(batches) for *_, batches in work), desc="scoring", unit="batch")
     for numbers, encoded, batches in work:
         edits = [combine_edits(passes[number][1]) for number in numbers]

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
+from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
+
 from cla_lib.core.batching import pad, pad_id
 from cla_lib.model.layers import n_layers, residual
-from cla_lib.model.remote import remote_session
+from cla_lib.model.remote import Remote, remote_session
 
 
 # With fewer forwards than this a progress bar only adds noise.
@@ -68,7 +70,7 @@ def last_token_activations(
     *,
     layers: Sequence[int] | None = None,
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     progress: bool | None = None,
 ) -> torch.Tensor:
     """The residual stream after each layer at the last token of each prompt, every layer from one forward per batch.
@@ -115,6 +117,5 @@ def _progress(iterable, progress: bool | None, description: str):
         progress = len(steps) >= PROGRESS_MIN_STEPS
     if not progress:
         return steps
-    from tqdm import tqdm  # not tqdm.auto: it warns "IProgress not found" in kernels without ipywidgets
 
     return tqdm(steps, desc=description, unit="pass")

@@ -12,6 +12,7 @@ from cla_lib.model.layers import apply_edits
 from cla_lib.model.remote import remote_session
 from cla_lib.steering.activations import prompt_batches
 from cla_lib.steering.vector import SteeringVector
+from cla_lib.model.remote import Remote
 
 
 Edits = Sequence[tuple[int, torch.Tensor]]
@@ -54,7 +55,7 @@ def generate_ids(
     edits: Edits = (),
     max_new_tokens: int = 20,
     batch_size: int = 16,
-    remote: bool | str = False,
+    remote: Remote = False,
     **generate_options: Any,
 ) -> list[list[int]]:
     """The new token ids a (steered) model generates after each prompt, greedy unless told otherwise.

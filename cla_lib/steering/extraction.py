@@ -10,6 +10,7 @@ from cla_lib.core.languages import ENGLISH
 from cla_lib.steering.activations import last_token_activations
 from cla_lib.steering.controls import flipped
 from cla_lib.steering.vector import SteeringVector
+from cla_lib.model.remote import Remote
 
 
 def _require(item: Item, key: str, kind: str) -> str:
@@ -80,7 +81,7 @@ def extract_vectors(
     languages: Sequence[str] | None = None,
     split: str | None = "extract",
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     model_name: str | None = None,
     progress: bool | None = None,
 ) -> dict[str, SteeringVector]:

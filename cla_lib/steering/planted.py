@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from cla_lib.alignment.objectives import answer_loss
 from cla_lib.alignment.records import RecordBatches, instruction_batch
 from cla_lib.alignment.recipes import save_trained, trainable_parameters
@@ -70,7 +72,6 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
 
     def build() -> Path:
         base_directory = base_organism(base, train_if_missing=True, progress=progress)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.use_deterministic_algorithms(True)
         with training_threads():

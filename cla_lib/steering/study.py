@@ -23,6 +23,7 @@ from cla_lib.steering.selection import (
 )
 from cla_lib.steering.sweeps import forward_count, steered_planes, surgical_sweep, sweep
 from cla_lib.steering.vector import SteeringVector
+from cla_lib.model.remote import Remote
 
 STUDY_KINDS = {"en": ("EN", "transfer"), "loc": ("LOC", "localization")}  # kind -> (configuration, target metric)
 # Negative controls (`cla_lib.steering.controls`), swept on their target's questions, chosen and tested exactly like
@@ -48,7 +49,7 @@ class LayerStudy:
 
 
 def with_controls(model, items: Sequence[Item], languages: Sequence[str], vectors: Mapping[str, SteeringVector], *,
-                  seed: int, batch_size: int = 64, remote: bool | str = False) -> dict[str, SteeringVector]:
+                  seed: int, batch_size: int = 64, remote: Remote = False) -> dict[str, SteeringVector]:
     """`vectors` (EN and LOC of each language) plus their negative controls: random directions with EN's and
     LOC's norms (drawn with `seed`, the kind and the language) and LOC from shuffled pairs (extracted here)."""
     shuffled = extract_vectors(model, items, kinds=["loc_shuffled"], languages=languages, batch_size=batch_size,
@@ -60,7 +61,7 @@ def with_controls(model, items: Sequence[Item], languages: Sequence[str], vector
 
 def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                 alphas: Sequence[float], *, seed: int, vectors: Mapping[str, SteeringVector] | None = None,
-                controls: bool = False, batch_size: int = 64, remote: bool | str = False) -> LayerStudy:
+                controls: bool = False, batch_size: int = 64, remote: Remote = False) -> LayerStudy:
     """Extract EN and LOC (unless `vectors` holds them), sweep each over `layers` x `alphas` on the validation
     items, choose each one's layer by `SELECTION_RULE` on its own target metric, and score the test items unsteered
     and with each vector at its chosen layer (one batched run). With `controls`, the `CONTROL_KINDS` go through
@@ -141,7 +142,7 @@ class SurgicalStudy:
 
 def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                    strengths: Sequence[float], *, seed: int, candidate_layers: int = SURGICAL_CANDIDATE_LAYERS,
-                   batch_size: int = 64, remote: bool | str = False) -> SurgicalStudy:
+                   batch_size: int = 64, remote: Remote = False) -> SurgicalStudy:
     """EN and LOC swept alone, the best `candidate_layers` of each crossed in the Surgical grid (`SURGICAL_RULE`;
     strength 0 in each component's grid, so the search may return EN alone, LOC alone or the base), and the test split scored unsteered, under each chosen configuration, under its negative control
     (`SURGICAL_CONTROL`) and with the explicit cue."""
@@ -198,7 +199,7 @@ ALIGNED_STEERING = {"LOC steering": "loc_steering", "Surgical Steering": "surgic
 
 def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int,
                          languages: Sequence[str] | None = None, study: SurgicalStudy | None = None,
-                         batch_size: int = 64, remote: bool | str = False):
+                         batch_size: int = 64, remote: Remote = False):
     """An aligned model on the test split: its plane points and its item-level answers (``method``, ``seed``).
 
     Given the same seed's base `study`, the aligned model is also scored under `ALIGNED_STEERING`: LOC steering and

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas
+from dataclasses import replace
+
 from cla_lib.plane.evaluation import PlanePoint, answer_frame, plane_from_answers
 from cla_lib.core.items import Item
 from cla_lib.core.languages import ENGLISH
@@ -13,9 +16,10 @@ from cla_lib.steering.activations import PROGRESS_MIN_STEPS
 from cla_lib.steering.apply import Edits, steering_edits
 from cla_lib.steering.extraction import target_languages
 from cla_lib.steering.vector import SteeringVector
+from cla_lib.model.remote import Remote
 
 
-def _score_passes(model, passes: Sequence[tuple[Sequence[Item], list]], *, batch_size: int, remote: bool | str,
+def _score_passes(model, passes: Sequence[tuple[Sequence[Item], list]], *, batch_size: int, remote: Remote,
                   progress: bool | None) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass; remote passes run as one session (one request)."""
     if progress is None:
@@ -88,8 +92,6 @@ class _Plan:
 
     def answered(self, scores: list[list[list[float]]], labels: list[dict]):
         """One row per (configuration, item): `cla_lib.plane.evaluation.answer_frame` plus each configuration's labels."""
-        import pandas
-
         return pandas.concat([answer_frame(self.items, chosen).assign(**label)
                               for label, chosen in zip(labels, self.answers(scores))], ignore_index=True)
 
@@ -101,7 +103,7 @@ def steered_plane(
     *,
     model_name: str = "",
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
 ) -> list[PlanePoint]:
     """The plane under steering: target-language items scored with `edits`, the English ceiling unsteered.
 
@@ -161,7 +163,7 @@ def sweep(
     *,
     model_name: str = "",
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     progress: bool | None = None,
     answered: bool = False,
 ):
@@ -183,8 +185,6 @@ def sweep(
         localization, english_bias, n_transfer, n_localization, english_transfer, kind. With `answered`, the pair
         (that frame, one row per (layer, alpha, item) with `cla_lib.plane.evaluation.answer_frame`'s columns).
     """
-    import pandas
-
     plan = _Plan(items)
     vectors = {language: _vector_for(vector, language) for language in plan.languages}
     _check_held_out(items, list(vectors.values()))
@@ -217,7 +217,7 @@ def surgical_sweep(
     loc_alphas: Sequence[float],
     model_name: str = "",
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     progress: bool | None = None,
 ):
     """Surgical Steering candidates: EN at one layer and LOC at another at the same time, over the whole grid.
@@ -225,8 +225,6 @@ def surgical_sweep(
     Returns:
         A DataFrame, one row per (en_layer, en_alpha, loc_layer, loc_alpha, language), with the plane's columns.
     """
-    import pandas
-
     plan = _Plan(items)
     en_vectors = {language: _vector_for(en, language) for language in plan.languages}
     loc_vectors = {language: _vector_for(loc, language) for language in plan.languages}
@@ -260,7 +258,7 @@ def steered_planes(
     *,
     model_name: str = "",
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     answered: bool = False,
 ):
     """The plane under several named configurations of edits, scored together (remotely: one request).
@@ -323,8 +321,6 @@ def with_english_choices(items: Sequence[Item]) -> list[Item]:
     English. Scored on these items, "the right concept in either language" and "an English answer" become visible
     (see `answer_language_sweep`).
     """
-    from dataclasses import replace
-
     english = {item.prompt: item for item in items if item.language == ENGLISH and item.task == "transfer"}
     result = []
     for item in items:
@@ -370,7 +366,7 @@ def answer_language_sweep(
     alphas: Sequence[float],
     *,
     batch_size: int = 64,
-    remote: bool | str = False,
+    remote: Remote = False,
     progress: bool | None = None,
 ):
     """Does steering make the model answer transfer questions in their language, or retrieve the fact in English?
@@ -389,8 +385,6 @@ def answer_language_sweep(
     Raises:
         ValueError: No item has English candidates that differ from its own (e.g. letter answers).
     """
-    import pandas
-
     bilingual = with_english_choices(items)
     if not bilingual:
         raise ValueError("no transfer item has English candidates different from its own (answers are letters or "
