@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from cla_lib.book import rerun
-from cla_lib.core import performance  # noqa: E402
+from cla_lib.core import compute, performance  # noqa: E402
 from cla_lib.book.costs import chapter_parameters  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def run_chapter(notebook: Path, count: bool, parameters: dict) -> dict:
     plt.show = lambda *_, **__: plt.close("all")  # the figures are drawn, not shown
     started = time.perf_counter()
     if count:
-        _, flops = performance.counted_flops(lambda: exec(code, namespace))
+        _, flops = compute.counted_flops(lambda: exec(code, namespace))
     else:
         exec(code, namespace)
         flops = None

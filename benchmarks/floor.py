@@ -10,7 +10,7 @@ path every chapter used before, against `choice_logprobs_passes`, what they use 
 - **sweep** (chapters 3 and 4): a vector added after every layer at each strength of chapter 3's `alphas`, plus
   the unsteered model, over one language's validation items.
 
-For each: the floor (the fewest matmul FLOPs the log-probabilities need, `cla_lib.core.performance.floor_flops`, from
+For each: the floor (the fewest matmul FLOPs the log-probabilities need, `cla_lib.core.compute.floor_flops`, from
 the model's config and the token counts), the matmul FLOPs each path ran (torch's FlopCounterMode, padding
 included; also for shared prompts without shared lower layers, each pass on its own), and the wall time of each
 (medians of `--repeats` alternating runs after the counted ones, which warm up both), with the median and range of
@@ -33,7 +33,7 @@ from _common import add_common_options, alternating, machine, setup  # noqa: E40
 
 from cla_lib.plane.evaluation import plane_items  # noqa: E402
 from cla_lib.model import n_layers  # noqa: E402
-from cla_lib.core.performance import counted_flops, floor_flops  # noqa: E402
+from cla_lib.core.compute import counted_flops, floor_flops  # noqa: E402
 from cla_lib.scoring import choice_logprobs, choice_logprobs_passes, encode_item, predictions  # noqa: E402
 
 LANGUAGES = ["es", "zh", "ko", "id", "el", "fa"]

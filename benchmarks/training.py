@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from cla_lib.core import performance  # noqa: E402
+from cla_lib.core import compute, performance  # noqa: E402
 from cla_lib.organism.base import TRAINING_THREADS, build_model, config_for, train_base, training_inputs  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main() -> None:
             rates[seed].append(log.tokens_per_second)
     ceiling = statistics.median(ceilings)
     config = next(iter(configs.values()))
-    flops = performance.training_flops_per_token(asdict(config))
+    flops = compute.training_flops_per_token(asdict(config))
     rows = [{"seed": seed, "tokens_per_second": statistics.median(values),
              "fraction_of_ceiling": flops * statistics.median(values) / 1e9 / ceiling} for seed, values in rates.items()]
     print(f"fp32 matmul ceiling on {TRAINING_THREADS} thread(s): {ceiling:.1f} GFLOP/s (median of {len(ceilings)}); "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 
-from cla_lib.core.performance import matmul_ceiling, training_efficiency, training_flops_per_token
+from cla_lib.core.compute import training_flops_per_token
+from cla_lib.core.performance import matmul_ceiling, training_efficiency
 
 # Hidden 4, 2 layers, intermediate 8, vocabulary 10, sequence 3: small enough to count by hand.
 CONFIG = {"hidden_size": 4, "n_layers": 2, "vocab_size": 10, "intermediate_size": 8, "sequence_length": 3}
@@ -70,7 +71,7 @@ def test_matmul_ceiling_runs_on_the_threads_asked_for_and_restores_the_count():
 def test_linear_flops_per_token_counted_by_hand():
     from types import SimpleNamespace
 
-    from cla_lib.core.performance import linear_flops_per_token
+    from cla_lib.core.compute import linear_flops_per_token
 
     # Hidden 8, 2 query heads of 4, 1 key/value head of 4, intermediate 16, vocabulary 10, 3 layers.
     config = SimpleNamespace(hidden_size=8, intermediate_size=16, num_attention_heads=2, num_key_value_heads=1,
@@ -82,7 +83,7 @@ def test_linear_flops_per_token_counted_by_hand():
 
 def test_the_floor_is_what_the_full_path_counts_without_padding_and_what_shared_prompts_approach(tiny_llama_dir):
     from cla_lib.plane.loading import load_model
-    from cla_lib.core.performance import counted_flops, floor_flops, linear_flops_per_token
+    from cla_lib.core.compute import counted_flops, floor_flops, linear_flops_per_token
     from cla_lib.scoring import EncodedItem, choice_logprobs, encode_item
     from test_scoring import ITEMS
 

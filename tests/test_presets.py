@@ -102,7 +102,7 @@ def test_format_prompt_leaves_prompts_unchanged_without_a_chat_template():
 
 
 def test_each_preset_row_builds_its_architecture_with_the_published_parameter_count():
-    from cla_lib.model.presets import parameter_counts
+    from cla_lib.core.compute import parameter_counts
 
     total, multiplying = parameter_counts(PRESETS["llama-3.1-8b-instruct"])
     assert total == 8_030_261_248  # Llama 3.1 8B's published count

@@ -25,7 +25,8 @@ from cla_lib.data import SMOKE_LOCALIZATION, SMOKE_TRANSFER
 from cla_lib.plane.evaluation import plane_items
 from cla_lib.core.items import question_of
 from cla_lib.plane.loading import load_model
-from cla_lib.model import ModelNotFoundError, ModelRef, gguf, n_layers, presets
+from cla_lib.core import compute
+from cla_lib.model import ModelNotFoundError, ModelRef, gguf, n_layers
 from cla_lib.scoring import choice_logprobs
 from cla_lib.scoring.encoding import encode_item
 from cla_lib.scoring.generative import generative_localization
@@ -82,7 +83,7 @@ def test_the_preset_is_the_gguf_file_of_its_pinned_package(smol):
     module = smol._module
     assert type(module).__name__ == "LlamaForCausalLM" and n_layers(smol) == reference.preset.n_layers == 30
     assert module.config.hidden_size == reference.preset.hidden_size
-    assert presets.parameter_counts(reference.preset)[0] == sum(p.numel() for p in module.parameters())
+    assert compute.parameter_counts(reference.preset)[0] == sum(p.numel() for p in module.parameters())
 
 
 # GGUF's tensor names -> transformers' (Llama), per decoder layer and outside the layers.

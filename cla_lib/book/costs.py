@@ -246,12 +246,6 @@ def chapter_costs(workload: dict, chapter_paths: Sequence[str | Path], *, layers
     return frame
 
 
-def forward_flops(frame, multiplying: float, head: float) -> "object":
-    """Forward FLOPs of each row of a cost table: 2 per decoder weight per token-layer, 2 per head weight per
-    head position (`multiplying` counts every weight that multiplies a token, the head's `head` included)."""
-    return 2 * (multiplying - head) * frame["tokens"] + 2 * head * frame["head_positions"]
-
-
 def describe_cost(frame) -> str:
     """The estimate as the lines a rerun prints before it starts."""
     attrs = frame.attrs

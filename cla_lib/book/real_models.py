@@ -18,10 +18,11 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as transformers_logging
 
 from cla_lib.book.chapters import table_style
-from cla_lib.book.costs import assumed_workload, chapter_costs, estimate, forward_flops
+from cla_lib.book.costs import assumed_workload, chapter_costs, estimate
+from cla_lib.core.compute import forward_flops, head_parameters
 from cla_lib.book.rerun import chapters
 from cla_lib.core.languages import resolve_languages
-from cla_lib.model.presets import ModelPreset, PRESETS, head_parameters, resolve_preset
+from cla_lib.model.presets import ModelPreset, PRESETS, resolve_preset
 from cla_lib.organism.world import World, WorldConfig
 
 COST_COLUMNS = ["scoring_passes", "swept_passes", "sequences", "batches", "tokens", "head_positions"]

@@ -2,22 +2,23 @@
 
 Training the organism is compute-bound on CPU, so its throughput is reported as a fraction of this machine's own
 fp32 matrix-multiplication ceiling, measured in the same process. Scoring is reported against its floor: the
-fewest matmul FLOPs that the log-probabilities need, counted from the model's config and the token counts.
+fewest matmul FLOPs that the log-probabilities need, counted from the model's config and the token counts
+(`cla_lib.core.compute`).
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import re
 import time
 from contextlib import contextmanager
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import platform
-import re
-from torch.utils.flop_counter import FlopCounterMode
+
+from cla_lib.core.compute import training_flops_per_token
 
 
 @contextmanager
@@ -79,15 +80,6 @@ def _ceiling(size: int, repeats: int) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def training_flops_per_token(config: dict) -> float:
-    """Training FLOPs per token of a Llama-style organism: 6 x (matmul parameters incl. the output head) plus the
-    attention scores and values (6 x layers x sequence x hidden), the usual estimate (Kaplan et al. 2020)."""
-    hidden, layers, vocabulary = config["hidden_size"], config["n_layers"], config["vocab_size"]
-    intermediate, sequence = config["intermediate_size"], config["sequence_length"]
-    per_layer = 4 * hidden * hidden + 3 * hidden * intermediate
-    return 6 * (layers * per_layer + vocabulary * hidden) + 6 * layers * sequence * hidden
-
-
 def training_efficiency(record: dict, ceiling: float) -> dict:
     """Throughput of a recorded training against the matmul ceiling."""
     flops = training_flops_per_token(record["config"]) * record["tokens_per_second"] / 1e9
@@ -131,50 +123,3 @@ def training_table(records: dict[Any, dict]):
                       "fraction of the ceiling": efficiency["fraction_of_ceiling"],
                       "torch threads when trained": threads, "training time (s)": round(record["train_seconds"])}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("seed")
-
-
-def linear_flops_per_token(config, layers: int | None = None) -> tuple[float, float]:
-    """Forward matmul FLOPs per token of a Llama-style decoder: (through `layers` decoder layers, through the head).
-
-    Counts the weight matmuls (query, key, value and output projections, the gated MLP, the output head), 2 FLOPs
-    per multiply-add; attention scores and values are left out (they are not weight matmuls, and on the organism's
-    short prompts they add a few percent). `config` is a transformers config (a multimodal one's text config is used).
-    """
-    config = getattr(config, "text_config", None) or config
-    hidden, intermediate = config.hidden_size, config.intermediate_size
-    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
-    queries = config.num_attention_heads * head_dim
-    keys = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    per_layer = 2 * (hidden * queries + 2 * hidden * keys * head_dim + queries * hidden) + 2 * 3 * hidden * intermediate
-    layers = config.num_hidden_layers if layers is None else layers
-    return layers * per_layer, 2 * hidden * config.vocab_size
-
-
-def floor_flops(config, encoded, skips: Sequence[int] = (0,)) -> float:
-    """The fewest forward matmul FLOPs that score `encoded` items (`cla_lib.scoring.EncodedItem`s) under each run.
-
-    Each prompt token passes every layer once, each choice token after the first too, and the head runs only where
-    a log-probability is read (a prompt's last position, a choice's positions but its last). A run in `skips` that
-    skips k layers (a steered configuration on top of the shared unsteered run, `cla_lib.scoring.shared`) redoes
-    the same tokens through the other layers only; 0 is a run through every layer. No padding is counted.
-    """
-    layers = (getattr(config, "text_config", None) or config).num_hidden_layers
-    tokens = heads = 0
-    for item in encoded:
-        if not any(item.continuations):
-            continue
-        extra = sum(max(len(continuation) - 1, 0) for continuation in item.continuations)
-        tokens += len(item.context) + extra
-        heads += 1 + extra
-    total = 0.0
-    for skipped in skips:
-        per_token, head = linear_flops_per_token(config, layers - skipped)
-        total += tokens * per_token + heads * head
-    return total
-
-
-def counted_flops(function: Callable[[], Any]) -> tuple[Any, float]:
-    """`function()`'s result and the matmul FLOPs it ran, as torch's FlopCounterMode counts them (padding included)."""
-    with FlopCounterMode(display=False) as counter:
-        result = function()
-    return result, float(counter.get_total_flops())

@@ -15,8 +15,6 @@ Design notes: docs/design-notes.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import torch
-import transformers
 
 ANSWER_CUE = "Answer:"
 
@@ -33,7 +31,7 @@ class ModelPreset:
     remote: bool  # served on NDIF (nnsight `remote=True`)
     quirks: str
     # The text model's transformers classes and the rest of its config.json (depth and width are above): enough to
-    # build its architecture without weights (`parameter_counts`).
+    # build its architecture without weights (`cla_lib.core.compute.parameter_counts`).
     config_class: str = ""
     model_class: str = ""
     text_config: dict = field(default_factory=dict, hash=False)
@@ -228,21 +226,3 @@ def _adds_bos(tokenizer) -> bool:
         return False
     input_ids = tokenizer("a")["input_ids"]
     return bool(input_ids) and input_ids[0] == tokenizer.bos_token_id
-
-
-def parameter_counts(preset: ModelPreset) -> tuple[int, int]:
-    """(all parameters, parameters that multiply each token) of a preset's text model, built on the meta device from
-    its row (no weights, no download)."""
-    config = getattr(transformers, preset.config_class)(hidden_size=preset.hidden_size,
-                                                        num_hidden_layers=preset.n_layers, **preset.text_config)
-    with torch.device("meta"):
-        network = getattr(transformers, preset.model_class)(config)
-    total = sum(parameter.numel() for parameter in network.parameters())
-    embedding = network.get_input_embeddings().weight.numel()
-    # A tied embedding is also the output head, which multiplies every token; an untied one is only a lookup.
-    return total, total if config.tie_word_embeddings else total - embedding
-
-
-def head_parameters(preset: ModelPreset) -> int:
-    """The output head's weights (vocabulary x hidden size) of a preset's text model, from its row."""
-    return int(preset.text_config["vocab_size"]) * preset.hidden_size
