@@ -73,5 +73,10 @@ def test_the_doses_of_the_tiny_organism_are_scored_against_its_base(tiny_organis
     table = doses.dose_table(intervals)
     assert list(table.columns) == ["Δtransfer", "Δlocalization", "n (Δtransfer)", "n (Δlocalization)"]
     assert len(table) == 3 and table["n (Δtransfer)"].iloc[0] == intervals.questions.iloc[0]
+    # The chapter's own answers of the base and the full dose are reused: the same rows as scoring every dose.
+    _, chapter_answers = evaluate(runs, ["ko"], batch_size=64)
+    reused_models, reused = doses.dose_answers(runs, chapter_answers, 0, ["ko"], batch_size=64)
+    assert reused_models == models
+    pd.testing.assert_frame_equal(reused, answered)
     with pytest.raises(ValueError, match="no base run of seed 5"):
         doses.dose_runs(runs, 5)

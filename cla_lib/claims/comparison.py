@@ -11,6 +11,7 @@ paired intervals (`cla_lib.claims.verdicts.erasure_intervals`). Design notes: do
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Sequence
 import pandas as pd
 
 from transformers.utils import logging as transformers_logging
-import json
 
 from cla_lib.alignment.recipes import CONTROLS, control_of
 from cla_lib.plane.evaluation import answer_frame, plane_from_answers, plane_items, points_frame

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from cla_lib.alignment import CONTROLS
-from cla_lib.claims.comparison import BASE, Run
+from cla_lib.claims.comparison import BASE, Run, evaluate
 from cla_lib.claims.intervals import cluster_bootstrap, paired_differences
 from cla_lib.organism.aligned import dose_directories
 
@@ -38,6 +38,25 @@ def dose_runs(runs: Sequence[Run], seed: int) -> list[Run]:
              for run in runs if run.seed == seed and run.method != BASE
              for dose, path in sorted(dose_directories(run.source).items())]
     return base + doses
+
+
+def dose_answers(runs: Sequence[Run], answered: pd.DataFrame, seed: int, languages: Sequence[str], *,
+                 batch_size: int = 64) -> tuple[list[Run], pd.DataFrame]:
+    """`dose_runs` of `seed` and their answers, the rows of `evaluate`. The base's and each full dose's answers are
+    `answered`'s own (`evaluate` of `runs`: the same models on the same items), so only the partial checkpoints are
+    scored; the rows come in `dose_runs`' order, as one `evaluate` of them all would give them."""
+    models = dose_runs(runs, seed)
+    partial = [run for run in models if run.method != BASE and not run.method.endswith(f" ×{1.0:g}")]
+    _, scored = evaluate(partial, languages, batch_size=batch_size)
+    own = answered[answered.seed == seed]
+    frames = []
+    for run in models:
+        method, _, dose = run.method.rpartition(" ×")
+        if run.method == BASE or dose == f"{1.0:g}":
+            frames.append(own[own.method == (method or BASE)].assign(method=run.method))
+        else:
+            frames.append(scored[scored.method == run.method])
+    return models, pd.concat(frames, ignore_index=True)
 
 
 def dose_intervals(answered: pd.DataFrame, runs: Sequence[Run], *, resamples: int = 4000) -> pd.DataFrame:
