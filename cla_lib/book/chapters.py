@@ -65,7 +65,11 @@ class ChapterSetup:
     @property
     def label(self) -> str:
         """How figures name the model: the organism by size and seed, any other model by its name."""
-        return f"the {self.reference.size} model organism (seed {self.seed})" if self.is_organism else self.name
+        return self.label_of(self.seed)
+
+    def label_of(self, seed: int) -> str:
+        """`label` for one of several seeds a chapter runs (a real model has one, and no seed in its name)."""
+        return f"the {self.reference.size} model organism (seed {seed})" if self.is_organism else self.name
 
     @property
     def languages_text(self) -> str:
