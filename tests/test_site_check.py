@@ -99,3 +99,12 @@ def test_no_site_is_a_clear_error(tmp_path):
     result = check(tmp_path / "nothing")
     assert result.returncode == 2
     assert "build the book first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_table_headers_break_at_their_underscores_only():
+    from cla_lib.book.sphinx_ext import header_breaks
+
+    html = '<table><thead><tr><th class="x">prompts_only_over_new</th><th>seed</th></tr></thead>' \
+           '<tbody><tr><td>a_b</td></tr></tbody></table>'
+    assert header_breaks(html) == ('<table><thead><tr><th class="x">prompts_<wbr>only_<wbr>over_<wbr>new</th>'
+                                   '<th>seed</th></tr></thead><tbody><tr><td>a_b</td></tr></tbody></table>')

@@ -8,6 +8,7 @@ and two fixes to what the theme stack ships, found by the browser check (scripts
   (`cla_lib.book.book_cache`): a bare ``jupyter-book build .`` never shows outputs of another library.
 - MathJax is served from the build (`_static/mathjax`, from the pinned ``sphinx-mathjax-offline`` package) rather
   than a CDN, so an offline reader sees rendered math, not raw ``\\(L\\)``.
+- A table's column header breaks after its underscores (``prompts_only_<wbr>over_<wbr>new``), never inside a word.
 - Each inline script is included once: sphinx-thebe adds its ``const THEBE_JS_URL = ...`` once per read phase, and
   a second copy stops the page's scripts with "Identifier 'THEBE_JS_URL' has already been declared".
 """
@@ -15,8 +16,11 @@ and two fixes to what the theme stack ships, found by the browser check (scripts
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
+
+from docutils import nodes
 
 from cla_lib.book.book_cache import invalidate
 from cla_lib.book.provenance import footer_html, provenance
@@ -66,6 +70,22 @@ def _drop_stale_outputs(app) -> None:
     invalidate(Path(cache), report=lambda message: print(message, flush=True))
 
 
+HEADER_CELL = re.compile(r"(<th\b[^>]*>)([^<]*)(</th>)")
+
+
+def header_breaks(html: str) -> str:
+    """`html` with a line-break opportunity after every underscore of a table header cell (a pandas table's column
+    names: their words wrap at the underscores, and the CSS lets nothing else break)."""
+    return HEADER_CELL.sub(lambda match: match[1] + match[2].replace("_", "_<wbr>") + match[3], html)
+
+
+def _break_headers(app, doctree, docname) -> None:
+    for raw in list(doctree.findall(nodes.raw)):
+        if "html" in raw.get("format", "").split() and "<th" in raw.astext():
+            text = header_breaks(raw.astext())
+            raw.replace_self(nodes.raw(text, text, **raw.attributes))
+
+
 def _script_key(script) -> tuple:
     """What makes two script entries the same: the file, or the body of an inline script, and the attributes."""
     filename = getattr(script, "filename", script) or ""  # an inline script's is None or "", by who added it
@@ -93,4 +113,5 @@ def setup(app):
     app.connect("builder-inited", _drop_stale_outputs, priority=100)  # before myst-nb opens the cache
     # Early: `html-page-context` stops at the first listener that returns a template, and the theme's may.
     app.connect("html-page-context", _one_copy_of_each_script, priority=100)
+    app.connect("doctree-resolved", _break_headers)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
