@@ -103,8 +103,7 @@ def test_glued_values_are_read_back_as_python_values():
          "data": {"text/plain": "'ko'"}},
         {"output_type": "stream", "text": "not glued"},
     ]}]}
-    assert rerun.glued_values(executed) == {"x": 0.4375, "n": 7, "verdict": "<IPython.core.display.Markdown object>",
-                                            "shown": "ko"}
+    assert rerun.glued_values(executed) == {"x": 0.4375, "n": 7, "verdict": "**holds**", "shown": "ko"}
 
 
 # -- the cost ------------------------------------------------------------------------------------------------------

@@ -124,6 +124,10 @@ _NUMPY_SCALAR = re.compile(r"^np\.(?:float|int|uint|bool_?)\w*\((.*)\)$", re.DOT
 
 
 def _glued_value(data: dict) -> Any:
+    # Markdown first: its text/plain is only "<IPython.core.display.Markdown object>".
+    if "text/markdown" in data:
+        markdown = data["text/markdown"]
+        return "".join(markdown) if isinstance(markdown, list) else markdown
     if "text/plain" in data:
         text = "".join(data["text/plain"]) if isinstance(data["text/plain"], list) else data["text/plain"]
         match = _NUMPY_SCALAR.match(text.strip())
@@ -132,9 +136,6 @@ def _glued_value(data: dict) -> Any:
             return ast.literal_eval(literal)
         except (ValueError, SyntaxError):
             return text
-    if "text/markdown" in data:
-        markdown = data["text/markdown"]
-        return "".join(markdown) if isinstance(markdown, list) else markdown
     return None
 
 
