@@ -1,9 +1,8 @@
-"""The book's Sphinx extension (``sphinx.extra_extensions`` in `_config.yml`): provenance in every page's footer,
-and two fixes to what the theme stack ships, found by the browser check (scripts/check_site.py).
+"""The book's Sphinx extension (``sphinx.extra_extensions`` in `_config.yml`): provenance in the footers, and fixes
+to what the theme stack ships, found by the browser check (scripts/check_site.py).
 
 - The footer names the commit, the build date and the package versions (`cla_lib.book.provenance`).
-- The theme's colour mode defaults to ``auto``: with none set, pydata-sphinx-theme logs "Got invalid theme mode"
-  on every reader's first visit.
+- The colour mode defaults to ``auto`` (with none, the theme logs "Got invalid theme mode" on a first visit).
 - Chapters rendered from jupyter-cache are dropped from it first when the library key changed
   (`cla_lib.book.book_cache`): a bare ``jupyter-book build .`` never shows outputs of another library.
 - MathJax is served from the build (`_static/mathjax`, from the pinned ``sphinx-mathjax-offline`` package) rather
