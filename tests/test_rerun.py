@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from cla_lib.book import rerun
+from cla_lib.cli import main
 from cla_lib.plane.evaluation import MissingDataError, plane_items
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,30 +260,35 @@ def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tm
     assert not (tmp_path / "runs").exists()  # nothing ran
 
 
-def test_the_command_line_refuses_a_real_model_without_its_data_before_any_chapter_runs(tmp_path, tiny_llama_dir):
-    result = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
-                                   "--out", str(tmp_path / "runs")], env=environment(), capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2 and "give --transfer-data" in result.stderr and "--embedded-world" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+def in_process(capsys, *arguments: str) -> tuple[int, str, str]:
+    """`cla` run in this process (`cla_lib.cli.main`, what the console script calls): for commands that start no
+    chapter, so the library is not imported again by a process of its own (~4 CPU-s each)."""
+    code = main(list(arguments))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir):
+def test_the_command_line_refuses_a_real_model_without_its_data_before_any_chapter_runs(tmp_path, tiny_llama_dir,
+                                                                                         capsys):
+    code, out, err = in_process(capsys, "rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters",
+                                "01", "--out", str(tmp_path / "runs"))
+    assert code == 2 and "give --transfer-data" in err and "--embedded-world" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir, capsys):
     # A real model without its data is refused by the estimate as by the run: it would count the organism's items.
-    refused = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
-                                    "--estimate-only", "--out", str(tmp_path / "runs")],
-                             env=environment(), capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "give --transfer-data" in refused.stderr and not refused.stdout
-    result = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters", "01",
-                                   "--estimate-only", "--embedded-world", "--out", str(tmp_path / "runs")],
-                            env=environment(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "Estimated cost" in result.stdout and "01_organism_plane" in result.stdout
+    code, out, err = in_process(capsys, "rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters",
+                                "01", "--estimate-only", "--out", str(tmp_path / "runs"))
+    assert code == 2 and "give --transfer-data" in err and not out
+    code, out, err = in_process(capsys, "rerun", "--model", str(tiny_llama_dir), "--language", "ko", "--chapters",
+                                "01", "--estimate-only", "--embedded-world", "--out", str(tmp_path / "runs"))
+    assert code == 0, err
+    assert "Estimated cost" in out and "01_organism_plane" in out
     assert not (tmp_path / "runs").exists()
-    as_json = subprocess.run(CLA + ["rerun", "--model", str(tiny_llama_dir), "--language", "ko,es", "--chapters", "01",
-                                    "--estimate-only", "--embedded-world", "--json", "--out", str(tmp_path / "runs")],
-                             env=environment(), capture_output=True, text=True, timeout=120)
-    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    code, out, err = in_process(capsys, "rerun", "--model", str(tiny_llama_dir), "--language", "ko,es", "--chapters",
+                                "01", "--estimate-only", "--embedded-world", "--json", "--out", str(tmp_path / "runs"))
+    rows = [json.loads(line) for line in out.splitlines()]
     assert [(row["language"], row["chapter"]) for row in rows] == [("ko", "01_organism_plane"),
                                                                     ("es", "01_organism_plane")]
     assert rows[0]["tokens"] > 0 and rows[0]["batch_size"] == 64 and rows[0]["model"] == str(tiny_llama_dir)
