@@ -93,7 +93,9 @@ MATH_SCRIPT = """async () => {
 # Tables a reader can read: no cell cut short by pandas ("…" or "..."), no count shown as a float (a column whose every
 # number is whole but printed "3174.0"), and no table wider than the page's text column (its last columns hidden).
 TABLES_SCRIPT = """() => {
-  const column = document.querySelector('article.bd-article, main, article') || document.body;
+  // The article, not <main> around it (a selector list matches in document order: <main> came first).
+  const column = document.querySelector('article.bd-article') || document.querySelector('article, main') ||
+                 document.body;
   const room = column.clientWidth;
   const problems = [];
   for (const table of document.querySelectorAll('table')) {

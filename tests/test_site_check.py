@@ -74,11 +74,14 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
                 "</tbody></table>"}, "a count shown as a float: 3174.0"),
     ({"script": '<table style="width: 3000px"><tbody><tr><td>detectable</td></tr></tbody></table>'},
      "a table is wider than its column: 3000 px"),
+    ({"script": '<main style="width: 1200px"><article class="bd-article" style="width: 700px"><table style="width: '
+                '800px"><tbody><tr><td>detectable</td></tr></tbody></table></article></main>'},
+     "a table is wider than its column: 800 px in 700 px"),
     ({"script": '<pre style="width: 300px; overflow-x: auto">papermill book/01_organism_plane.ipynb out.ipynb -p model '
                 'gemma-3-12b-it -p language ko -p transfer_data CohereForAI/Global-MMLU</pre>'},
      "a code block scrolls sideways: papermill book/01_organism_plane.ipynb"),
 ], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math", "cut", "float-count",
-        "wide", "code"])
+        "wide", "wide-in-article", "code"])
 def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
     result = check(write_site(tmp_path, **broken))
     assert result.returncode == 1, result.stdout + result.stderr
