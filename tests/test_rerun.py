@@ -242,30 +242,33 @@ def test_languages_run_as_parallel_processes(tmp_path):
     assert sorted(rerun.plane_frame(gathered, chapter="01_fast").language) == ["es", "ko"]
 
 
-def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tmp_path):
-    book = write_book(tmp_path / "book", {"01_fast": FAST})
-    common = ["rerun", "--model", "llama-3.1-8b-instruct", "--language", "ko", "--book", str(book), "--out",
-              str(tmp_path / "runs")]
-    refused = subprocess.run(CLA + common + ["-p", f"api_key={SENTINEL}"], env=environment(), capture_output=True,
-                             text=True, timeout=120)
-    assert refused.returncode == 2 and "keys are never parameters" in refused.stderr
-    without = {key: value for key, value in environment().items() if key != "NDIF_API_KEY"}
-    without["NNSIGHT_CONFIG"] = str(tmp_path / "no-nnsight-login.yaml")  # nor a key stored by `nnsight login`
-    remote = subprocess.run(CLA + common + ["--remote"], env=without, capture_output=True, text=True, timeout=120)
-    assert remote.returncode == 2 and "NDIF_API_KEY" in remote.stderr
-    unreachable = subprocess.run(CLA + common + ["--remote"], capture_output=True, text=True, timeout=120,
-                                 env=environment(NDIF_API_KEY=SENTINEL, NDIF_HOST="http://127.0.0.1:9"))
-    assert unreachable.returncode == 2 and "NDIF not reachable" in unreachable.stderr
-    assert SENTINEL not in unreachable.stderr + unreachable.stdout
-    assert not (tmp_path / "runs").exists()  # nothing ran
-
-
 def in_process(capsys, *arguments: str) -> tuple[int, str, str]:
     """`cla` run in this process (`cla_lib.cli.main`, what the console script calls): for commands that start no
     chapter, so the library is not imported again by a process of its own (~4 CPU-s each)."""
     code = main(list(arguments))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tmp_path, capsys, monkeypatch):
+    from nnsight import CONFIG
+
+    book = write_book(tmp_path / "book", {"01_fast": FAST})
+    common = ["rerun", "--model", "llama-3.1-8b-instruct", "--language", "ko", "--book", str(book), "--out",
+              str(tmp_path / "runs")]
+    code, out, err = in_process(capsys, *common, "-p", f"api_key={SENTINEL}")
+    assert code == 2 and "keys are never parameters" in err
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", None)  # nor a key stored by `nnsight login`
+    monkeypatch.setattr(CONFIG.API, "HOST", CONFIG.API.HOST)  # restored, should anything hand nnsight another
+    code, out, err = in_process(capsys, *common, "--remote")
+    assert code == 2 and "NDIF_API_KEY" in err
+    monkeypatch.setenv("NDIF_API_KEY", SENTINEL)
+    monkeypatch.setenv("NDIF_HOST", "http://127.0.0.1:9")
+    code, out, err = in_process(capsys, *common, "--remote")
+    assert code == 2 and "NDIF not reachable" in err
+    assert SENTINEL not in err + out
+    assert not (tmp_path / "runs").exists()  # nothing ran
 
 
 def test_the_command_line_refuses_a_real_model_without_its_data_before_any_chapter_runs(tmp_path, tiny_llama_dir,
