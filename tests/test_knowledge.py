@@ -63,7 +63,10 @@ def test_every_testbed_property_names_the_claims_that_rest_on_it_and_each_claim_
                                              "a transfer gap alignment could close", "depth for middle and deeper layers"}
     assert set(RELIED_ON) == names  # a new rule or check must say which claims rest on it
     caveats = claim_caveats(["LOC has something to recover", "English ceiling", "English ceiling"])
-    assert caveats[1] == "testbed lacks English ceiling"
-    assert caveats[3] == "testbed lacks LOC has something to recover"
-    assert caveats[4] == "testbed lacks LOC has something to recover; English ceiling"
+    assert caveats[1] == "testbed lacks “English ceiling”"
+    assert caveats[3] == "testbed lacks “LOC has something to recover”"
+    assert caveats[4] == "testbed lacks “LOC has something to recover” and “English ceiling”"
     assert claim_caveats([])[2] == "testbed: has what this claim needs"
+    from cla_lib.claims.testbed import summary_text
+
+    assert summary_text(["English ceiling", "A", "English ceiling"]).startswith("**It lacks “English ceiling” and “A”**")

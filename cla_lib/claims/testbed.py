@@ -96,6 +96,13 @@ RELIED_ON = {
 }
 
 
+def _named(properties) -> str:
+    """Property names as a reader parses them inside a sentence or a ";"-separated cell: each quoted, "and" before
+    the last."""
+    quoted = [f"“{name}”" for name in properties]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
 def summary_text(missing, *, is_organism: bool = True) -> str:
     """Under the testbed table: that the organism has every property, or which it lacks (the knowledge rules of
     `cla_lib.organism.knowledge` included) and what that does to the verdicts; a real model has its own."""
@@ -103,7 +110,7 @@ def summary_text(missing, *, is_organism: bool = True) -> str:
         return "These checks are about the organism's world; a real model has its own."
     if not missing:
         return "The organism has every property above, in every seed measured."
-    return ("**It lacks " + "; ".join(missing) + "**: the claims that rely on these are tested on a testbed that "
+    return ("**It lacks " + _named(dict.fromkeys(missing)) + "**: the claims that rely on these are tested on a testbed that "
             "cannot show them, and the chapters' verdicts on them say little.")
 
 
@@ -114,6 +121,6 @@ def claim_caveats(missing, claims=(1, 2, 3, 4)) -> dict[int, str]:
     for claim in claims:
         lacking = [name for name in dict.fromkeys(missing) if claim in RELIED_ON.get(name, (1, 2, 3, 4))]
         caveats[claim] = ("testbed: has what this claim needs" if not lacking else
-                          "testbed lacks " + "; ".join(lacking))
+                          "testbed lacks " + _named(lacking))
     return caveats
 
