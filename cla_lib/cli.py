@@ -71,9 +71,9 @@ def _model(arguments, reference):
 
     if arguments.remote:
         return load_model(reference, remote=True)
-    model = load_model(reference, device=arguments.device, dtype=arguments.dtype)
-    print(f"{reference.name}: {placement(model)}", file=sys.stderr)
-    return model
+    lm = load_model(reference, device=arguments.device, dtype=arguments.dtype)
+    print(f"{reference.name}: {placement(lm)}", file=sys.stderr)
+    return lm
 
 
 @contextlib.contextmanager
@@ -100,9 +100,9 @@ def command_plane(arguments) -> None:
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     reference = _reference(arguments)
     with _results_only_on_stdout():
-        model = _model(arguments, reference)
+        lm = _model(arguments, reference)
         items = explicit_cue(_items(arguments, reference)) if arguments.explicit_cue else _items(arguments, reference)
-        points = plane(model, items, model_name=arguments.model, batch_size=arguments.batch_size)
+        points = plane(lm, items, model_name=arguments.model, batch_size=arguments.batch_size)
     _print_points(points, arguments.json, explicit_cue=arguments.explicit_cue, **organism_fields(reference))
 
 
@@ -177,9 +177,9 @@ def command_vectors(arguments) -> None:
     arguments.split = ["extract"]
     resolve_languages(arguments.language)  # bad input fails at once: the language, then the model, then the data
     reference = _reference(arguments)
-    model = _model(arguments, reference)
+    lm = _model(arguments, reference)
     items = _items(arguments, reference)
-    vectors = extract_vectors(model, items, kinds=arguments.kind or _default_kinds(),
+    vectors = extract_vectors(lm, items, kinds=arguments.kind or _default_kinds(),
                               languages=resolve_languages(arguments.language), batch_size=arguments.batch_size,
                               remote=arguments.remote, model_name=arguments.model)
     save_vectors(vectors, arguments.out)
@@ -257,11 +257,11 @@ def _resolve_terms(terms, vectors: dict, languages: list[str], source: str) -> d
     return resolved
 
 
-def _check_terms_fit(resolved: dict, model, source: str) -> None:
+def _check_terms_fit(resolved: dict, lm, source: str) -> None:
     from cla_lib.model import n_layers
 
-    layer_count = n_layers(model)
-    hidden_size = model._module.config.get_text_config().hidden_size
+    layer_count = n_layers(lm)
+    hidden_size = lm._module.config.get_text_config().hidden_size
     for terms in resolved.values():
         for vector, layer, _ in terms:
             if not 0 <= layer < layer_count:
@@ -287,11 +287,11 @@ def command_steer(arguments) -> None:
                               arguments.vectors)
     reference = _reference(arguments)
     with _results_only_on_stdout():
-        model = _model(arguments, reference)
-        _check_terms_fit(resolved, model, arguments.vectors)
+        lm = _model(arguments, reference)
+        _check_terms_fit(resolved, lm, arguments.vectors)
         items = _items(arguments, reference)
         edits = {language: steering_edits(*language_terms) for language, language_terms in resolved.items()}
-        points = steered_plane(model, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
+        points = steered_plane(lm, items, edits, model_name=arguments.model, batch_size=arguments.batch_size,
                                remote=arguments.remote)
     _print_points(points, arguments.json)
 

@@ -116,6 +116,21 @@ def test_a_function_imports_a_package_only_where_that_saves_start_up_time():
     assert late == []
 
 
+def test_a_model_is_a_reference_before_it_loads_and_an_lm_after():
+    """No parameter or local is called `model`: what names a model to load is a `reference` (a string or a
+    `ModelRef`), a loaded one is an `lm`, so a signature says which it takes."""
+    named_model = []
+    for module, path in MODULES.items():
+        for function in ast.walk(ast.parse(path.read_text())):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                arguments = function.args.posonlyargs + function.args.args + function.args.kwonlyargs
+                stored = [node for node in ast.walk(function) if isinstance(node, ast.Name) and node.id == "model"
+                          and isinstance(node.ctx, ast.Store)]
+                if any(argument.arg == "model" for argument in arguments) or stored:
+                    named_model.append(f"{module}:{function.lineno} {function.name}")
+    assert named_model == []
+
+
 def test_no_module_is_over_500_lines():
     long = {module: length for module, path in MODULES.items()
             if (length := len(path.read_text().splitlines())) > MAX_LINES}

@@ -106,13 +106,13 @@ class TrainingEstimate:
                 f"{self.flops_per_step:.3g} FLOPs per step")
 
 
-def estimate_training(model: Architecture, *, bytes_per_value: int, tokens: int, lora_rank: int | None = None,
+def estimate_training(arch: Architecture, *, bytes_per_value: int, tokens: int, lora_rank: int | None = None,
                       targets: tuple[str, ...] = (), trainable: tuple[str, ...] = (), reference: bool = False,
                       checkpointing: bool = False, processes: int = 1, sharding: str = "ddp") -> TrainingEstimate:
     """The estimate of one run (see the module's docstring for what is counted).
 
     Args:
-        model: the architecture.
+        arch: the architecture.
         bytes_per_value: the weights' dtype size (2 for bfloat16).
         tokens: tokens per process and step (replay rows x length, plus the objective's).
         lora_rank: LoRA's rank, adapting the linear modules named in `targets`; None: full fine-tuning of the
@@ -125,27 +125,27 @@ def estimate_training(model: Architecture, *, bytes_per_value: int, tokens: int,
         raise ValueError(f"sharding is ddp or fsdp, not {sharding!r}")
     shards = processes if sharding == "fsdp" else 1
     if lora_rank:
-        unknown = [name for name in targets if name not in model.linear_shapes]
+        unknown = [name for name in targets if name not in arch.linear_shapes]
         if unknown:
             raise ValueError(f"no linear module is called {', '.join(unknown)}; "
-                             f"the model's: {', '.join(sorted(model.linear_shapes))}")
+                             f"the model's: {', '.join(sorted(arch.linear_shapes))}")
         trained = sum(lora_rank * (inputs + outputs)
-                      for name in targets for inputs, outputs in model.linear_shapes[name])
+                      for name in targets for inputs, outputs in arch.linear_shapes[name])
         training_state = 16.0 * trained
         weight_gradient_passes = 0
     else:
-        trained = sum(model.named_sizes.get(name, 0) for name in trainable) if trainable else model.parameters
+        trained = sum(arch.named_sizes.get(name, 0) for name in trainable) if trainable else arch.parameters
         training_state = 3.0 * bytes_per_value * trained
         weight_gradient_passes = 1
-    layer_values = 6 * model.hidden + 3 * model.query + 3 * model.key_value + 4 * model.intermediate
-    kept_layers = model.hidden * model.layers + layer_values if checkpointing else layer_values * model.layers
-    per_token = bytes_per_value * kept_layers + model.vocabulary * (bytes_per_value + 8)
+    layer_values = 6 * arch.hidden + 3 * arch.query + 3 * arch.key_value + 4 * arch.intermediate
+    kept_layers = arch.hidden * arch.layers + layer_values if checkpointing else layer_values * arch.layers
+    per_token = bytes_per_value * kept_layers + arch.vocabulary * (bytes_per_value + 8)
     forwards = 2 if checkpointing else 1
-    flops = 2.0 * model.multiplying * tokens * processes * (forwards + 1 + weight_gradient_passes)
+    flops = 2.0 * arch.multiplying * tokens * processes * (forwards + 1 + weight_gradient_passes)
     return TrainingEstimate(
-        processes=processes, sharding=sharding, parameters=model.parameters, trainable=trained, tokens=tokens,
-        weights=bytes_per_value * model.parameters / shards, training_state=training_state / shards,
-        reference=bytes_per_value * model.parameters / shards if reference and not lora_rank else 0.0,
+        processes=processes, sharding=sharding, parameters=arch.parameters, trainable=trained, tokens=tokens,
+        weights=bytes_per_value * arch.parameters / shards, training_state=training_state / shards,
+        reference=bytes_per_value * arch.parameters / shards if reference and not lora_rank else 0.0,
         activations=float(per_token * tokens), flops_per_step=flops,
     )
 

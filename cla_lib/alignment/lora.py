@@ -41,19 +41,19 @@ class LoraSettings:
                             tuple(self.targets or method_trainable or PROJECTIONS))
 
 
-def add_adapters(model, settings: LoraSettings):
+def add_adapters(lm, settings: LoraSettings):
     """`model` (a transformers causal LM) with fresh LoRA adapters (a `peft.PeftModel`; the base weights are
     frozen). The adapters' initialisation draws from torch's global generator: seed it first."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=list(settings.targets),
                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return get_peft_model(lm, config)
 
 
-def is_adapted(model) -> bool:
+def is_adapted(lm) -> bool:
     """Whether `model` carries peft adapters."""
-    return hasattr(model, "peft_config") and callable(getattr(model, "disable_adapter", None))
+    return hasattr(lm, "peft_config") and callable(getattr(lm, "disable_adapter", None))
 
 
 class _AdaptersOff(torch.nn.Module):
@@ -69,12 +69,12 @@ class _AdaptersOff(torch.nn.Module):
             return adapted(**inputs)
 
 
-def frozen_reference(model) -> torch.nn.Module:
+def frozen_reference(lm) -> torch.nn.Module:
     """A frozen copy of the starting model, for objectives that compare with it (CLO's DPO): the adapted model with
     its adapters off, or a deep copy of a model that trains its own weights."""
-    if is_adapted(model):
-        return _AdaptersOff(model)
-    return copy.deepcopy(model).eval().requires_grad_(False)
+    if is_adapted(lm):
+        return _AdaptersOff(lm)
+    return copy.deepcopy(lm).eval().requires_grad_(False)
 
 
 def is_adapter_directory(path: str | Path) -> bool:

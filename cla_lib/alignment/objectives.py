@@ -34,7 +34,7 @@ class _StopForward(Exception):
     pass
 
 
-def residual_after(model, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def residual_after(lm, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The residual stream after decoder layer `layer` (= ``output_hidden_states[layer + 1]``), with gradients.
 
     The forward stops at that layer: the layers above it and the vocabulary projection are never computed.
@@ -45,9 +45,9 @@ def residual_after(model, layer: int, input_ids: torch.Tensor, attention_mask: t
         captured["hidden"] = output[0] if isinstance(output, tuple) else output
         raise _StopForward
 
-    handle = decoder_layers(model)[layer].register_forward_hook(capture)
+    handle = decoder_layers(lm)[layer].register_forward_hook(capture)
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     except _StopForward:
         pass
     finally:
@@ -55,21 +55,21 @@ def residual_after(model, layer: int, input_ids: torch.Tensor, attention_mask: t
     return captured["hidden"]
 
 
-def midalign_loss(model, batch: dict, *, layer: int, temperature: float = 0.1) -> torch.Tensor:
+def midalign_loss(lm, batch: dict, *, layer: int, temperature: float = 0.1) -> torch.Tensor:
     """MidAlign's objective: `contrastive_loss` between the mean-pooled residuals after `layer` of each
     target-language sentence (`a`) and of the English sentences (`b`)."""
-    target = mean_pooled(residual_after(model, layer, **batch["target"]), batch["target"]["attention_mask"])
-    english = mean_pooled(residual_after(model, layer, **batch["english"]), batch["english"]["attention_mask"])
+    target = mean_pooled(residual_after(lm, layer, **batch["target"]), batch["target"]["attention_mask"])
+    english = mean_pooled(residual_after(lm, layer, **batch["english"]), batch["english"]["attention_mask"])
     # On several processes, every pair's negatives come from the whole global batch (`cla_lib.alignment.distributed`).
     return contrastive_loss(gather_rows(target, batch), gather_rows(english, batch), temperature)
 
 
-def continuation_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def continuation_logprobs(lm, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the summed log-probability of the continuation tokens and their number.
 
     The batch comes from `encode_continuations`: its `continuation_mask` marks the tokens past the prompt.
     """
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     logits = logits[:, :-1].float()
     targets = batch["input_ids"][:, 1:].unsqueeze(-1)
     token_logprobs = logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)
@@ -77,11 +77,11 @@ def continuation_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tenso
     return (token_logprobs * mask).sum(-1), mask.sum(-1)
 
 
-def answer_loss(model, batch: dict) -> torch.Tensor:
+def answer_loss(lm, batch: dict) -> torch.Tensor:
     """Multilingual instruction tuning's objective: the mean negative log-likelihood of the answer tokens (prompt
     tokens do not count), averaged over all answer tokens of the batch (over the global batch's on several
     processes: its ``token_total``, `cla_lib.alignment.distributed`)."""
-    sums, counts = continuation_logprobs(model, batch)
+    sums, counts = continuation_logprobs(lm, batch)
     return -sums.sum() / batch.get("token_total", counts.sum())
 
 
@@ -93,14 +93,14 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, referen
     return -F.logsigmoid(beta * margin).mean()
 
 
-def clo_loss(model, batch: dict, *, reference, beta: float = 0.1, nll_weight: float = 0.5) -> torch.Tensor:
+def clo_loss(lm, batch: dict, *, reference, beta: float = 0.1, nll_weight: float = 0.5) -> torch.Tensor:
     """CLO's objective: ``nll_weight * NLL(chosen) + (1 - nll_weight) * DPO(beta)`` against a frozen `reference`.
 
     The batch (`preference_batch`) holds the chosen continuations in its first half of rows and the rejected ones
     in the second; NLL is the mean over the chosen answers' tokens, as in `answer_loss` (``token_total`` included).
     """
     half = len(batch["input_ids"]) // 2
-    sums, counts = continuation_logprobs(model, batch)
+    sums, counts = continuation_logprobs(lm, batch)
     with torch.no_grad():
         reference_sums, _ = continuation_logprobs(reference, batch)
     nll = -sums[:half].sum() / batch.get("token_total", counts[:half].sum())

@@ -161,16 +161,16 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
         return estimate
     check_fits(estimate, device)
 
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **hub).to(device)
+    lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **hub).to(device)
     if gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if lora:
         if named is not None and named.base_name:  # what the adapters name as their base (peft reads the attribute)
-            model.name_or_path = model.config._name_or_path = named.base_name
+            lm.name_or_path = lm.config._name_or_path = named.base_name
         torch.manual_seed(seed)  # the adapters' initialisation, the same in every process
-        model = add_adapters(model, lora)
+        lm = add_adapters(lm, lora)
     replay_indices = RecordBatches(list(range(len(rows))), config.replay_batch_size, seed)
-    record = align(model, tokenizer, method, config, records, lambda step: rows[replay_indices(step)],
+    record = align(lm, tokenizer, method, config, records, lambda step: rows[replay_indices(step)],
                    progress=progress and (accelerator is None or accelerator.is_main_process),
                    description=f"aligning {Path(model_directory).name}: {method}", accelerator=accelerator)
     record = {**record, "source": str(model_directory),
@@ -179,11 +179,11 @@ def align_model(model_directory: str | Path, method: str, data_files: dict, out_
               "gradient_checkpointing": gradient_checkpointing, "estimate": vars(estimate),
               **({"lora": vars(lora)} if lora else {})}
     if accelerator is None:
-        return save_atomically(out_directory, lambda path: save_trained(path, model, tokenizer, record))
+        return save_atomically(out_directory, lambda path: save_trained(path, lm, tokenizer, record))
     # Every process takes part in gathering the weights (sharded ones under FSDP); the first writes them.
-    state_dict = accelerator.get_state_dict(model)
+    state_dict = accelerator.get_state_dict(lm)
     if accelerator.is_main_process:
-        save_atomically(out_directory, lambda path: save_trained(path, model, tokenizer, record, state_dict))
+        save_atomically(out_directory, lambda path: save_trained(path, lm, tokenizer, record, state_dict))
     accelerator.wait_for_everyone()
     return out_directory if accelerator.is_main_process else None
 

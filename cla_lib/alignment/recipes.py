@@ -91,7 +91,7 @@ class Method:
     recipe: Callable  # (model, tokenizer, config) -> Recipe
 
 
-def midalign_recipe(model, tokenizer, config: MidAlignConfig) -> Recipe:
+def midalign_recipe(lm, tokenizer, config: MidAlignConfig) -> Recipe:
     """MidAlign, after Liu & Niehues (ACL 2025, arXiv 2502.14830; code: dannigt/mid-align).
 
     Follows: InfoNCE on cosine similarity, temperature 0.1, in-batch negatives, on mean-pooled (over the attention
@@ -101,14 +101,14 @@ def midalign_recipe(model, tokenizer, config: MidAlignConfig) -> Recipe:
     alignment steps); the task loss is replay, not task data; batches never hold two pairs of one English sentence.
     `layer` counts decoder layers from 0: its output is the original's ``additional_loss_layer = layer + 1``.
     """
-    layer = config.layer if config.layer is not None else n_layers(model) // 2
-    if not 0 <= layer < n_layers(model):
-        raise ValueError(f"MidAlign layer {layer} does not exist: the model has {n_layers(model)} decoder layers")
+    layer = config.layer if config.layer is not None else n_layers(lm) // 2
+    if not 0 <= layer < n_layers(lm):
+        raise ValueError(f"MidAlign layer {layer} does not exist: the model has {n_layers(lm)} decoder layers")
     return Recipe(objective=functools.partial(midalign_loss, layer=layer, temperature=config.temperature),
                   collate=functools.partial(parallel_batch, tokenizer), group=lambda record: record["english"])
 
 
-def clo_recipe(model, tokenizer, config: CLOConfig) -> Recipe:
+def clo_recipe(lm, tokenizer, config: CLOConfig) -> Recipe:
     """Cross-Lingual Optimization (CLO), after Lee et al. (ACL 2025, arXiv 2505.14297).
 
     Follows: a question in a target language prefers the answer in that language over the English answer, and an
@@ -117,13 +117,13 @@ def clo_recipe(model, tokenizer, config: CLOConfig) -> Recipe:
     replay updates only them too. Departs: no public code exists; the NLL is taken on the chosen answer of every
     pair (English answers to English questions included), and the data are short answers in the organism's world.
     """
-    reference = frozen_reference(model)
+    reference = frozen_reference(lm)
     return Recipe(objective=functools.partial(clo_loss, reference=reference, beta=config.beta,
                                               nll_weight=config.nll_weight),
                   collate=functools.partial(preference_batch, tokenizer), tokens=_chosen_tokens)
 
 
-def mit_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
+def mit_recipe(lm, tokenizer, config: AlignmentConfig) -> Recipe:
     """Multilingual instruction tuning (translate-train), as the paper re-evaluates it.
 
     Supervised tuning on the English question-answer data rendered into every language, the loss on the answer
@@ -139,7 +139,7 @@ def _chosen_tokens(batch: dict) -> torch.Tensor:
     return batch["continuation_mask"][: len(batch["continuation_mask"]) // 2]
 
 
-def replay_recipe(model, tokenizer, config: AlignmentConfig) -> Recipe:
+def replay_recipe(lm, tokenizer, config: AlignmentConfig) -> Recipe:
     """The control: the same extra training on the base organism's own text, no alignment objective."""
     return Recipe()
 
@@ -176,13 +176,13 @@ def method_of(name: str) -> Method:
     return METHODS[name]
 
 
-def trainable_parameters(model, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
+def trainable_parameters(lm, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
     """Freeze every parameter except those of the modules named in `names` (all of them if `names` is empty); a model
     with LoRA adapters trains its adapters, which sit on those modules already (`cla_lib.alignment.lora`)."""
-    if not names or is_adapted(model):
-        return [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if not names or is_adapted(lm):
+        return [parameter for parameter in lm.parameters() if parameter.requires_grad]
     selected = []
-    for name, parameter in model.named_parameters():
+    for name, parameter in lm.named_parameters():
         trains = any(part in names for part in name.split("."))
         parameter.requires_grad_(trains)
         if trains:
@@ -200,13 +200,13 @@ def _to_device(batch, device):
     return batch
 
 
-def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[dict],
+def align(lm, tokenizer, method: str, config: AlignmentConfig, records: list[dict],
           replay: Callable[[int], torch.Tensor], *, progress: bool = True, description: str | None = None,
           accelerator=None, after_step: Callable[[int], None] | None = None) -> dict:
     """Fine-tune `model` in place with a method's recipe plus replay, and return what to record.
 
     Args:
-        model: a transformers causal LM (its device is where batches go).
+        lm: a transformers causal LM (its device is where batches go).
         tokenizer: its tokenizer.
         method: a name in `METHODS`.
         config: the method's configuration (`Method.config_type`).
@@ -222,11 +222,11 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
     """
     method_entry = method_of(method)
     if isinstance(config, MidAlignConfig) and config.layer is None:
-        config = replace(config, layer=n_layers(model) // 2)
+        config = replace(config, layer=n_layers(lm) // 2)
     torch.manual_seed(config.seed)
-    recipe = method_entry.recipe(model, tokenizer, config)
-    parameters = trainable_parameters(model, config.trainable)
-    device = next(model.parameters()).device
+    recipe = method_entry.recipe(lm, tokenizer, config)
+    parameters = trainable_parameters(lm, config.trainable)
+    device = next(lm.parameters()).device
     objective_batches = (RecordBatches(records, config.objective_batch_size, config.seed, recipe.group)
                          if recipe.objective else None)
 
@@ -249,22 +249,22 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
 
     replay_losses, objective_losses = [], []
 
-    def loss(model, batch: dict) -> torch.Tensor:
-        total = language_model_loss(model, batch["replay"])
+    def loss(lm, batch: dict) -> torch.Tensor:
+        total = language_model_loss(lm, batch["replay"])
         replay_losses.append(total.item())
         if recipe.objective:
-            objective = recipe.objective(model, batch["objective"])
+            objective = recipe.objective(lm, batch["objective"])
             objective_losses.append(objective.item())
             total = total + config.objective_weight * objective
         return total
 
-    log = train(model, loss, batch, Schedule(config.steps, config.learning_rate, warmup=config.warmup),
+    log = train(lm, loss, batch, Schedule(config.steps, config.learning_rate, warmup=config.warmup),
                 parameters=parameters, description=description or f"aligning: {method}", progress=progress,
                 accelerator=accelerator, after_step=after_step)
     return {
         "method": method,
         "method_config": asdict(config),
-        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "parameters": sum(parameter.numel() for parameter in lm.parameters()),
         "trainable_parameters": sum(parameter.numel() for parameter in parameters),
         "train_seconds": log.seconds,
         "final_loss": sum(log.losses[-10:]) / len(log.losses[-10:]),
@@ -275,14 +275,14 @@ def align(model, tokenizer, method: str, config: AlignmentConfig, records: list[
     }
 
 
-def save_trained(path: Path, model, tokenizer, record: dict, state_dict: dict | None = None) -> None:
+def save_trained(path: Path, lm, tokenizer, record: dict, state_dict: dict | None = None) -> None:
     """Write a fine-tuned model (its adapters, for a peft model; from `state_dict` when the weights were gathered
     from several processes), its tokenizer and `training.json` (the record plus finishing time, and the threads
     it trained on unless the record says)."""
     if state_dict is None:
-        model.save_pretrained(path)
+        lm.save_pretrained(path)
     else:
-        model.save_pretrained(path, state_dict=state_dict)
+        lm.save_pretrained(path, state_dict=state_dict)
     tokenizer.save_pretrained(path)
     record = {"torch_threads": torch.get_num_threads(), **record,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -109,10 +109,10 @@ class ChapterSetup:
 
     def load(self, method: str = "base"):
         """The base model, or the aligned organism of `method`, loaded for tracing; a real model says where it went."""
-        model = load_model(str(self.directory(method)), remote=self.remote)
+        lm = load_model(str(self.directory(method)), remote=self.remote)
         if not self.is_organism and not self.remote:
-            print(f"{self.name}: {placement(model)}")
-        return model
+            print(f"{self.name}: {placement(lm)}")
+        return lm
 
     def swept_layers(self, n_layers: int) -> list[int]:
         """The decoder layers the chapter's sweeps steer at: every `layer_stride`-th of `n_layers`, from layer 0."""
@@ -212,7 +212,7 @@ def check_parameters(parameters: dict) -> None:
             raise ValueError(f"-p {name}={value!r}: {error}") from None
 
 
-def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: str | None = None,
+def chapter_setup(reference: str, language: str, *, seed: int = 0, organism_size: str | None = None,
                   aligned: str = "", alphas: str = "", layer_stride: int = 1, remote: Remote = False,
                   device: str | None = None,
                   dtype: str | None = None, transfer_data: str | None = None, localization_data: str | None = None,
@@ -224,13 +224,13 @@ def chapter_setup(model: str, language: str, *, seed: int = 0, organism_size: st
     check_parameters(dict(language=language, seed=seed, organism_size=organism_size, aligned=aligned, alphas=alphas,
                           layer_stride=layer_stride, remote=remote, device=device, dtype=dtype,
                           embedded_world=embedded_world))
-    reference = ModelRef.parse(model, size=organism_size)
-    check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
+    parsed = ModelRef.parse(reference, size=organism_size)
+    check_data(parsed, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)
-    if reference.is_organism and "@" not in reference.name:
-        reference = ModelRef.of_organism(reference.method, seed, size=organism_size)
-    return ChapterSetup(reference, resolve_languages(language), seed,
-                        parse_list(aligned) if reference.is_organism else [],
+    if parsed.is_organism and "@" not in parsed.name:
+        parsed = ModelRef.of_organism(parsed.method, seed, size=organism_size)
+    return ChapterSetup(parsed, resolve_languages(language), seed,
+                        parse_list(aligned) if parsed.is_organism else [],
                         [float(alpha) for alpha in parse_list(alphas)], int(layer_stride), remote, transfer_data,
                         localization_data)
 
@@ -252,7 +252,7 @@ class ErasureSetup:
         return ", ".join(map(str, self.seeds))
 
 
-def erasure_setup(model: str, language: str, methods: str, seeds: str, *, seed: int | None = None,
+def erasure_setup(reference: str, language: str, methods: str, seeds: str, *, seed: int | None = None,
                   include_replay: bool = True, organism_size: str | None = None, aligned_models: str = "",
                   transfer_data: str | None = None, localization_data: str | None = None,
                   embedded_world: bool = False, device: str | None = None, dtype: str | None = None) -> ErasureSetup:
@@ -261,15 +261,15 @@ def erasure_setup(model: str, language: str, methods: str, seeds: str, *, seed: 
     overrides `seeds`, as in every chapter; its tables take the book's style (`table_style`)."""
     table_style()
     languages = resolve_languages(language)
-    check_data(model, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
+    check_data(reference, transfer_data, localization_data, embedded_world=embedded_world, how="chapter")
     use_placement(device, dtype)
-    is_organism = model.startswith("organism")
+    is_organism = reference.startswith("organism")
     method_list = parse_list(methods)
     seed_list = [int(seed)] if seed is not None else parse_seeds(seeds) if is_organism else None
-    runs = erasure_runs(model, method_list, seed_list, include_replay=include_replay, size=organism_size,
+    runs = erasure_runs(reference, method_list, seed_list, include_replay=include_replay, size=organism_size,
                         aligned_models=aligned_models, progress=False)
     return ErasureSetup(languages, is_organism, method_list, runs, sorted({run.seed for run in runs}),
-                        f"the {organism_size} model organism" if is_organism else model)
+                        f"the {organism_size} model organism" if is_organism else reference)
 
 
 def by_split(items: list[Item]) -> dict[str, list[Item]]:

@@ -92,14 +92,14 @@ def _approximate_token_count(text: str) -> int:
     return max(1, math.ceil(len(text.encode("utf-8")) / 4))
 
 
-def token_counter(model: str | ModelRef) -> tuple[Callable[[str], int], str, Any]:
-    """A function counting the tokens of a text for `model`, what it is, and the tokenizer it uses (None: the
+def token_counter(reference: str | ModelRef) -> tuple[Callable[[str], int], str, Any]:
+    """A function counting the tokens of a text for `reference`, what it is, and the tokenizer it uses (None: the
     tokenizer is not at hand, as a local directory or in the hub's cache, and the count is approximate)."""
-    reference = known_reference(model)
-    source = reference.source if reference is not None else str(model)
-    if reference is not None and reference.is_organism:
+    parsed = known_reference(reference)
+    source = parsed.source if parsed is not None else str(reference)
+    if parsed is not None and parsed.is_organism:
         try:
-            source = str(organism_path(reference, train_if_missing=False))
+            source = str(organism_path(parsed, train_if_missing=False))
         except FileNotFoundError:
             source = None
     if source is not None:
@@ -147,32 +147,32 @@ def plane_workload(items, count_tokens: Callable[[str], int], batch_size: int = 
             "read_prompts": len(prompts), "read_tokens": sum(count_tokens(prompt) for prompt in prompts), **shares}
 
 
-def estimate(model: str | ModelRef, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
+def estimate(reference: str | ModelRef, language: str, chapter_paths: Sequence[Path], *, transfer_data: str | None = None,
              localization_data: str | None = None, batch_size: int = 64, n_layers: int | None = None,
              methods: int = 3, seeds: int = 1, organism_size: str | None = None, parameters: dict | None = None):
-    """What rerunning `chapter_paths` for `model` in `language` costs: a DataFrame, one row per chapter.
+    """What rerunning `chapter_paths` for `reference` in `language` costs: a DataFrame, one row per chapter.
 
     Columns as `chapter_costs` gives them (`parameters`: the chapters' parameters a rerun sets); `DataFrame.attrs` holds the item counts and how tokens were counted.
     Nothing runs the model; an organism that is not trained yet is not trained.
     """
-    reference = known_reference(model, size=organism_size)
-    count_tokens, counted_with, tokenizer = token_counter(reference or model)
-    if reference is not None and reference.is_organism:
-        config = config_for(reference.size, reference.seed)
+    parsed = known_reference(reference, size=organism_size)
+    count_tokens, counted_with, tokenizer = token_counter(parsed or reference)
+    if parsed is not None and parsed.is_organism:
+        config = config_for(parsed.size, parsed.seed)
         world = World(config.world)
         items = world.transfer_items("en") + world.items(language)
         layers = n_layers or config.n_layers
     else:
-        templated = reference is not None and reference.preset is not None and reference.preset.chat_template
+        templated = parsed is not None and parsed.preset is not None and parsed.preset.chat_template
         # The chat template needs the tokenizer; without it at hand the bare prompts are counted and the hub is not
         # asked, as `token_counter` does not ask it (offline without HF_HUB_OFFLINE=1, its retries took 46 s).
-        items = plane_items(reference or model if tokenizer is not None or not templated else "unformatted",
+        items = plane_items(parsed or reference if tokenizer is not None or not templated else "unformatted",
                             [language], transfer_data=transfer_data, localization_data=localization_data,
                             tokenizer=tokenizer)
         if templated and tokenizer is None:
             counted_with += "; without the chat template's tokens"
         # Unknown depth: a typical 7-8B model, stated in the output as the layer count used.
-        layers = n_layers or (reference.layers if reference is not None else None) or 32
+        layers = n_layers or (parsed.layers if parsed is not None else None) or 32
     workload = plane_workload(items, count_tokens, batch_size)
     return chapter_costs(workload, chapter_paths, layers=layers, batch_size=batch_size, methods=methods, seeds=seeds,
                          counted_with=counted_with, parameters=parameters)

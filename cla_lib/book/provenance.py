@@ -25,7 +25,7 @@ from cla_lib.core.files import sha256
 from cla_lib.model import gguf
 from cla_lib.plane.loading import default_placement
 from cla_lib.core.performance import machine
-from cla_lib.model.reference import known_reference
+from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.organism import is_organism_directory
 
 PACKAGES = ("cla-lib", "torch", "nnsight", "transformers", "gguf", "peft", "accelerate", "datasets", "papermill",
@@ -62,27 +62,27 @@ def versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
     return found
 
 
-def model_key(model: str | Path) -> str:
+def model_key(reference: str | Path | ModelRef) -> str:
     """An organism directory's cache key (its folder name, e.g. ``base-1a2b3c4d5e6f``); any other model's name."""
-    return Path(model).name if is_organism_directory(model) else str(model)
+    return Path(str(reference)).name if is_organism_directory(str(reference)) else str(reference)
 
 
-def model_revision(model: str | Path) -> str | None:
+def model_revision(reference: str | Path | ModelRef) -> str | None:
     """Which weights a real model name stood for: a preset's pinned hub commit (or ``unpinned``), a hub snapshot's
     commit, a local directory's fingerprint (its files' names and sizes), LoRA adapters with their base's; None for
     an organism (its key says it all) or a name nothing loads."""
-    reference = known_reference(model)
-    if reference is None or reference.is_organism or is_organism_directory(model):
+    parsed = known_reference(reference)
+    if parsed is None or parsed.is_organism or is_organism_directory(str(reference)):
         return None
-    if reference.kind == "gguf" or (reference.preset is not None and reference.preset.package):
-        checkpoint = reference.gguf_path
-        shipped = f" from {reference.preset.package}" if reference.preset is not None else ""
+    if parsed.kind == "gguf" or (parsed.preset is not None and parsed.preset.package):
+        checkpoint = parsed.gguf_path
+        shipped = f" from {parsed.preset.package}" if parsed.preset is not None else ""
         return f"GGUF file {checkpoint.name}{shipped}, sha256 {gguf.digest(checkpoint)}"
-    if reference.preset is not None:
-        return f"{reference.hub_id}@{reference.preset.revision or 'unpinned (the hub main when loaded)'}"
-    if reference.kind == "hub":
-        return f"{reference.hub_id} (unpinned: the hub's main when loaded)"
-    path = Path(reference.path)
+    if parsed.preset is not None:
+        return f"{parsed.hub_id}@{parsed.preset.revision or 'unpinned (the hub main when loaded)'}"
+    if parsed.kind == "hub":
+        return f"{parsed.hub_id} (unpinned: the hub's main when loaded)"
+    path = Path(parsed.path)
     if is_adapter_directory(path):
         return f"LoRA adapters {_fingerprint(path)} on {model_revision(adapter_base(path)) or adapter_base(path)}"
     if "snapshots" in path.resolve().parts:  # a Hugging Face cache snapshot: the folder is the commit
@@ -101,9 +101,9 @@ def _fingerprint(path: Path) -> str:
 def weights(models: Iterable[str | Path]) -> dict[str, str]:
     """Each organism's key -> the sha256 of its weights (what the key's configuration trained on this machine)."""
     found = {}
-    for model in models:
-        if is_organism_directory(model) and (Path(model) / "model.safetensors").exists():
-            found[model_key(model)] = sha256(Path(model) / "model.safetensors")
+    for name in models:
+        if is_organism_directory(name) and (Path(name) / "model.safetensors").exists():
+            found[model_key(name)] = sha256(Path(name) / "model.safetensors")
     return found
 
 
@@ -117,11 +117,11 @@ def provenance(models: Iterable[str | Path] = (), parameters: dict | None = None
         "versions": versions(),
         "placement": default_placement(),
         "machine": machine(),
-        "models": list(dict.fromkeys(model_key(model) for model in models)),
+        "models": list(dict.fromkeys(model_key(reference) for reference in models)),
     }
     if weights(models):
         record["weights"] = weights(models)
-    revisions = {model_key(model): model_revision(model) for model in models}
+    revisions = {model_key(reference): model_revision(reference) for reference in models}
     revisions = {name: revision for name, revision in revisions.items() if revision}
     if revisions:
         record["revisions"] = revisions
@@ -138,15 +138,15 @@ def markdown(record: dict) -> str:
     packages = ", ".join(f"{name} {version}" for name, version in record["versions"].items())
     lines = [f"- **commit** `{record['commit']}`, built {record['built']}",
              f"- **packages** {packages}",
-             "- **models** " + (", ".join(f"`{model}`" for model in record["models"]) or "none")
+             "- **models** " + (", ".join(f"`{key}`" for key in record["models"]) or "none")
              + f", loaded on {record['placement']['device']} in {record['placement']['dtype']}"]
     if "machine" in record:  # records written before it was kept lack it
         found = record["machine"]
         lines.append(f"- **machine** {found['cpu']} ({found['instruction_set']}), {found['torch_threads']} torch "
                      f"thread(s), MKL {found['mkl']}, oneDNN {found['onednn']}"
                      + "".join(f", {name}={value}" for name, value in found.get("numerics", {}).items()))
-    lines += [f"- **weights of** `{model}`: sha256 `{digest[:16]}…`" for model, digest in record.get("weights", {}).items()]
-    lines += [f"- **revision of** `{model}`: {revision}" for model, revision in record.get("revisions", {}).items()]
+    lines += [f"- **weights of** `{key}`: sha256 `{digest[:16]}…`" for key, digest in record.get("weights", {}).items()]
+    lines += [f"- **revision of** `{key}`: {revision}" for key, revision in record.get("revisions", {}).items()]
     lines += [f"- **data** `{name}`: {revision}" for name, revision in record.get("data", {}).items()]
     if record.get("parameters"):
         lines.append("- **parameters** " + ", ".join(f"`{name}={value!r}`"

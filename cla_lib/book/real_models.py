@@ -28,7 +28,7 @@ from cla_lib.organism.world import World, WorldConfig
 COST_COLUMNS = ["scoring_passes", "swept_passes", "sequences", "batches", "tokens", "head_positions"]
 
 
-def real_models_setup(model: str, language: str, *, seed: int) -> tuple[list[str], ModelPreset]:
+def real_models_setup(reference: str, language: str, *, seed: int) -> tuple[list[str], ModelPreset]:
     """The chapter's languages and the preset whose rerun it costs; the book's table style, no loading bars on
     the page, and torch seeded (the worked example's random weights). A name that is no preset is refused."""
     table_style()
@@ -36,9 +36,9 @@ def real_models_setup(model: str, language: str, *, seed: int) -> tuple[list[str
     disable_progress_bars()
     torch.manual_seed(seed)
     languages = resolve_languages(language)
-    preset = resolve_preset(model)
+    preset = resolve_preset(reference)
     if preset is None:
-        raise ValueError(f"{model!r} is not a preset; presets: {', '.join(PRESETS)}")
+        raise ValueError(f"{reference!r} is not a preset; presets: {', '.join(PRESETS)}")
     return languages, preset
 
 

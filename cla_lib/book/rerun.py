@@ -29,7 +29,7 @@ from cla_lib.book.costs import chapter_parameters, describe_cost, estimate
 from cla_lib.plane.evaluation import check_data
 from cla_lib.core.files import write_atomic
 from cla_lib.core.languages import resolve_languages
-from cla_lib.model.reference import ModelRef
+from cla_lib.model.reference import ModelRef, known_reference
 from cla_lib.model.remote import Remote, read_api_key, check_compatible, check_served, known_key
 
 
@@ -104,20 +104,20 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def model_slug(model: str) -> str:
+def model_slug(reference: str | ModelRef) -> str:
     """A folder name for a model: a preset or organism name as is, `owner--name` for a hub id, a directory's name."""
-    path = Path(model).expanduser()
+    path = Path(str(reference)).expanduser()
     if path.exists():
         text = path.resolve().name
     else:
-        text = model.replace("/", "--")
+        text = str(reference).replace("/", "--")
     return re.sub(r"[^A-Za-z0-9._@:-]+", "-", text).replace(":", "-").strip("-.") or "model"
 
 
-def run_directory(out: str | Path, model: str, language: str) -> Path:
+def run_directory(out: str | Path, reference: str | ModelRef, language: str) -> Path:
     # Absolute: the kernels run in the repository root, and the chapters' results (CLA_RESULTS) must land beside
     # the notebooks wherever the caller pointed `out`, not under the repository.
-    return Path(out).resolve() / model_slug(model) / language
+    return Path(out).resolve() / model_slug(reference) / language
 
 
 _NUMPY_SCALAR = re.compile(r"^np\.(?:float|int|uint|bool_?)\w*\((.*)\)$", re.DOTALL)
@@ -261,12 +261,12 @@ def run_chapter(path: Path, directory: Path, parameters: dict, *, kernel_name: s
     return record
 
 
-def chapter_run_parameters(path: Path, model: str, language: str, *, remote: Remote = False,
+def chapter_run_parameters(path: Path, reference: str | ModelRef, language: str, *, remote: Remote = False,
                            extra: dict | None = None) -> dict:
     """The papermill parameters of one chapter: model, language, remote (when true), and `extra` values the
     chapter declares (others are left out, so one command line serves chapters with different parameters)."""
     declared = chapter_parameters(path)
-    parameters = {"model": model, "language": language}
+    parameters = {"model": str(reference), "language": language}  # a chapter's parameter is the name
     if remote:
         if "remote" not in declared:
             raise ValueError(f"{path.name} has no `remote` parameter, so it cannot run on NDIF")
@@ -277,14 +277,14 @@ def chapter_run_parameters(path: Path, model: str, language: str, *, remote: Rem
     return parameters
 
 
-def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Sequence[str] | None = None,
+def rerun(reference: str | ModelRef, languages: str | Sequence[str], *, chapters_spec: str | Sequence[str] | None = None,
           remote: Remote = False, out: str | Path = "runs", extra: dict | None = None, book: str | Path = BOOK,
           kernel_name: str = "python3", batch_size: int = 64, show_cost: bool = True,
           log: Callable[[str], None] = print, progress: bool = False) -> list[dict]:
     """Execute the chapters for `model` in each language (in turn), writing notebooks and results under `out`.
 
     Args:
-        model: a preset, hub id, local directory or organism name (passed to every chapter as `model`).
+        reference: a preset, hub id, local directory or organism name (passed to every chapter as `model`).
         languages: one language code or several (comma-separated or a list), run one after the other.
         chapters_spec: `"01,02"`, chapter names, or None for every chapter of `book`.
         remote: run on NDIF (`-p remote True`); checks the key and that the model is served before starting.
@@ -301,23 +301,25 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
     """
     languages = resolve_languages(languages)
     paths = select_chapters(chapters_spec, book)
+    # Parsed once; a name no loader knows still labels its runs (its chapters say what is wrong with it).
+    reference = known_reference(reference) or str(reference)
     extra = dict(extra or {})
     extra.setdefault("batch_size", batch_size)
     check_parameters(extra)  # every value a chapter would refuse, refused before the first kernel starts
     if any("embedded_world" in chapter_parameters(path) for path in paths):  # before anything runs, as chapters do
-        check_data(model, extra.get("transfer_data"), extra.get("localization_data"),
+        check_data(reference, extra.get("transfer_data"), extra.get("localization_data"),
                    embedded_world=bool(extra.get("embedded_world")))
     if remote:
-        _check_remote(model)
+        _check_remote(reference)
     records = []
     for language in languages:
         if show_cost:
-            log(describe_cost(estimate(model, language, paths, transfer_data=extra.get("transfer_data"),
+            log(describe_cost(estimate(reference, language, paths, transfer_data=extra.get("transfer_data"),
                                        localization_data=extra.get("localization_data"), batch_size=batch_size,
                                        organism_size=extra.get("organism_size"), parameters=extra)))
-        directory = run_directory(out, model, language)
+        directory = run_directory(out, reference, language)
         for path in paths:
-            parameters = chapter_run_parameters(path, model, language, remote=remote, extra=extra)
+            parameters = chapter_run_parameters(path, reference, language, remote=remote, extra=extra)
             log(f"[{language}] {path.stem}: running -> {directory / path.stem}.ipynb")
             record = run_chapter(path, directory, parameters, kernel_name=kernel_name, cwd=Path(book).parent,
                                  progress=progress, log=log)
@@ -327,10 +329,10 @@ def rerun(model: str, languages: str | Sequence[str], *, chapters_spec: str | Se
     return records
 
 
-def _check_remote(model: str) -> None:
+def _check_remote(reference: str | ModelRef) -> None:
     """Fail before any chapter starts: no key, NDIF unreachable, the model not served, or another nnsight there."""
     read_api_key()
-    check_served(ModelRef.parse(model).hub_id or str(model))
+    check_served(ModelRef.parse(reference).hub_id or str(reference))
     check_compatible()
 
 

@@ -34,7 +34,7 @@ def _derangement(count: int, seed: int) -> list[int]:
 
 
 def cross_lingual_similarity(
-    model,
+    lm,
     items: Sequence[Item],
     *,
     seed: int = 0,
@@ -53,7 +53,7 @@ def cross_lingual_similarity(
                 for language in target_languages(items)}
     prompts = list(dict.fromkeys(prompt for pairs in pairs_of.values() for pair in pairs for prompt in pair))
     row_of = {prompt: row for row, prompt in enumerate(prompts)}
-    states = last_token_activations(model, prompts, batch_size=batch_size, remote=remote)
+    states = last_token_activations(lm, prompts, batch_size=batch_size, remote=remote)
     rows = []
     for language, pairs in pairs_of.items():
         english = states[:, [row_of[pair[0]] for pair in pairs]]
@@ -106,7 +106,7 @@ PROBES = {"centroid": _centroid_predict, "logistic": _logistic_predict}
 
 
 def language_probe_accuracy(
-    model,
+    lm,
     prompts_by_language: Mapping[str, Sequence[str]],
     *,
     probe: str = "logistic",
@@ -134,7 +134,7 @@ def language_probe_accuracy(
     smallest = min(len(prompts_by_language[language]) for language in languages)
     if smallest < folds:
         raise ValueError(f"each language needs at least {folds} prompts for {folds}-fold cross-validation")
-    states = last_token_activations(model, prompts, batch_size=batch_size, remote=remote).double()
+    states = last_token_activations(lm, prompts, batch_size=batch_size, remote=remote).double()
     label_tensor = torch.tensor(labels)
     fold_of = torch.tensor(_stratified_folds(labels, folds, seed))
     chance = max(labels.count(index) for index in range(len(languages))) / len(labels)
@@ -230,11 +230,11 @@ def split_halves(items: Sequence[Item], *, seed: int, split: str | None = "extra
             [item for item in chosen if question_of(item.id) not in first])
 
 
-def vector_reliability(model, items: Sequence[Item], languages: Sequence[str], *, kinds: Sequence[str] = ("en", "loc"),
+def vector_reliability(lm, items: Sequence[Item], languages: Sequence[str], *, kinds: Sequence[str] = ("en", "loc"),
                        seed: int, split: str | None = "extract", batch_size: int = 64, remote: Remote = False):
     """Each vector's split-half reliability, layer by layer (`half_agreement`), from the two halves of the extraction
     questions that `split_halves` draws with `seed`."""
-    halves = [extract_vectors(model, half, kinds=kinds, languages=languages, split=None, batch_size=batch_size,
+    halves = [extract_vectors(lm, half, kinds=kinds, languages=languages, split=None, batch_size=batch_size,
                               remote=remote, progress=False) for half in split_halves(items, seed=seed, split=split)]
     return half_agreement(*halves, kinds=kinds, languages=languages)
 

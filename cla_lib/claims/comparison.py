@@ -110,13 +110,13 @@ def parse_aligned_models(text: str) -> dict[tuple[str, int], str]:
     return models
 
 
-def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None = None, *,
+def erasure_runs(reference: str, methods: Sequence[str], seeds: Sequence[int] | None = None, *,
                  include_replay: bool = True,
                  size: str | None = None, aligned_models: str | dict = "", progress: bool = True) -> list[Run]:
     """The runs of a baseline-erasure comparison: the base and each method (and the replay control) per seed.
 
     Args:
-        model: ``"organism"`` for the model organism (each run is trained on first use and cached), or the base
+        reference: ``"organism"`` for the model organism (each run is trained on first use and cached), or the base
             real model (a local directory or hub id).
         methods: alignment method names (`cla_lib.alignment.METHODS`), without ``replay``.
         seeds: organism seeds (default: 0). For a real model, the seeds of its aligned checkpoints (default: every
@@ -138,12 +138,12 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
     controls = list(dict.fromkeys([CONTROL, *map(control_of, methods)]))  # replay, and CLO's own when compared
     compared = methods + (controls if include_replay else [])
     runs = []
-    if ModelRef.parse(model, size=size).is_organism:
+    if ModelRef.parse(reference, size=size).is_organism:
         with _quiet_loading(not progress):
             for seed in seeds if seeds is not None else [0]:
                 for method in [BASE] + compared:
-                    reference = ModelRef.of_organism(method, seed, size=size)
-                    runs.append(Run(method, seed, str(organism_path(reference, progress=progress))))
+                    parsed = ModelRef.of_organism(method, seed, size=size)
+                    runs.append(Run(method, seed, str(organism_path(parsed, progress=progress))))
         return runs
     aligned = parse_aligned_models(aligned_models) if isinstance(aligned_models, str) else dict(aligned_models)
     seeds = seeds if seeds is not None else sorted({seed for _, seed in aligned}) or [0]
@@ -154,7 +154,7 @@ def erasure_runs(model: str, methods: Sequence[str], seeds: Sequence[int] | None
             "(cla align --model DIR --method METHOD ... --out DIR) and passed as aligned_models='method=DIR,...' "
             "(method@seed=DIR for more seeds); or leave those methods (or the replay control) out")
     for seed in seeds:
-        runs.append(Run(BASE, seed, model))
+        runs.append(Run(BASE, seed, reference))
         runs += [Run(method, seed, aligned[(method, seed)]) for method in compared]
     return runs
 
@@ -209,10 +209,10 @@ def evaluate(runs: Sequence[Run], languages: Sequence[str], *, transfer_data: st
         items = items_by_key[key]
         if run.source not in chosen_by_source:
             with _quiet_loading(not progress):
-                model = load_model(run.source, remote=remote)
-            scores = choice_logprobs(model, items, batch_size=batch_size, progress=progress)
+                lm = load_model(run.source, remote=remote)
+            scores = choice_logprobs(lm, items, batch_size=batch_size, progress=progress)
             chosen_by_source[run.source] = predictions(scores)
-            del model
+            del lm
         chosen = chosen_by_source[run.source]
         points = plane_from_answers(f"{run.method}@{run.seed}", items, chosen)
         planes.append(points_frame(points, method=run.method, seed=run.seed))
@@ -303,11 +303,11 @@ def held_out_breakdown(answered: pd.DataFrame) -> pd.DataFrame:
     return means[columns].join(change[columns].add_prefix("Δ "))
 
 
-def configuration_gain(means: pd.DataFrame, model: str, configuration: str, metric: str,
+def configuration_gain(means: pd.DataFrame, label: str, configuration: str, metric: str,
                        reference: str = "unsteered") -> float:
     """How much `configuration` moves `metric` from `reference`, in a frame of means indexed by (model,
     configuration)."""
-    return float(means.loc[(model, configuration), metric] - means.loc[(model, reference), metric])
+    return float(means.loc[(label, configuration), metric] - means.loc[(label, reference), metric])
 
 
 def training_data(runs: Sequence[Run]) -> pd.DataFrame:

@@ -55,11 +55,11 @@ def best_layers(sweeps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     (`steering.best_layer`, ties drawn as its rule says) with its gain over unsteered; the best strength's curves
     per layer; and the unsteered levels (from the EN sweeps), as `plots.layer_curves_figure` draws them."""
     best, curves, unsteered = [], [], []
-    for (model, kind), frame in sweeps.groupby(["model", "kind"], sort=False):
+    for (label, kind), frame in sweeps.groupby(["model", "kind"], sort=False):
         target = TARGET_METRIC[kind]
         choice = best_layer(frame[frame.alpha != 0], target)
         at_zero = frame[frame.alpha == 0][target].mean()
-        best.append({"model": model, "vector": VECTOR_LABELS[kind], "kind": kind, "metric": target,
+        best.append({"model": label, "vector": VECTOR_LABELS[kind], "kind": kind, "metric": target,
                      "layer": choice.layer, "alpha": choice.alpha, "validation": choice.score, "unsteered": at_zero,
                      "gain": choice.score - at_zero})
         per_layer = best_alpha_per_layer(frame, target)

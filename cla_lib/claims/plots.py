@@ -192,22 +192,22 @@ def layer_curves_figure(frame: pd.DataFrame, *, title: str, unsteered: pd.DataFr
                                 sharex=True, squeeze=False)
     palette = {label: VECTOR_PALETTE.get(label, colour) for label, colour in
                zip(dict.fromkeys(frame["vector"]), sns.color_palette("tab10"))}
-    for row, model in enumerate(models):
+    for row, row_label in enumerate(models):
         for column, metric in enumerate(metrics):
             ax = axes[row, column]
-            data = frame[(frame["model"] == model) & (frame["metric"] == metric)]
+            data = frame[(frame["model"] == row_label) & (frame["metric"] == metric)]
             _spread_lines(data, x="layer", y="value", hue="vector", palette=palette, ax=ax, legend=False)
             if unsteered is not None:
-                level = unsteered[(unsteered["model"] == model) & (unsteered["metric"] == metric)]["value"]
+                level = unsteered[(unsteered["model"] == row_label) & (unsteered["metric"] == metric)]["value"]
                 if len(level):
                     ax.axhline(float(level.mean()), color="black", ls="--", lw=1)
             if best is not None:
-                for _, choice in best[(best["model"] == model) & (best["metric"] == metric)].iterrows():
+                for _, choice in best[(best["model"] == row_label) & (best["metric"] == metric)].iterrows():
                     at = data[(data["vector"] == choice["vector"]) & (data["layer"] == choice["layer"])]["value"]
                     if len(at):
                         ax.scatter([choice["layer"]], [at.mean()], marker="*", s=220, zorder=5,
                                    color=palette.get(choice["vector"], "black"), edgecolors="black", linewidths=0.6)
-            ax.set(title=f"{model}: {metric}", xlabel="steering layer (0-based)", ylabel=f"{metric} (share)")
+            ax.set(title=f"{row_label}: {metric}", xlabel="steering layer (0-based)", ylabel=f"{metric} (share)")
             ax.xaxis.get_major_locator().set_params(integer=True)
     handles = [plt.Line2D([], [], color=colour, marker="o", label=label) for label, colour in palette.items()]
     if unsteered is not None:

@@ -44,7 +44,7 @@ class TrainingLog:
 
 
 def train(
-    model: torch.nn.Module,
+    lm: torch.nn.Module,
     loss: Callable[[torch.nn.Module, object], torch.Tensor],
     batch: Callable[[int], object],
     schedule: Schedule,
@@ -70,22 +70,22 @@ def train(
         stop: end after this many steps, on the full schedule's learning rates (a throughput measurement).
         after_step: called with the number of steps done after each step (a checkpoint of a dose-response).
     """
-    trainable = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    trainable = [p for p in (parameters if parameters is not None else lm.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
                                   betas=(0.9, 0.98))
     if accelerator is not None:
         # The scheduler stays ours: accelerate's would step once per process for each optimizer step.
-        model, optimizer = accelerator.prepare(model, optimizer)
-        trainable = [p for p in model.parameters() if p.requires_grad]
+        lm, optimizer = accelerator.prepare(lm, optimizer)
+        trainable = [p for p in lm.parameters() if p.requires_grad]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
-    model.train()
+    lm.train()
     losses = []
     started = time.perf_counter()
     # Only `progress=False` is passed on, so that TQDM_DISABLE=1 in the environment (the book build) still applies.
     steps = schedule.steps if stop is None else min(stop, schedule.steps)
     bar = tqdm(range(steps), desc=description, mininterval=2.0, **({} if progress else {"disable": True}))
     for step in bar:
-        value = loss(model, batch(step))
+        value = loss(lm, batch(step))
         optimizer.zero_grad(set_to_none=True)
         if accelerator is None:
             value.backward()
@@ -102,14 +102,14 @@ def train(
             after_step(step + 1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-    model.eval()
+    lm.eval()
     losses = mean_over_processes(losses, accelerator)
     return TrainingLog(losses, time.perf_counter() - started, tokens_per_batch * steps)
 
 
-def language_model_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+def language_model_loss(lm: torch.nn.Module, batch: dict) -> torch.Tensor:
     """Next-token cross-entropy; positions whose label is -100 do not count."""
-    return model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+    return lm(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
                  labels=batch["labels"]).loss
 
 

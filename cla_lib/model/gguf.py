@@ -100,7 +100,7 @@ def converted(path: str | Path) -> Path:
         def write(folder: Path) -> None:
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-                model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+                lm = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
             except Exception as error:  # noqa: BLE001 - gguf and transformers raise many kinds for a bad file
                 first = str(error).splitlines()[0] if str(error) else "unreadable"
                 raise ValueError(f"{path} is not a GGUF checkpoint transformers can read ({error.__class__.__name__}: "
@@ -109,10 +109,10 @@ def converted(path: str | Path) -> Path:
             # The weights are plain de-quantized tensors by now; transformers still marks the model as quantized
             # "with gguf" and refuses to save it, so the mark goes (tests/test_pretrained.py checks that the saved
             # directory gives the file's logits exactly).
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            model.save_pretrained(folder)
+            lm.hf_quantizer = None
+            if hasattr(lm.config, "quantization_config"):
+                del lm.config.quantization_config
+            lm.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
             (folder / SOURCE_RECORD).write_text(json.dumps(
                 {"file": path.name, "sha256": key, "bytes": path.stat().st_size}, indent=1))

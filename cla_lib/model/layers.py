@@ -37,11 +37,11 @@ class UnsupportedArchitectureError(ValueError):
     """A model whose decoder layers this library does not know how to find."""
 
 
-def decoder_layers(model: Any) -> Any:
+def decoder_layers(lm: Any) -> Any:
     """The list of decoder layers of a model, whatever its architecture calls it.
 
     Args:
-        model: An nnsight model (then the layers come back as envoys, to read and edit in a trace) or a plain
+        lm: An nnsight model (then the layers come back as envoys, to read and edit in a trace) or a plain
             transformers model (then as a `torch.nn.ModuleList`, for example to register hooks).
 
     Returns:
@@ -51,9 +51,9 @@ def decoder_layers(model: Any) -> Any:
     Raises:
         UnsupportedArchitectureError: None of those paths exists; the message names the model class.
     """
-    model = unwrapped(model)
+    lm = unwrapped(lm)
     for path in LAYER_PATHS:
-        node = model
+        node = lm
         for attribute in path:
             # hasattr is safe on envoys: a missing name raises AttributeError after checking the wrapped module.
             if not hasattr(node, attribute):
@@ -61,7 +61,7 @@ def decoder_layers(model: Any) -> Any:
             node = getattr(node, attribute)
         else:
             return node
-    module = getattr(model, "_module", model)
+    module = getattr(lm, "_module", lm)
     raise UnsupportedArchitectureError(
         f"cannot find the decoder layers of {type(module).__name__}: looked for "
         + ", ".join(".".join(path) for path in LAYER_PATHS)
@@ -69,39 +69,39 @@ def decoder_layers(model: Any) -> Any:
     )
 
 
-def unwrapped(model: Any) -> Any:
+def unwrapped(lm: Any) -> Any:
     """The transformers model inside the wrappers training puts around it: a distributed one (DDP's and FSDP's
     `module`) and a peft adapter model (`get_base_model`); anything else (an nnsight model) unchanged."""
-    while isinstance(model, torch.nn.Module):
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
-                or type(model).__name__ == "FullyShardedDataParallel":
-            model = model.module
-        elif callable(getattr(type(model), "get_base_model", None)):
-            model = model.get_base_model()
+    while isinstance(lm, torch.nn.Module):
+        if isinstance(lm, torch.nn.parallel.DistributedDataParallel) \
+                or type(lm).__name__ == "FullyShardedDataParallel":
+            lm = lm.module
+        elif callable(getattr(type(lm), "get_base_model", None)):
+            lm = lm.get_base_model()
         else:
             break
-    return model
+    return lm
 
 
-def n_layers(model: Any) -> int:
+def n_layers(lm: Any) -> int:
     """The number of decoder layers of an nnsight or plain transformers model."""
-    return len(decoder_layers(model))
+    return len(decoder_layers(lm))
 
 
-def residual(model: TransformersModel, layer: int) -> torch.Tensor:
+def residual(lm: TransformersModel, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer`; call inside a trace.
 
     Args:
-        model: An nnsight model, inside `with model.trace(...)` or `model.generate(...)`.
+        lm: An nnsight model, inside `with model.trace(...)` or `model.generate(...)`.
         layer: 0-based decoder layer index.
 
     Returns:
         The layer's output hidden states, `[batch, seq, hidden]` (save it with `.save()` to use after the trace).
     """
-    return _hidden_states(decoder_layers(model)[layer].output)
+    return _hidden_states(decoder_layers(lm)[layer].output)
 
 
-def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -> None:
+def add_to_residual(lm: TransformersModel, layer: int, delta: torch.Tensor) -> None:
     """Add `delta` to the residual stream after decoder layer `layer`; call inside a trace.
 
     The layer's output is replaced by output + delta for this forward only (the weights are untouched), for
@@ -109,11 +109,11 @@ def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -
     Several edits must come in increasing layer order, as nnsight reads layers in execution order.
 
     Args:
-        model: An nnsight model, inside a trace.
+        lm: An nnsight model, inside a trace.
         layer: 0-based decoder layer index.
         delta: A `[hidden]` vector (any device or dtype: it is moved to the residual's).
     """
-    envoy = decoder_layers(model)[layer]
+    envoy = decoder_layers(lm)[layer]
     output = envoy.output
     hidden = _hidden_states(output)
     shifted = hidden + delta.to(device=hidden.device, dtype=hidden.dtype)
@@ -122,14 +122,14 @@ def add_to_residual(model: TransformersModel, layer: int, delta: torch.Tensor) -
     envoy.output = (shifted, *output[1:]) if isinstance(output, tuple) else shifted
 
 
-def apply_edits(model: TransformersModel, edits: Sequence[tuple[int, torch.Tensor]]) -> None:
+def apply_edits(lm: TransformersModel, edits: Sequence[tuple[int, torch.Tensor]]) -> None:
     """Add each `(layer, delta)` edit to the residual after its layer; call inside a trace (or a generation step).
 
     Deltas for the same layer add up (`cla_lib.core.batching.combine_edits`); layers are visited in the order the
     forward reaches them.
     """
     for layer, delta in combine_edits(edits):
-        add_to_residual(model, layer, delta)
+        add_to_residual(lm, layer, delta)
 
 
 def _hidden_states(layer_output: Any) -> torch.Tensor:

@@ -60,16 +60,16 @@ class ModelRef:
     preset: ModelPreset | None = None
 
     @classmethod
-    def parse(cls, model: str | Path | ModelRef, *, size: str | None = None) -> ModelRef:
+    def parse(cls, reference: str | Path | ModelRef, *, size: str | None = None) -> ModelRef:
         """The reference `model` names; `size` sets an organism's size (kept from a `ModelRef` when None).
 
         Raises:
             UnknownOrganismError: an organism name with a malformed method or seed.
             ModelNotFoundError: the name is none of the accepted forms (the message lists them).
         """
-        if isinstance(model, ModelRef):
-            return model if size is None or not model.is_organism else replace(model, size=size)
-        text = str(model)
+        if isinstance(reference, ModelRef):
+            return reference if size is None or not reference.is_organism else replace(reference, size=size)
+        text = str(reference)
         if _looks_like_organism(text) and not Path(text).expanduser().exists():
             return cls.organism(text, size=size)
         try:
@@ -195,11 +195,11 @@ class ModelRef:
         return self.name
 
 
-def known_reference(model: str | Path | ModelRef, *, size: str | None = None) -> ModelRef | None:
+def known_reference(reference: str | Path | ModelRef, *, size: str | None = None) -> ModelRef | None:
     """`ModelRef.parse(model)`, or None for a name no loader knows: such a name still labels a real model where
     nothing is loaded (its items, a cost estimate, a runs folder)."""
     try:
-        return ModelRef.parse(model, size=size)
+        return ModelRef.parse(reference, size=size)
     except ModelNotFoundError:
         return None
 

@@ -133,7 +133,7 @@ def register_library() -> None:
     nnsight.register(importlib.import_module("cla_lib"))
 
 
-def remote_session(model: TransformersModel, step: Callable, calls: Sequence[dict], *, remote: Remote,
+def remote_session(lm: TransformersModel, step: Callable, calls: Sequence[dict], *, remote: Remote,
                    **shared: Any) -> list:
     """`[step(model, **call, **shared) for call in calls]`, all inside one `model.session`: one request on NDIF.
 
@@ -143,19 +143,19 @@ def remote_session(model: TransformersModel, step: Callable, calls: Sequence[dic
     session is opened.
     """
     register_library()
-    with model.session(remote=remote):
+    with lm.session(remote=remote):
         results = nnsight.save([])
         for call in calls:
-            results.append(step(model, **call, **shared))
+            results.append(step(lm, **call, **shared))
     return list(results)
 
 
 class _CountingBackend:
     """Runs a remote backend with the model marked as busy, so traces inside a remote session stay in it."""
 
-    def __init__(self, backend: Any, model: RemoteModel) -> None:
+    def __init__(self, backend: Any, lm: RemoteModel) -> None:
         self.backend = backend
-        self.model = model
+        self.model = lm
 
     def __call__(self, tracer: Any = None) -> Any:
         self.model._remote_depth += 1
@@ -331,13 +331,13 @@ def remote_skeleton(source: str, *, remote: Remote = True, **kwargs: Any) -> Rem
     try:
         # The tokenizer is loaded here and handed over: the meta pipeline cannot infer one for a prebuilt model.
         tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_keywords)
-        model = RemoteModel(source, remote=remote, task=REMOTE_TASK, tokenizer=tokenizer, **kwargs)
+        lm = RemoteModel(source, remote=remote, task=REMOTE_TASK, tokenizer=tokenizer, **kwargs)
     except OSError as error:
         raise RemoteNotAvailableError(
             f"cannot build {source!r} for NDIF: its config and tokenizer (no weights) must be read from the hugging "
             f"face hub first, and that failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Check the network and, for a gated model, that you accepted its licence and set HF_TOKEN."
         ) from None
-    if model.tokenizer is not None and model.tokenizer.pad_token is None:
-        model.tokenizer.pad_token = model.tokenizer.eos_token
-    return model
+    if lm.tokenizer is not None and lm.tokenizer.pad_token is None:
+        lm.tokenizer.pad_token = lm.tokenizer.eos_token
+    return lm

@@ -115,7 +115,7 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
         base_directory = base_organism(config, train_if_missing=True, progress=progress)
 
         torch.use_deterministic_algorithms(True)
-        model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
+        lm = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(base_directory)
         world = World(config.world)
         rows = organism_replay(world, tokenizer, config, training_record(base_directory)["epochs"],
@@ -128,10 +128,10 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
         def keep_dose(steps_done: int) -> None:
             if steps_done in dose_at:
                 checkpoints[dose_at[steps_done]] = (steps_done, {name: tensor.detach().clone()
-                                                                 for name, tensor in model.state_dict().items()})
+                                                                 for name, tensor in lm.state_dict().items()})
 
         with training_threads():
-            record = align(model, tokenizer, method, method_config, records,
+            record = align(lm, tokenizer, method, method_config, records,
                            lambda step: rows[step * size:(step + 1) * size], progress=progress,
                            description=f"aligning the organism: {method} (seed {config.seed})", after_step=keep_dose)
         record = {**record, "config": asdict(config), "base": base_directory.name, "records": len(records),
@@ -141,10 +141,10 @@ def aligned_organism(method: str, config: OrganismConfig, *, train_if_missing: b
             for dose, (steps_done, state) in checkpoints.items():
                 dose_path = path / DOSES_FOLDER / str(dose)
                 dose_path.mkdir(parents=True)
-                save_trained(dose_path, model, tokenizer, {
+                save_trained(dose_path, lm, tokenizer, {
                     **{key: value for key, value in record.items() if "loss" not in key},
                     "dose": dose, "steps_done": steps_done}, state_dict=state)
-            save_trained(path, model, tokenizer, {**record, "dose": 1.0, "steps_done": method_config.steps})
+            save_trained(path, lm, tokenizer, {**record, "dose": 1.0, "steps_done": method_config.steps})
             (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
                                              encoding="utf-8")
 

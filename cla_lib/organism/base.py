@@ -155,9 +155,9 @@ def base_organism(config: OrganismConfig, *, train_if_missing: bool = True, prog
     directory = cache_root() / "organisms" / f"base-{config.key()}"
 
     def build() -> Path:
-        model, tokenizer, stream = training_inputs(config)
-        log = train_base(model, stream, config, progress=progress)
-        return save_atomically(directory, lambda path: _save(path, model, tokenizer, config, log, stream))
+        lm, tokenizer, stream = training_inputs(config)
+        log = train_base(lm, stream, config, progress=progress)
+        return save_atomically(directory, lambda path: _save(path, lm, tokenizer, config, log, stream))
 
     return cached_or_built(directory, build, train_if_missing=train_if_missing, what="the organism")
 
@@ -171,23 +171,23 @@ def training_inputs(config: OrganismConfig):
     return build_model(config, tokenizer), tokenizer, stream
 
 
-def train_base(model, stream: PackedStream, config: OrganismConfig, *, steps: int | None = None,
+def train_base(lm, stream: PackedStream, config: OrganismConfig, *, steps: int | None = None,
                progress: bool = True) -> TrainingLog:
     """The base organism's training; `steps` stops it early (throughput benchmarks: every step costs the same)."""
     schedule = Schedule(config.steps, config.learning_rate, warmup=config.warmup, weight_decay=0.01)
     with training_threads():
-        return train(model, language_model_loss, stream.batch, schedule, stop=steps,
+        return train(lm, language_model_loss, stream.batch, schedule, stop=steps,
                      tokens_per_batch=config.batch_size * config.sequence_length,
                      description=f"training the base organism (seed {config.seed})", progress=progress)
 
 
-def _save(path: Path, model, tokenizer, config: OrganismConfig, log: TrainingLog, stream: PackedStream) -> None:
-    model.save_pretrained(path)
+def _save(path: Path, lm, tokenizer, config: OrganismConfig, log: TrainingLog, stream: PackedStream) -> None:
+    lm.save_pretrained(path)
     tokenizer.save_pretrained(path)
     record = {
         "method": "base",
         "config": asdict(config),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in lm.parameters()),
         "train_seconds": log.seconds,
         "tokens": log.tokens,
         "tokens_per_second": log.tokens_per_second,

@@ -24,29 +24,29 @@ def register_builder(method: str, build: Callable[..., Path]) -> None:
     BUILDERS[method] = build
 
 
-def organism_path(model: str | ModelRef = "organism", *, size: str | None = None, train_if_missing: bool = True,
+def organism_path(reference: str | ModelRef = "organism", *, size: str | None = None, train_if_missing: bool = True,
                   progress: bool = True) -> Path:
     """The Hugging Face directory of an organism, training it (and its base) first if it is not cached.
 
     Args:
-        model: ``organism[:method][@seed]`` or its `ModelRef`.
+        reference: ``organism[:method][@seed]`` or its `ModelRef`.
         size: the organism's size (default: the reference's, else ``$CLA_ORGANISM_SIZE``, else ``default``).
 
     Raises:
         UnknownOrganismError: not an organism, or an unknown size or method (the message lists them).
     """
-    reference = ModelRef.parse(model, size=size) if isinstance(model, ModelRef) else ModelRef.organism(model, size=size)
-    if not reference.is_organism:
-        raise UnknownOrganismError(f"{reference.name!r} is not an organism name (organism[:method][@seed])")
-    config = config_for(reference.size, reference.seed)
-    if reference.method == "base":
+    parsed = ModelRef.parse(reference, size=size) if isinstance(reference, ModelRef) else ModelRef.organism(reference, size=size)
+    if not parsed.is_organism:
+        raise UnknownOrganismError(f"{parsed.name!r} is not an organism name (organism[:method][@seed])")
+    config = config_for(parsed.size, parsed.seed)
+    if parsed.method == "base":
         return base_organism(config, train_if_missing=train_if_missing, progress=progress)
-    if reference.method in WHERE_BUILT:
-        if reference.method not in BUILDERS:
-            raise UnknownOrganismError(f"{reference.name} is built by {WHERE_BUILT[reference.method]}: import "
-                                       f"{WHERE_BUILT[reference.method]} first")
-        return BUILDERS[reference.method](config, train_if_missing=train_if_missing, progress=progress)
-    return aligned_organism(reference.method, config, train_if_missing=train_if_missing, progress=progress)
+    if parsed.method in WHERE_BUILT:
+        if parsed.method not in BUILDERS:
+            raise UnknownOrganismError(f"{parsed.name} is built by {WHERE_BUILT[parsed.method]}: import "
+                                       f"{WHERE_BUILT[parsed.method]} first")
+        return BUILDERS[parsed.method](config, train_if_missing=train_if_missing, progress=progress)
+    return aligned_organism(parsed.method, config, train_if_missing=train_if_missing, progress=progress)
 
 
 def _organism_name(method: str, seed: int) -> str:

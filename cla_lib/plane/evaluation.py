@@ -72,10 +72,10 @@ def _share(hits: Sequence[bool]) -> float:
     return sum(hits) / len(hits) if hits else math.nan
 
 
-def answers(model, items: Sequence[Item], *, edits: Sequence[tuple[int, torch.Tensor]] = (),
+def answers(lm, items: Sequence[Item], *, edits: Sequence[tuple[int, torch.Tensor]] = (),
             batch_size: int = 64) -> list[int]:
     """The model's chosen candidate for each item (on a remote model, in one request)."""
-    return predictions(choice_logprobs_passes(model, [(items, edits)], batch_size=batch_size)[0])
+    return predictions(choice_logprobs_passes(lm, [(items, edits)], batch_size=batch_size)[0])
 
 
 def plane_from_answers(model_name: str, items: Sequence[Item], chosen: Sequence[int]) -> list[PlanePoint]:
@@ -105,19 +105,19 @@ def plane_from_answers(model_name: str, items: Sequence[Item], chosen: Sequence[
     return points
 
 
-def plane(model, items: Sequence[Item], *, model_name: str, edits: Sequence[tuple[int, torch.Tensor]] = (),
+def plane(lm, items: Sequence[Item], *, model_name: str, edits: Sequence[tuple[int, torch.Tensor]] = (),
           batch_size: int = 64) -> list[PlanePoint]:
     """Score `items` (all languages at once, in batched passes) and place the model on the plane per language.
 
     Args:
-        model: an nnsight `TransformersModel` (see `cla_lib.plane.loading.load_model`).
+        lm: an nnsight `TransformersModel` (see `cla_lib.plane.loading.load_model`).
         items: transfer and localization items of one or more target languages, plus English transfer items
             for the ceiling.
         edits: (layer, vector) pairs added to the residual stream after that layer (steering).
     Returns:
         One `PlanePoint` per target language, in the order the languages first appear in `items`.
     """
-    return plane_from_answers(model_name, items, answers(model, items, edits=edits, batch_size=batch_size))
+    return plane_from_answers(model_name, items, answers(lm, items, edits=edits, batch_size=batch_size))
 
 
 def is_organism_reference(reference) -> bool:
@@ -136,30 +136,30 @@ def _no_data_for_an_organism(transfer_data, localization_data) -> None:
                          "real models")
 
 
-def check_data(model: str | ModelRef, transfer_data: str | None, localization_data: str | None, *,
+def check_data(reference: str | ModelRef, transfer_data: str | None, localization_data: str | None, *,
                embedded_world: bool = False, how: str = "cli") -> None:
     """Refuse a real model without both data sets, unless `embedded_world` asks for the fictional world on purpose.
 
     Without the check a real model is silently scored on the embedded world (see `plane_items`), whose numbers
     measure nothing about it. `how` words the remedy for where the user stands: ``"cli"`` (flags) or ``"chapter"``
     (papermill parameters)."""
-    reference = model if isinstance(model, ModelRef) else ModelRef.parse(model)
-    if is_organism_reference(reference):  # refused here, before the organism trains
+    parsed = reference if isinstance(reference, ModelRef) else ModelRef.parse(reference)
+    if is_organism_reference(parsed):  # refused here, before the organism trains
         return _no_data_for_an_organism(transfer_data, localization_data)
     if embedded_world or (transfer_data and localization_data):
         return
     transfer, localization, embedded = (("--transfer-data", "--localization-data", "--embedded-world")
                                         if how == "cli" else ("-p transfer_data", "-p localization_data",
                                                               "-p embedded_world True"))
-    raise MissingDataError(f"{reference.name} is a real model: give {transfer} (Global-MMLU) and {localization} "
+    raise MissingDataError(f"{parsed.name} is a real model: give {transfer} (Global-MMLU) and {localization} "
                            f"(BLEnD), hub ids or local copies; or {embedded} to score it on the organism's fictional "
                            "world, which checks the code path and measures nothing")
 
 
-def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_data: str | None = None,
+def plane_items(reference: str | ModelRef, languages: Sequence[str], *, transfer_data: str | None = None,
                 localization_data: str | None = None, size: str | None = None,
                 splits: Sequence[str] | None = None, tokenizer=None, preset=None) -> list[Item]:
-    """The items that place `model` on the plane for `languages`, English transfer items (ceiling) first.
+    """The items that place `reference` on the plane for `languages`, English transfer items (ceiling) first.
 
     Where the items come from:
 
@@ -177,24 +177,24 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
     (`cla_lib.model.presets.format_prompt`): the item's prompt and its parallel prompts (`meta["english_prompt"]`,
     `meta["explicit_prompt"]`, used to build steering vectors) alike, so that every prompt the model reads is
     formatted the same way. The preset is `preset` when given (a name or a `ModelPreset`, e.g. for a local copy of
-    a preset's checkpoint), else the one `model` names; the tokenizer is `tokenizer` when given (pass
+    a preset's checkpoint), else the one `reference` names; the tokenizer is `tokenizer` when given (pass
     `model.tokenizer` to avoid loading it twice), else the preset's, loaded from the hub.
 
     Args:
-        model: an organism name or directory, a preset, a hub id or a local model directory.
+        reference: an organism name or directory, a preset, a hub id or a local model directory.
         languages: target languages.
         transfer_data, localization_data: real data for each axis (not for organisms).
         size: the organism size.
         splits: keep only items of these splits.
         tokenizer: the model's tokenizer, for the chat template.
-        preset: a preset name or `ModelPreset` overriding the one `model` names.
+        preset: a preset name or `ModelPreset` overriding the one `reference` names.
     """
     languages = resolve_languages(list(languages))
-    reference = known_reference(model, size=size)
-    organism_directory = reference is not None and reference.kind == "directory" and is_organism_directory(reference.path)
-    if is_organism_reference(reference):
+    parsed = known_reference(reference, size=size)
+    organism_directory = parsed is not None and parsed.kind == "directory" and is_organism_directory(parsed.path)
+    if is_organism_reference(parsed):
         _no_data_for_an_organism(transfer_data, localization_data)
-        path = reference.path if organism_directory else organism_path(reference)
+        path = parsed.path if organism_directory else organism_path(parsed)
         world = world_of(path)
         items = world.transfer_items("en")
         for language in languages:
@@ -206,7 +206,7 @@ def plane_items(model: str | ModelRef, languages: Sequence[str], *, transfer_dat
             items += data.transfer_items(transfer_data, language) if transfer_data else world.transfer_items(language)
             items += (data.localization_items(localization_data, language)[0] if localization_data
                       else world.localization_items(language))
-        items = _through_chat_template(items, reference.preset if reference else None, tokenizer, preset)
+        items = _through_chat_template(items, parsed.preset if parsed else None, tokenizer, preset)
     if splits is not None:
         items = [item for item in items if item.split in splits]
     return items

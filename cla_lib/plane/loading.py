@@ -51,7 +51,7 @@ def use_placement(device: str | None = None, dtype: str | None = None) -> None:
 
 
 def load_model(
-    model: str | ModelRef,
+    reference: str | ModelRef,
     *,
     size: str | None = None,
     remote: Remote = False,
@@ -62,7 +62,7 @@ def load_model(
     """Load a causal language model, wrapped for tracing with nnsight.
 
     Args:
-        model: A `ModelRef` or what `ModelRef.parse` reads: `"organism[:method][@seed]"` for the embedded model
+        reference: A `ModelRef` or what `ModelRef.parse` reads: `"organism[:method][@seed]"` for the embedded model
             organism (trained on first use); a local directory in Hugging Face format; a hub id such as
             `"google/gemma-3-1b-it"`; or a preset name of `cla_lib.model.presets` (`"gemma-3-12b-it"`), which
             stands for its hub id and dtype.
@@ -84,7 +84,7 @@ def load_model(
         The model as an nnsight `TransformersModel`, its tokenizer at `model.tokenizer` (with a pad token).
 
     Raises:
-        ModelNotFoundError: `model` is not something this function can load, or a hub id could not be fetched.
+        ModelNotFoundError: `reference` is not something this function can load, or a hub id could not be fetched.
         MissingAPIKeyError: `remote=True` without `NDIF_API_KEY` in the environment or a key from `nnsight login`.
         RemoteNotAvailableError: `remote=True` and NDIF is unreachable, does not serve the model, or the model's
             config cannot be read from the hub.
@@ -98,27 +98,27 @@ def load_model(
         raise TypeError(f"load_model takes no API key: NDIF's is read from ${NDIF_API_KEY_VARIABLE} (or `nnsight login`), so that it is "
                         "never written into a notebook, a log or a results file")
     if remote is True:
-        return _remote_model(model, **kwargs)
-    reference = ModelRef.parse(model, size=size)
+        return _remote_model(reference, **kwargs)
+    parsed = ModelRef.parse(reference, size=size)
     device = device if device is not None else (os.environ.get(DEVICE_VARIABLE) or None)
     dtype = dtype if dtype is not None else (os.environ.get(DTYPE_VARIABLE) or None)
     estimate.check_device(device)  # before an organism trains or a checkpoint loads
-    if reference.is_organism:
-        source = str(organism_path(reference))
+    if parsed.is_organism:
+        source = str(organism_path(parsed))
     else:
-        source = reference.source
+        source = parsed.source
         on_accelerator = device is not None and device != "cpu"
-        if reference.kind == "preset" and dtype is None and on_accelerator:
-            dtype = reference.preset.dtype
-        if reference.preset is not None and reference.preset.revision:
-            kwargs.setdefault("revision", reference.preset.revision)
-        if reference.preset is not None:  # counted from the preset's own row before the hub is asked
-            check_memory(reference, _resolved_dtype(dtype, device), device)
+        if parsed.kind == "preset" and dtype is None and on_accelerator:
+            dtype = parsed.preset.dtype
+        if parsed.preset is not None and parsed.preset.revision:
+            kwargs.setdefault("revision", parsed.preset.revision)
+        if parsed.preset is not None:  # counted from the preset's own row before the hub is asked
+            check_memory(parsed, _resolved_dtype(dtype, device), device)
         kwargs = offline_keywords(source, kwargs, ModelNotFoundError(
             f"could not fetch {source!r}: the Hugging Face hub cannot be reached from this machine. Download the "
             "model once where it can be, and pass its local directory instead."))
-        if reference.preset is None:
-            check_memory(reference, _resolved_dtype(dtype, device), device,
+        if parsed.preset is None:
+            check_memory(parsed, _resolved_dtype(dtype, device), device,
                          local_files_only=kwargs.get("local_files_only", False))
     return _local_model(source, device=device, dtype=dtype, remote=remote, **kwargs)
 
@@ -154,10 +154,10 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
             # Adapters are counted as their base, found as loading finds it (a preset name is not a hub id).
             counted = known_reference(adapter_base(counted.source))
         if counted.preset is not None:
-            model = estimate.preset_architecture(counted.preset)
+            arch = estimate.preset_architecture(counted.preset)
         else:
             keywords = offline_keywords(counted.source, {"local_files_only": local_files_only}, None)
-            model = estimate.architecture(AutoConfig.from_pretrained(counted.source, **keywords))
+            arch = estimate.architecture(AutoConfig.from_pretrained(counted.source, **keywords))
     except Exception:  # noqa: BLE001 - an unreadable config is loading's to report, not this estimate's
         return
     if device in ("cuda", "auto"):
@@ -165,10 +165,10 @@ def check_memory(reference: ModelRef, dtype: torch.dtype | str, device: str | No
         where = f"{torch.cuda.device_count()} GPU(s)"
     else:
         memory, where = estimate.device_memory(device or "cpu"), device or "the CPU"
-    weights = model.parameters * dtype.itemsize
+    weights = arch.parameters * dtype.itemsize
     if memory is not None and weights > memory:
         raise ModelWontFitError(
-            f"{reference.name} needs {estimate.size(weights)} for its weights alone ({model.parameters:,} parameters in "
+            f"{reference.name} needs {estimate.size(weights)} for its weights alone ({arch.parameters:,} parameters in "
             f"{str(dtype).removeprefix('torch.')}) and {where} has {estimate.size(memory)} free: load it on a GPU "
             "(--device cuda, -p device cuda), in a smaller dtype (--dtype bfloat16), or run it on NDIF (--remote)")
 
@@ -180,9 +180,9 @@ def default_placement() -> dict:
     return {"device": device, "dtype": dtype}
 
 
-def placement(model) -> str:
+def placement(lm) -> str:
     """Where a loaded model's weights are, and in which dtype (what a command reports after loading)."""
-    module = getattr(model, "_module", model)
+    module = getattr(lm, "_module", lm)
     device_map = getattr(module, "hf_device_map", None)
     devices = sorted({str(value) for value in device_map.values()}) if device_map else sorted(
         {str(parameter.device) for parameter in module.parameters()})
@@ -246,22 +246,22 @@ def _base_of_adapters(adapters: str, base: str, model_keywords: dict):
     return AutoModelForCausalLM.from_pretrained(reference.source, **model_keywords)
 
 
-def _remote_model(model: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,
+def _remote_model(reference: str | ModelRef, *, status_timeout: float = NDIF_STATUS_TIMEOUT_SECONDS,
                   **kwargs: Any) -> RemoteModel:
     """The model (a preset or hub id) served by NDIF, built on the meta device, for traces that run there."""
     read_api_key()  # the missing key is the first thing to say, before any network
     try:
-        reference = ModelRef.parse(model)
+        parsed = ModelRef.parse(reference)
     except ModelNotFoundError:
         raise ModelNotFoundError(
-            f"cannot run {str(model)!r} on NDIF: name a preset ({', '.join(PRESETS)}) or a hub id 'owner/name'"
+            f"cannot run {str(reference)!r} on NDIF: name a preset ({', '.join(PRESETS)}) or a hub id 'owner/name'"
         ) from None
-    if reference.is_local:
+    if parsed.is_local:
         raise ModelNotFoundError(
-            f"{reference.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id: "
+            f"{parsed.name!r} is a local model: NDIF runs only models it hosts, named by preset or hub id: "
             f"{RUN_LOCALLY} (in Python, remote='local' runs it through NDIF's serialization round trip here)."
         )
-    hub_id = reference.hub_id  # no pinned revision: NDIF serves the revision it deployed, which nnsight's key names
+    hub_id = parsed.hub_id  # no pinned revision: NDIF serves the revision it deployed, which nnsight's key names
     check_served(hub_id, timeout=status_timeout)
     check_compatible(timeout=status_timeout)
     configure_nnsight()

@@ -41,7 +41,7 @@ Passes = Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]]
 
 
 def choice_logprobs(
-    model,
+    lm,
     items: Sequence[Item],
     *,
     batch_size: int = 64,
@@ -52,7 +52,7 @@ def choice_logprobs(
     """The log-likelihood of each choice of each item after its prompt.
 
     Args:
-        model: An nnsight model from `cla_lib.plane.loading.load_model` (its tokenizer at `model.tokenizer`).
+        lm: An nnsight model from `cla_lib.plane.loading.load_model` (its tokenizer at `model.tokenizer`).
         items: The items to score.
         batch_size: At most this many rows in one forward: prompts, or choices on their prompts' cache (with
             `shared_prompts=False`, (prompt + choice) sequences).
@@ -76,11 +76,11 @@ def choice_logprobs(
     if progress is None:
         progress = len(items) >= PROGRESS_MIN_BATCHES * batch_size
     if not shared_prompts:
-        return full_sequence_logprobs(model, items, batch_size=batch_size, edits=edits, progress=progress)
-    return choice_logprobs_passes(model, [(items, edits)], batch_size=batch_size, progress=progress)[0]
+        return full_sequence_logprobs(lm, items, batch_size=batch_size, edits=edits, progress=progress)
+    return choice_logprobs_passes(lm, [(items, edits)], batch_size=batch_size, progress=progress)[0]
 
 
-def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remote: Remote = False,
+def choice_logprobs_passes(lm, passes: Passes, *, batch_size: int = 64, remote: Remote = False,
                            progress: bool = False) -> list[list[list[float]]]:
     """`choice_logprobs` for several (items, edits) passes; remotely, all of them run as one session (one request).
 
@@ -89,10 +89,10 @@ def choice_logprobs_passes(model, passes: Passes, *, batch_size: int = 64, remot
     request rather than one per batch.
     """
     _check_batch_size(batch_size)
-    remote = remote or getattr(model, "_default_remote", False)
+    remote = remote or getattr(lm, "_default_remote", False)
     if not remote:
-        return score_passes(model, passes, batch_size=batch_size, progress=progress, encodings=_encodings(model))
-    return remote_session(model, score_passes, [{"passes": passes}], remote=remote, batch_size=batch_size)[0]
+        return score_passes(lm, passes, batch_size=batch_size, progress=progress, encodings=_encodings(lm))
+    return remote_session(lm, score_passes, [{"passes": passes}], remote=remote, batch_size=batch_size)[0]
 
 
 # Per tokenizer, the tokens of every item it has scored here ((prompt, choices) -> EncodedItem): chapters score the
@@ -106,8 +106,8 @@ _SHARED: OrderedDict[str, dict] = OrderedDict()
 _SHARED_STATES = 4
 
 
-def _encodings(model) -> dict:
-    tokenizer = model.tokenizer
+def _encodings(lm) -> dict:
+    tokenizer = lm.tokenizer
     table = _ENCODINGS.get(tokenizer)
     if table is None:
         state = tokenizer_state(tokenizer)

@@ -31,10 +31,10 @@ class _ScoredSequence:
     continuation_length: int
 
 
-def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64,
+def full_sequence_logprobs(lm, items: Sequence[Item], *, batch_size: int = 64,
                            edits: Sequence[tuple[int, torch.Tensor]] = (), progress: bool = False) -> list[list[float]]:
     """`choice_logprobs` computed one (prompt + choice) sequence per row, `batch_size` rows per forward."""
-    tokenizer = model.tokenizer
+    tokenizer = lm.tokenizer
     scores = [[0.0] * len(item.choices) for item in items]
     sequences = []
     for item_index, item in enumerate(items):
@@ -53,7 +53,7 @@ def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64
         batches = tqdm(batches, desc="scoring", unit="batch")
 
     for batch in batches:
-        token_logprobs = _token_logprobs(model, [sequence.tokens for sequence in batch], layer_deltas, pad_token_id)
+        token_logprobs = _token_logprobs(lm, [sequence.tokens for sequence in batch], layer_deltas, pad_token_id)
         for row, sequence in enumerate(batch):
             # Input position i predicts token i + 1, so the continuation's tokens are predicted at the
             # positions from len(tokens) - 1 - continuation_length up to len(tokens) - 1.
@@ -64,7 +64,7 @@ def full_sequence_logprobs(model, items: Sequence[Item], *, batch_size: int = 64
 
 
 def _token_logprobs(
-    model, token_lists: Sequence[Sequence[int]], layer_deltas: list[tuple[int, torch.Tensor]], pad_token_id: int
+    lm, token_lists: Sequence[Sequence[int]], layer_deltas: list[tuple[int, torch.Tensor]], pad_token_id: int
 ) -> torch.Tensor:
     """One forward over a batch: `[batch, width]` log-probabilities of each next token (0 past a row's end).
 
@@ -77,10 +77,10 @@ def _token_logprobs(
 
     # Scoring never backpropagates; without this the forward would keep its activations for a backward pass.
     with torch.no_grad():
-        with model.trace(input_ids=input_ids, attention_mask=attention_mask):
-            apply_edits(model, layer_deltas)
+        with lm.trace(input_ids=input_ids, attention_mask=attention_mask):
+            apply_edits(lm, layer_deltas)
             # model.output.logits, not lm_head's output: Gemma 2/3 soft-cap the logits after the head.
-            logits = model.output.logits.float()
+            logits = lm.output.logits.float()
             target_ids = targets.to(logits.device).unsqueeze(-1)
             # log_softmax, then gather, without materializing a second vocabulary-sized tensor.
             token_logprobs = (logits.gather(-1, target_ids).squeeze(-1) - logits.logsumexp(-1)).save()

@@ -25,19 +25,19 @@ from cla_lib.model.remote import Remote
 ANSWER_TOKENS = 12
 
 
-def generate_answers(model, prompts: Sequence[str], *, max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 16,
+def generate_answers(lm, prompts: Sequence[str], *, max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 16,
                      remote: Remote = False) -> list[str]:
     """The greedy continuation of each prompt, up to `max_new_tokens` and cut at its first line break.
 
     Prompts are encoded with the tokenizer's default special tokens (as the plane's scoring does) and padded on the
     left, so that every row continues from its own last token.
     """
-    tokenizer = model.tokenizer
+    tokenizer = lm.tokenizer
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
         encoded = [list(tokenizer(prompt)["input_ids"]) for prompt in prompts[start:start + batch_size]]
         batch = pad(encoded, tokenizer.pad_token_id, side="left")
-        with model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        with lm.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                             remote=remote) as tracer:
             generated = tracer.result.save()
@@ -48,11 +48,11 @@ def generate_answers(model, prompts: Sequence[str], *, max_new_tokens: int = ANS
     return answers
 
 
-def generative_localization(model, items: Sequence[Item], **options) -> pd.DataFrame:
+def generative_localization(lm, items: Sequence[Item], **options) -> pd.DataFrame:
     """One row per localization item that carries annotators' answers: its generated answer and whether it matches
     a local answer (``local``) and a US one (``us``). `options` go to `generate_answers`."""
     items = [item for item in items if item.task == "localization" and item.meta.get("local_answers")]
-    answers = generate_answers(model, [item.prompt for item in items], **options)
+    answers = generate_answers(lm, [item.prompt for item in items], **options)
     return pd.DataFrame([
         {"id": item.id, "language": item.language, "split": item.split, "answer": answer,
          "local": matches(answer, item.meta["local_answers"], item.language),

@@ -114,7 +114,7 @@ class _Run:
     chunk_hidden: list[list[torch.Tensor]]
 
 
-def _run(model, batch: PromptBatch, edits: Edits, *, below: _Run | None = None, skipped: int = 0,
+def _run(lm, batch: PromptBatch, edits: Edits, *, below: _Run | None = None, skipped: int = 0,
          keep: int = 0) -> _Run:
     """One configuration over a batch: the prompt forward, then each candidate chunk on its cache.
 
@@ -122,32 +122,32 @@ def _run(model, batch: PromptBatch, edits: Edits, *, below: _Run | None = None, 
     (plus the edits after the last of them) and so are their cache rows. `keep` saves the outputs of layers
     0..keep-1 for later runs to skip.
     """
-    layers = decoder_layers(model)
+    layers = decoder_layers(lm)
     upper = [(layer, delta) for layer, delta in edits if layer >= skipped]
     with torch.no_grad():
         replacements = _replacements(below.prompt_hidden if skipped else [], edits, skipped)
-        with model.trace(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+        with lm.trace(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          position_ids=batch.position_ids, logits_to_keep=1):
             for layer, replacement in enumerate(replacements):
                 layers[layer].skip(replacement)
-            apply_edits(model, upper)
-            prompt_hidden = nnsight.save([residual(model, layer) for layer in range(keep)])
+            apply_edits(lm, upper)
+            prompt_hidden = nnsight.save([residual(lm, layer) for layer in range(keep)])
             # model.output.logits, not lm_head's output: Gemma 2/3 soft-cap the logits after the head.
-            last = model.output.logits[:, -1].float()
+            last = lm.output.logits[:, -1].float()
             first = (last.gather(-1, batch.first_tokens.to(last.device)) - last.logsumexp(-1, keepdim=True)).save()
-            cache = model.output.cache.save()
+            cache = lm.output.cache.save()
     rest, chunk_hidden = [], []
     for number, chunk in enumerate(batch.chunks):
         chunk_cache = _select_rows(below.cache if skipped else cache, cache, skipped, chunk.sources)
         with torch.no_grad():
             replacements = _replacements(below.chunk_hidden[number] if skipped else [], edits, skipped)
-            with model.trace(input_ids=chunk.input_ids, attention_mask=chunk.attention_mask,
+            with lm.trace(input_ids=chunk.input_ids, attention_mask=chunk.attention_mask,
                              position_ids=chunk.position_ids, cache=chunk_cache):
                 for layer, replacement in enumerate(replacements):
                     layers[layer].skip(replacement)
-                apply_edits(model, upper)
-                hidden = nnsight.save([residual(model, layer) for layer in range(keep)])
-                logits = model.output.logits.float()
+                apply_edits(lm, upper)
+                hidden = nnsight.save([residual(lm, layer) for layer in range(keep)])
+                logits = lm.output.logits.float()
                 targets = chunk.targets.to(logits.device).unsqueeze(-1)
                 token_logprobs = (logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)).save()
         rest.append(token_logprobs.cpu() * _real(chunk))
@@ -196,7 +196,7 @@ def _fill(scores: list[list[float]], batch: PromptBatch, run: _Run, encoded: Seq
             scores[index][choice] += total
 
 
-def _groups(model, passes: Sequence[tuple[Sequence[Item], Sequence]], batch_size: int,
+def _groups(lm, passes: Sequence[tuple[Sequence[Item], Sequence]], batch_size: int,
             encodings: dict | None = None) -> list[tuple[list[int], list[EncodedItem], list[PromptBatch]]]:
     """The passes over the same items (the same `Item` objects in the same order), grouped: (pass numbers, the
     items encoded, their batches). Both `score_passes` and `forwards_of` plan through here.
@@ -204,7 +204,7 @@ def _groups(model, passes: Sequence[tuple[Sequence[Item], Sequence]], batch_size
     `encodings` ((prompt, choices) -> `EncodedItem` for this model's tokenizer) is filled and reused: a layer study
     scores the same items in several calls, and tokenizing them again cost about 8% of its time.
     """
-    tokenizer = model.tokenizer
+    tokenizer = lm.tokenizer
     encodings = {} if encodings is None else encodings
     groups: dict[tuple[int, ...], list[int]] = {}
     for number, (items, _) in enumerate(passes):
@@ -226,7 +226,7 @@ def _shares_a_base(edits: Sequence) -> bool:
     return len(edits) > 1 or not all(edits)
 
 
-def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]], *,
+def score_passes(lm, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[int, torch.Tensor]]]], *,
                  batch_size: int = 64, progress: bool = False, encodings: dict | None = None
                  ) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass, with shared prompts and shared lower layers.
@@ -235,7 +235,7 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
     there are several of them, or when one of them is unsteered; a lone steered pass runs on its own. `encodings`
     keeps the items' tokens between calls (see `_groups`).
     """
-    work = _groups(model, passes, batch_size, encodings)
+    work = _groups(lm, passes, batch_size, encodings)
     results: list[list[list[float]]] = [[[0.0] * len(item.choices) for item in items] for items, _ in passes]
     bar = None
     if progress:
@@ -247,9 +247,9 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
         shared = _shares_a_base(edits)
         keep = max(skips) if shared else 0
         for batch in batches:
-            base = _run(model, batch, [], keep=keep) if shared else None
+            base = _run(lm, batch, [], keep=keep) if shared else None
             for number, edit, skipped in zip(numbers, edits, skips):
-                run = base if not edit else _run(model, batch, edit, below=base, skipped=skipped if shared else 0)
+                run = base if not edit else _run(lm, batch, edit, below=base, skipped=skipped if shared else 0)
                 _fill(results[number], batch, run, encoded)
             if bar is not None:
                 bar.update()
@@ -258,10 +258,10 @@ def score_passes(model, passes: Sequence[tuple[Sequence[Item], Sequence[tuple[in
     return results
 
 
-def forwards_of(model, passes: Sequence[tuple[Sequence[Item], Sequence]], *, batch_size: int = 64) -> int:
+def forwards_of(lm, passes: Sequence[tuple[Sequence[Item], Sequence]], *, batch_size: int = 64) -> int:
     """How many forwards `score_passes` runs for `passes` (what one remote request carries), without running them."""
     total = 0
-    for numbers, _, batches in _groups(model, passes, batch_size):
+    for numbers, _, batches in _groups(lm, passes, batch_size):
         edits = [passes[number][1] for number in numbers]
         runs = sum(1 for edit in edits if edit) + _shares_a_base(edits)
         total += runs * sum(batch.forwards for batch in batches)

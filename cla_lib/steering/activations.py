@@ -52,20 +52,20 @@ def prompt_batches(tokenizer, prompts: Sequence[str], batch_size: int, side: str
     return batches
 
 
-def _last_token_states(model, inputs: dict, last: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+def _last_token_states(lm, inputs: dict, last: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
     """One forward: `[len(layers), batch, hidden]` float32 residuals at each row's last token, all layers at once."""
     rows = torch.arange(last.shape[0])
     with torch.no_grad():
-        with model.trace(**inputs):
+        with lm.trace(**inputs):
             states = []
             for layer in layers:
-                states.append(residual(model, layer)[rows, last])
+                states.append(residual(lm, layer)[rows, last])
             stacked = torch.stack(states).float().save()
     return stacked
 
 
 def last_token_activations(
-    model,
+    lm,
     prompts: Sequence[str],
     *,
     layers: Sequence[int] | None = None,
@@ -80,7 +80,7 @@ def last_token_activations(
     row's last non-pad token is found from the attention mask.
 
     Args:
-        model: An nnsight model from `cla_lib.plane.loading.load_model`.
+        lm: An nnsight model from `cla_lib.plane.loading.load_model`.
         prompts: The prompts.
         layers: 0-based decoder layers to read (default: all).
         batch_size: Prompts per forward.
@@ -96,14 +96,14 @@ def last_token_activations(
     """
     if not prompts:
         raise ValueError("no prompts to read activations from")
-    layers = list(range(n_layers(model))) if layers is None else [int(layer) for layer in layers]
-    batches = prompt_batches(model.tokenizer, prompts, batch_size)
+    layers = list(range(n_layers(lm))) if layers is None else [int(layer) for layer in layers]
+    batches = prompt_batches(lm.tokenizer, prompts, batch_size)
     work = [(batch.inputs, batch.last) for batch in batches]
     if remote:
-        outputs = remote_session(model, _last_token_states, [{"inputs": inputs, "last": last} for inputs, last in work],
+        outputs = remote_session(lm, _last_token_states, [{"inputs": inputs, "last": last} for inputs, last in work],
                                  remote=remote, layers=layers)
     else:
-        outputs = [_last_token_states(model, inputs, last, layers)
+        outputs = [_last_token_states(lm, inputs, last, layers)
                    for inputs, last in _progress(work, progress, "activations")]
     result = torch.empty((len(layers), len(prompts), outputs[0].shape[-1]), dtype=torch.float32)
     for batch, states in zip(batches, outputs):

@@ -34,14 +34,14 @@ def steering_edits(*terms: tuple[SteeringVector, int, float]) -> list[tuple[int,
     return edits
 
 
-def _generate_batch(model, inputs: dict, edits: Edits, max_new_tokens: int, options: dict) -> torch.Tensor:
+def _generate_batch(lm, inputs: dict, edits: Edits, max_new_tokens: int, options: dict) -> torch.Tensor:
     """One steered `generate`: the edits apply to the prompt's forward and to every generated token's."""
     with torch.no_grad():
-        with model.generate(max_new_tokens=max_new_tokens, **options) as tracer:
+        with lm.generate(max_new_tokens=max_new_tokens, **options) as tracer:
             with tracer.invoke(**inputs):
                 # A bare edit would bind to the first forward only; each step of the loop binds to the next one.
                 for _ in tracer.iter[:max_new_tokens]:
-                    apply_edits(model, edits)
+                    apply_edits(lm, edits)
             # Its own invoke, so the ids are read even when every row stops early at EOS and the loop is cut short.
             with tracer.invoke():
                 ids = tracer.result.save()
@@ -49,7 +49,7 @@ def _generate_batch(model, inputs: dict, edits: Edits, max_new_tokens: int, opti
 
 
 def generate_ids(
-    model,
+    lm,
     prompts: Sequence[str],
     *,
     edits: Edits = (),
@@ -66,7 +66,7 @@ def generate_ids(
     Returns:
         Per prompt, the generated ids (up to `max_new_tokens`, ending at EOS where the model stopped, no padding).
     """
-    tokenizer = model.tokenizer
+    tokenizer = lm.tokenizer
     options = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id, **generate_options}
     batches = prompt_batches(tokenizer, prompts, batch_size, side="left")
     edits = list(edits)
@@ -76,12 +76,12 @@ def generate_ids(
         # nnsight warns when a step loop asks for more steps than the run made: here that is an early EOS.
         warnings.filterwarnings("ignore", message=".*was never reached.*")
         if remote:
-            outputs = remote_session(model, _generate_batch, [{"inputs": inputs} for inputs in work], remote=remote,
+            outputs = remote_session(lm, _generate_batch, [{"inputs": inputs} for inputs in work], remote=remote,
                                      edits=edits, max_new_tokens=max_new_tokens, options=options)
         else:
-            outputs = [_generate_batch(model, inputs, edits, max_new_tokens, options) for inputs in work]
+            outputs = [_generate_batch(lm, inputs, edits, max_new_tokens, options) for inputs in work]
     stop = _token_ids(options.get("eos_token_id"), tokenizer.eos_token_id,
-                      getattr(getattr(getattr(model, "_module", None), "generation_config", None), "eos_token_id", None))
+                      getattr(getattr(getattr(lm, "_module", None), "generation_config", None), "eos_token_id", None))
     generated: list[list[int]] = [[] for _ in prompts]
     for batch, ids in zip(batches, outputs):
         width = batch.inputs["input_ids"].shape[1]
@@ -106,11 +106,11 @@ def _token_ids(*values) -> set[int]:
     return ids
 
 
-def generate(model, prompts: Sequence[str], *, edits: Edits = (), max_new_tokens: int = 20, **options) -> list[str]:
+def generate(lm, prompts: Sequence[str], *, edits: Edits = (), max_new_tokens: int = 20, **options) -> list[str]:
     """The text a (steered) model generates after each prompt (special tokens dropped); see `generate_ids`.
 
     Example:
         >>> generate(model, ["한국의 긴급 전화번호는"], edits=steering_edits((v_loc, 2, 4.0)), max_new_tokens=3)
     """
-    ids = generate_ids(model, prompts, edits=edits, max_new_tokens=max_new_tokens, **options)
-    return [model.tokenizer.decode(tokens, skip_special_tokens=True) for tokens in ids]
+    ids = generate_ids(lm, prompts, edits=edits, max_new_tokens=max_new_tokens, **options)
+    return [lm.tokenizer.decode(tokens, skip_special_tokens=True) for tokens in ids]

@@ -64,8 +64,8 @@ VECTOR_KINDS: dict[str, VectorKind] = {kind.name: kind for kind in (
 DEFAULT_KINDS = tuple(name for name, kind in VECTOR_KINDS.items() if not kind.control)
 
 
-def _model_name(model) -> str:
-    module = getattr(model, "_module", model)
+def _model_name(lm) -> str:
+    module = getattr(lm, "_module", lm)
     return str(getattr(module, "name_or_path", "") or getattr(getattr(module, "config", None), "_name_or_path", ""))
 
 
@@ -74,7 +74,7 @@ def target_languages(items: Sequence[Item]) -> list[str]:
 
 
 def extract_vectors(
-    model,
+    lm,
     items: Sequence[Item],
     *,
     kinds: Sequence[str] = DEFAULT_KINDS,
@@ -90,7 +90,7 @@ def extract_vectors(
     Each distinct prompt is read once (`last_token_activations`), however many vectors use it.
 
     Args:
-        model: An nnsight model.
+        lm: An nnsight model.
         items: Items of one or more target languages (English items are ignored).
         kinds: Names in `VECTOR_KINDS`.
         languages: Target languages (default: every non-English language in `items`).
@@ -124,8 +124,8 @@ def extract_vectors(
 
     prompts = list(dict.fromkeys(prompt for _, _, pairs in plan.values() for pair in pairs for prompt in pair))
     row_of = {prompt: row for row, prompt in enumerate(prompts)}
-    states = last_token_activations(model, prompts, batch_size=batch_size, remote=remote, progress=progress)
-    model_name = model_name if model_name is not None else _model_name(model)
+    states = last_token_activations(lm, prompts, batch_size=batch_size, remote=remote, progress=progress)
+    model_name = model_name if model_name is not None else _model_name(lm)
     vectors = {}
     for name, (kind, language, pairs) in plan.items():
         plus = states[:, [row_of[pair[0]] for pair in pairs]].mean(dim=1)

@@ -42,7 +42,7 @@ def _row_edits(records: list[dict], vectors: dict, hidden_size: int) -> dict[int
     return edits
 
 
-def steered_answer_loss(model, batch: dict) -> torch.Tensor:
+def steered_answer_loss(lm, batch: dict) -> torch.Tensor:
     """`answer_loss` with each row's steering added to the residual after its layer, at every position, as
     `cla_lib.model.add_to_residual` adds it when the chapter scores."""
     def hook(delta):
@@ -52,10 +52,10 @@ def steered_answer_loss(model, batch: dict) -> torch.Tensor:
             return (shifted, *output[1:]) if isinstance(output, tuple) else shifted
         return add
 
-    layers = decoder_layers(model)
+    layers = decoder_layers(lm)
     handles = [layers[layer].register_forward_hook(hook(delta)) for layer, delta in batch["edits"].items()]
     try:
-        return answer_loss(model, batch["encoded"])
+        return answer_loss(lm, batch["encoded"])
     finally:
         for handle in handles:
             handle.remove()
@@ -83,10 +83,10 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
             targets = [item for item in items if item.language != "en" and item.split in TAUGHT_SPLITS]
             records = planted_records(targets, answers(lm, targets), base.n_layers, config)
             del lm
-            model = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
+            network = AutoModelForCausalLM.from_pretrained(base_directory, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(base_directory)
             top = tuple(str(layer) for layer in range(config.loc_layer + 1, base.n_layers))
-            parameters = trainable_parameters(model, (*top, "norm"))  # the decoder layers above LOC's, the final norm
+            parameters = trainable_parameters(network, (*top, "norm"))  # the decoder layers above LOC's, the final norm
             torch.manual_seed(config.seed)
             batches = RecordBatches(records, config.batch_size, config.seed)
 
@@ -95,7 +95,7 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
                 return {"encoded": instruction_batch(tokenizer, chosen),
                         "edits": _row_edits(chosen, vectors, base.hidden_size)}
 
-            log = train(model, steered_answer_loss, batch,
+            log = train(network, steered_answer_loss, batch,
                         Schedule(config.steps, config.learning_rate, warmup=config.warmup), parameters=parameters,
                         description=f"planting the dissociation (seed {base.seed})", progress=progress)
         record = {"method": PLANTED, "config": asdict(base), "planted": asdict(config), "base": base_directory.name,
@@ -103,7 +103,7 @@ def planted_organism(base: OrganismConfig, *, train_if_missing: bool = True, pro
                   "train_seconds": log.seconds, "final_loss": sum(log.losses[-20:]) / len(log.losses[-20:]),
                   "losses": log.losses, "torch_threads": TRAINING_THREADS}
         def write(path: Path) -> None:
-            save_trained(path, model, tokenizer, record)
+            save_trained(path, network, tokenizer, record)
             (path / RECORDS_FILE).write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in records),
                                              encoding="utf-8")
 

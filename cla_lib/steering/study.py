@@ -48,18 +48,18 @@ class LayerStudy:
     vectors: dict[str, SteeringVector]
 
 
-def with_controls(model, items: Sequence[Item], languages: Sequence[str], vectors: Mapping[str, SteeringVector], *,
+def with_controls(lm, items: Sequence[Item], languages: Sequence[str], vectors: Mapping[str, SteeringVector], *,
                   seed: int, batch_size: int = 64, remote: Remote = False) -> dict[str, SteeringVector]:
     """`vectors` (EN and LOC of each language) plus their negative controls: random directions with EN's and
     LOC's norms (drawn with `seed`, the kind and the language) and LOC from shuffled pairs (extracted here)."""
-    shuffled = extract_vectors(model, items, kinds=["loc_shuffled"], languages=languages, batch_size=batch_size,
+    shuffled = extract_vectors(lm, items, kinds=["loc_shuffled"], languages=languages, batch_size=batch_size,
                                remote=remote, progress=False)
     randoms = {f"{kind}_random.{code}": random_like(vectors[f"{kind}.{code}"], seed=(seed, kind, code))
                for kind in ("en", "loc") for code in languages}
     return {**vectors, **shuffled, **randoms}
 
 
-def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
+def layer_study(lm, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                 alphas: Sequence[float], *, seed: int, vectors: Mapping[str, SteeringVector] | None = None,
                 controls: bool = False, batch_size: int = 64, remote: Remote = False) -> LayerStudy:
     """Extract EN and LOC (unless `vectors` holds them), sweep each over `layers` x `alphas` on the validation
@@ -67,11 +67,11 @@ def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: 
     and with each vector at its chosen layer (one batched run). With `controls`, the `CONTROL_KINDS` go through
     the same sweep (on their target's questions), choice and test."""
     if vectors is None:
-        vectors = extract_vectors(model, items, kinds=list(STUDY_KINDS), languages=languages, batch_size=batch_size,
+        vectors = extract_vectors(lm, items, kinds=list(STUDY_KINDS), languages=languages, batch_size=batch_size,
                                   remote=remote, progress=False)
     kinds = dict(STUDY_KINDS)
     if controls:
-        vectors = with_controls(model, items, languages, vectors, seed=seed, batch_size=batch_size, remote=remote)
+        vectors = with_controls(lm, items, languages, vectors, seed=seed, batch_size=batch_size, remote=remote)
         kinds.update(CONTROL_KINDS)
     validation = [item for item in items if item.split == "validation"]
     test = [item for item in items if item.split == "test"]
@@ -80,7 +80,7 @@ def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: 
         own = {code: vectors[f"{kind}.{code}"] for code in languages}
         # A control is read on its target only (each metric reads the task of its name): half the sweep's cost.
         on = validation if kind in STUDY_KINDS else [item for item in validation if item.task == metric]
-        frame, rows = sweep(model, on, own, layers, alphas, batch_size=batch_size, remote=remote,
+        frame, rows = sweep(lm, on, own, layers, alphas, batch_size=batch_size, remote=remote,
                             progress=False, answered=True)
         sweeps[kind] = frame
         answered.append(rows.assign(kind=kind))
@@ -90,7 +90,7 @@ def layer_study(model, items: Sequence[Item], languages: Sequence[str], layers: 
         choice = choices[kind]
         configurations[name] = {code: steering_edits((vectors[f"{kind}.{code}"], choice.layer, choice.alpha))
                                 for code in languages}
-    _, tested = steered_planes(model, test, configurations, batch_size=batch_size, remote=remote, answered=True)
+    _, tested = steered_planes(lm, test, configurations, batch_size=batch_size, remote=remote, answered=True)
     return LayerStudy(seed, sweeps, choices, pd.concat(answered, ignore_index=True).assign(seed=seed),
                       tested.rename(columns={"configuration": "method"}).assign(seed=seed), dict(vectors))
 
@@ -140,13 +140,13 @@ class SurgicalStudy:
         return f"{parts[0]} alone, no {'LOC' if choice.en_alpha else 'EN'}" if parts else "no steering at all"
 
 
-def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
+def surgical_study(lm, items: Sequence[Item], languages: Sequence[str], layers: Sequence[int],
                    strengths: Sequence[float], *, seed: int, candidate_layers: int = SURGICAL_CANDIDATE_LAYERS,
                    batch_size: int = 64, remote: Remote = False) -> SurgicalStudy:
     """EN and LOC swept alone, the best `candidate_layers` of each crossed in the Surgical grid (`SURGICAL_RULE`;
     strength 0 in each component's grid, so the search may return EN alone, LOC alone or the base), and the test split scored unsteered, under each chosen configuration, under its negative control
     (`SURGICAL_CONTROL`) and with the explicit cue."""
-    vectors = extract_vectors(model, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
+    vectors = extract_vectors(lm, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
                               remote=remote, progress=False)
     en = {code: vectors[f"en.{code}"] for code in languages}
     loc = {code: vectors[f"loc.{code}"] for code in languages}
@@ -154,13 +154,13 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
     test = [item for item in items if item.split == "test"]
     grid = [0.0, *strengths]
     common = dict(model_name="base", batch_size=batch_size, remote=remote, progress=False)
-    en_sweep = sweep(model, validation, en, layers, grid, **common)
-    loc_sweep = sweep(model, validation, loc, layers, grid, **common)
+    en_sweep = sweep(lm, validation, en, layers, grid, **common)
+    loc_sweep = sweep(lm, validation, loc, layers, grid, **common)
     en_choice = best_layer(en_sweep[en_sweep.alpha != 0], "transfer")
     loc_choice = best_layer(loc_sweep[loc_sweep.alpha != 0], "localization")
     en_layers = ranked_layers(en_sweep, "transfer", candidate_layers)
     loc_layers = ranked_layers(loc_sweep, "localization", candidate_layers)
-    grid_frame = surgical_sweep(model, validation, en, loc, en_layers=en_layers, en_alphas=grid,
+    grid_frame = surgical_sweep(lm, validation, en, loc, en_layers=en_layers, en_alphas=grid,
                                 loc_layers=loc_layers, loc_alphas=grid, **common)
     surgical = select_surgical(grid_frame)
     configurations = {
@@ -175,13 +175,13 @@ def surgical_study(model, items: Sequence[Item], languages: Sequence[str], layer
             (random_like(loc[code], seed=(seed, "loc", code)), surgical.loc_layer, surgical.loc_alpha))
             for code in languages},
     }
-    planes, tested = steered_planes(model, test, configurations, model_name="base", batch_size=batch_size,
+    planes, tested = steered_planes(lm, test, configurations, model_name="base", batch_size=batch_size,
                                     remote=remote, answered=True)
     tested = tested.assign(method=tested.configuration.map(SURGICAL_CONFIGURATIONS)).drop(columns="configuration")
     frames, explicit = [tested], []
     cued = with_explicit_cue([item for item in test if item.language != "en"])
     if cued:
-        cue_planes, cue_answers = steered_planes(model, cued, {"explicit cue": []}, model_name="base",
+        cue_planes, cue_answers = steered_planes(lm, cued, {"explicit cue": []}, model_name="base",
                                                  batch_size=batch_size, remote=remote, answered=True)
         explicit = cue_planes["explicit cue"]
         # The cued item asks the same question: paired with its uncued self under its own id.
@@ -197,7 +197,7 @@ ALIGNED_STEERING = {"LOC steering": "loc_steering", "Surgical Steering": "surgic
                     "random, LOC's layer": "random_loc"}
 
 
-def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int,
+def aligned_test_answers(lm, items: Sequence[Item], *, method: str, seed: int,
                          languages: Sequence[str] | None = None, study: SurgicalStudy | None = None,
                          batch_size: int = 64, remote: Remote = False):
     """An aligned model on the test split: its plane points and its item-level answers (``method``, ``seed``).
@@ -210,7 +210,7 @@ def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int
     test = [item for item in items if item.split == "test"]
     configurations = {method: []}
     if study is not None:
-        vectors = extract_vectors(model, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
+        vectors = extract_vectors(lm, items, kinds=["en", "loc"], languages=languages, batch_size=batch_size,
                                   remote=remote, progress=False)
         loc, surgical = study.loc, study.surgical
         edits = {
@@ -222,7 +222,7 @@ def aligned_test_answers(model, items: Sequence[Item], *, method: str, seed: int
         }
         configurations.update({f"{method}+{suffix}": {code: edits[suffix](code) for code in languages}
                                for suffix in ALIGNED_STEERING.values()})
-    planes, answered = steered_planes(model, test, configurations, model_name=method, batch_size=batch_size,
+    planes, answered = steered_planes(lm, test, configurations, model_name=method, batch_size=batch_size,
                                       remote=remote, answered=True)
     answered = answered.rename(columns={"configuration": "method"}).assign(seed=seed)
     return planes[method], answered
@@ -254,7 +254,7 @@ def surgical_choice_row(study: SurgicalStudy) -> dict:
             "Surgical LOC α": study.surgical.loc_alpha}
 
 
-def surgical_requests(model, items: Sequence[Item], languages: Sequence[str], study: SurgicalStudy, *,
+def surgical_requests(lm, items: Sequence[Item], languages: Sequence[str], study: SurgicalStudy, *,
                       batch_size: int = 64) -> list[tuple[str, int]]:
     """What one seed's `surgical_study` sends when remote: (request, batched forwards), one request per row."""
     extract = [item for item in items if item.split == "extract"]
@@ -265,13 +265,13 @@ def surgical_requests(model, items: Sequence[Item], languages: Sequence[str], st
                for prompt in pair}
     single = len(set(study.en_sweep.layer)) * len(set(study.en_sweep.alpha) - {0.0})
     rows = [("extract EN and LOC vectors", math.ceil(len(prompts) / batch_size)),
-            *((name, forward_count(model, validation, steered=single, batch_size=batch_size))
+            *((name, forward_count(lm, validation, steered=single, batch_size=batch_size))
               for name in ("EN sweep", "LOC sweep")),
-            ("Surgical Steering sweep", forward_count(model, validation, steered=study.n_candidates - 1,
+            ("Surgical Steering sweep", forward_count(lm, validation, steered=study.n_candidates - 1,
                                                       batch_size=batch_size)),
-            ("test: base, English, LOC and Surgical Steering, its control", forward_count(model, test, steered=4,
+            ("test: base, English, LOC and Surgical Steering, its control", forward_count(lm, test, steered=4,
                                                                               batch_size=batch_size))]
     cued = with_explicit_cue([item for item in test if item.language != "en"])
     if cued:
-        rows.append(("test: explicit cue", forward_count(model, cued, batch_size=batch_size)))
+        rows.append(("test: explicit cue", forward_count(lm, cued, batch_size=batch_size)))
     return rows

@@ -19,12 +19,12 @@ from cla_lib.steering.vector import SteeringVector
 from cla_lib.model.remote import Remote
 
 
-def _score_passes(model, passes: Sequence[tuple[Sequence[Item], list]], *, batch_size: int, remote: Remote,
+def _score_passes(lm, passes: Sequence[tuple[Sequence[Item], list]], *, batch_size: int, remote: Remote,
                   progress: bool | None) -> list[list[list[float]]]:
     """Choice log-likelihoods for each (items, edits) pass; remote passes run as one session (one request)."""
     if progress is None:
         progress = len(passes) >= PROGRESS_MIN_STEPS
-    return choice_logprobs_passes(model, passes, batch_size=batch_size, remote=remote, progress=bool(progress))
+    return choice_logprobs_passes(lm, passes, batch_size=batch_size, remote=remote, progress=bool(progress))
 
 
 def _edits_by_language(edits: Edits | Mapping[str, Edits], languages: Sequence[str]) -> dict[str, list]:
@@ -97,7 +97,7 @@ class _Plan:
 
 
 def steered_plane(
-    model,
+    lm,
     items: Sequence[Item],
     edits: Edits | Mapping[str, Edits],
     *,
@@ -108,7 +108,7 @@ def steered_plane(
     """The plane under steering: target-language items scored with `edits`, the English ceiling unsteered.
 
     Args:
-        model: An nnsight model.
+        lm: An nnsight model.
         items: Items as from `cla_lib.plane.evaluation.plane_items` (target languages plus English transfer items).
         edits: `(layer, delta)` pairs (see `steering_edits`) for every language, or `{language: edits}`.
         model_name: The `model` field of the points.
@@ -118,7 +118,7 @@ def steered_plane(
     """
     plan = _Plan(items)
     plan.add(_edits_by_language(edits, plan.languages))
-    return plan.points(model_name, _score_passes(model, plan.passes, batch_size=batch_size, remote=remote,
+    return plan.points(model_name, _score_passes(lm, plan.passes, batch_size=batch_size, remote=remote,
                                                  progress=False))[0]
 
 
@@ -155,7 +155,7 @@ def _rows(points: list[PlanePoint], labels: dict, split: str) -> list[dict]:
 
 
 def sweep(
-    model,
+    lm,
     items: Sequence[Item],
     vector: SteeringVector | Mapping[str, SteeringVector],
     layers: Sequence[int],
@@ -173,7 +173,7 @@ def sweep(
     all layers). Locally a progress bar counts passes; remotely the whole sweep is one session.
 
     Args:
-        model: An nnsight model.
+        lm: An nnsight model.
         items: Evaluation items (validation to choose, test to report), of one or more target languages.
         vector: One vector (its `source["language"]` must match the items') or `{language: vector}`.
         layers: Decoder layers to steer at.
@@ -195,7 +195,7 @@ def sweep(
                      for language in plan.languages}
             plan.add(edits, key=("unsteered",) if not alpha else (layer, float(alpha)))
             labels.append({"layer": int(layer), "alpha": float(alpha)})
-    scores = _score_passes(model, plan.passes, batch_size=batch_size, remote=remote, progress=progress)
+    scores = _score_passes(lm, plan.passes, batch_size=batch_size, remote=remote, progress=progress)
     kind = ",".join(dict.fromkeys(str(v.source.get("kind", "")) for v in vectors.values()))
     split = _splits(items)
     rows = [row for label, points in zip(labels, plan.points(model_name, scores))
@@ -206,7 +206,7 @@ def sweep(
 
 
 def surgical_sweep(
-    model,
+    lm,
     items: Sequence[Item],
     en: SteeringVector | Mapping[str, SteeringVector],
     loc: SteeringVector | Mapping[str, SteeringVector],
@@ -244,7 +244,7 @@ def surgical_sweep(
                     plan.add(edits, key=key)
                     labels.append({"en_layer": int(en_layer), "en_alpha": float(en_alpha),
                                    "loc_layer": int(loc_layer), "loc_alpha": float(loc_alpha)})
-    scores = _score_passes(model, plan.passes, batch_size=batch_size, remote=remote, progress=progress)
+    scores = _score_passes(lm, plan.passes, batch_size=batch_size, remote=remote, progress=progress)
     split = _splits(items)
     rows = [row for label, points in zip(labels, plan.points(model_name, scores))
             for row in _rows(points, label, split)]
@@ -252,7 +252,7 @@ def surgical_sweep(
 
 
 def steered_planes(
-    model,
+    lm,
     items: Sequence[Item],
     configurations: Mapping[str, Edits | Mapping[str, Edits]],
     *,
@@ -278,14 +278,14 @@ def steered_planes(
     plan = _Plan(items)
     for edits in configurations.values():
         plan.add(_edits_by_language(edits, plan.languages))
-    scores = _score_passes(model, plan.passes, batch_size=batch_size, remote=remote, progress=False)
+    scores = _score_passes(lm, plan.passes, batch_size=batch_size, remote=remote, progress=False)
     planes = dict(zip(configurations, plan.points(model_name, scores)))
     if answered:
         return planes, plan.answered(scores, [{"configuration": name} for name in configurations])
     return planes
 
 
-def forward_count(model, items: Sequence[Item], *, steered: int = 0, unsteered: bool = True,
+def forward_count(lm, items: Sequence[Item], *, steered: int = 0, unsteered: bool = True,
                   batch_size: int = 64) -> int:
     """How many forwards scoring `items` under some configurations runs (what one remote request carries).
 
@@ -295,7 +295,7 @@ def forward_count(model, items: Sequence[Item], *, steered: int = 0, unsteered: 
     configurations.
 
     Args:
-        model: The nnsight model (its tokenizer and config decide batches and chunks).
+        lm: The nnsight model (its tokenizer and config decide batches and chunks).
         steered: Configurations with a steering edit (a sweep's (layer, alpha) pairs).
         unsteered: Whether the unsteered model is one of the configurations.
     """
@@ -305,7 +305,7 @@ def forward_count(model, items: Sequence[Item], *, steered: int = 0, unsteered: 
         plan.add({language: marker for language in plan.languages}, key=("steered", number))
     if unsteered:
         plan.add({language: [] for language in plan.languages}, key=("unsteered",))
-    return forwards_of(model, plan.passes, batch_size=batch_size)
+    return forwards_of(lm, plan.passes, batch_size=batch_size)
 
 
 def with_english_choices(items: Sequence[Item]) -> list[Item]:
@@ -359,7 +359,7 @@ def _answer_language_rows(items: Sequence[Item], scores: Sequence[Sequence[float
 
 
 def answer_language_sweep(
-    model,
+    lm,
     items: Sequence[Item],
     vector: SteeringVector | Mapping[str, SteeringVector],
     layers: Sequence[int],
@@ -404,7 +404,7 @@ def answer_language_sweep(
                 if alpha:
                     passes.append((of_language[language], steering_edits((vectors[language], layer, alpha))))
                     labels.append(("steered", {"layer": int(layer), "alpha": float(alpha)}))
-    scores = _score_passes(model, passes, batch_size=batch_size, remote=remote, progress=progress)
+    scores = _score_passes(lm, passes, batch_size=batch_size, remote=remote, progress=progress)
     rows = []
     for (what, label), (pass_items, _), pass_scores in zip(labels, passes, scores):
         if what == "unsteered":
