@@ -17,8 +17,10 @@ import nbformat
 import pytest
 
 from cla_lib.book import rerun
-from cla_lib.cli import main
 from cla_lib.plane.evaluation import MissingDataError, plane_items
+# `cla` in this process (`cla_lib.cli.main`, what the console script calls), for commands that start no chapter:
+# no process of their own imports the library again (~4 CPU-s each).
+from test_cli import run as in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "ndif-sentinel-fedcba9876543210"
@@ -240,14 +242,6 @@ def test_languages_run_as_parallel_processes(tmp_path):
     seen = gathered[gathered.name == "language_seen"].set_index("language").value.to_dict()
     assert seen == {"es": "es", "ko": "ko"}
     assert sorted(rerun.plane_frame(gathered, chapter="01_fast").language) == ["es", "ko"]
-
-
-def in_process(capsys, *arguments: str) -> tuple[int, str, str]:
-    """`cla` run in this process (`cla_lib.cli.main`, what the console script calls): for commands that start no
-    chapter, so the library is not imported again by a process of its own (~4 CPU-s each)."""
-    code = main(list(arguments))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_the_command_line_refuses_keys_as_parameters_and_remote_without_a_key(tmp_path, capsys, monkeypatch):
