@@ -1,6 +1,6 @@
 """Each chapter's matmul FLOPs and wall time against this machine's matmul ceiling: how far the build is from its floor.
 
-    python benchmarks/chapters.py [--chapters all] [--threads 2] [-p NAME=VALUE ...] [--json out.json]
+    python benchmarks/chapters.py [--chapters all] [--threads 2] [-p NAME=VALUE ...] [--json out.json] [--book DIR]
 
 Every chapter's code cells run as one script in a fresh process (as the build's kernel runs them, from `book/`,
 with the parameters cell's defaults, or `-p`'s values read as `cla rerun -p` reads them and set after that cell as
@@ -24,9 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from cla_lib.book import rerun
-from cla_lib.core import compute, performance  # noqa: E402
-from cla_lib.book.costs import chapter_parameters  # noqa: E402
+from cla_lib.core import compute  # noqa: E402  (the library's chapter-facing modules load only where needed: a
+# chapter's own run imports what the chapter imports, and no more)
 
 
 def chapter_script(notebook: Path, parameters: dict) -> str:
@@ -45,10 +44,12 @@ def chapter_script(notebook: Path, parameters: dict) -> str:
 
 def parameter(text: str) -> tuple[str, object]:
     """A `-p NAME=VALUE`, its value read as `cla rerun` reads it."""
+    from cla_lib.book.rerun import parse_value
+
     name, separator, value = text.partition("=")
     if not separator or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"{text!r}: give a chapter parameter as NAME=VALUE")
-    return name, rerun.parse_value(value)
+    return name, parse_value(value)
 
 
 def run_chapter(notebook: Path, count: bool, parameters: dict) -> dict:
@@ -75,7 +76,7 @@ def in_process(notebook: Path, count: bool, threads: int, parameters: dict) -> d
     """`run_chapter` in a fresh Python, as a kernel would run it."""
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
     command = [sys.executable, __file__, "--one", str(notebook), "--threads", str(threads),
-               *(f"-p{name}={value}" for name, value in parameters.items()), *(["--count"] if count else [])]
+               "--values", json.dumps(parameters), *(["--count"] if count else [])]
     finished = subprocess.run(command, capture_output=True, text=True, env=environment)
     if finished.returncode:
         sys.stderr.write(finished.stderr[-4000:])
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", type=parameter, action="append", default=[],
                         help="a chapter parameter, NAME=VALUE (repeatable), e.g. -p organism_size=tiny")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--book", type=Path, default=ROOT / "book", help="the chapters' folder (default: book/)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--values", type=json.loads, default={}, help=argparse.SUPPRESS)  # --one's parameters
     parser.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     parameters = dict(arguments.parameter)
@@ -98,10 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(arguments.threads)
-        print(json.dumps(run_chapter(Path(arguments.one), arguments.count, parameters)))
+        print(json.dumps(run_chapter(Path(arguments.one), arguments.count, arguments.values)))
         return 0
+    from cla_lib.book import rerun
+    from cla_lib.book.costs import chapter_parameters
+    from cla_lib.core import performance
+
     try:
-        notebooks = rerun.select_chapters(arguments.chapters, ROOT / "book")
+        notebooks = rerun.select_chapters(arguments.chapters, arguments.book)
     except ValueError as error:
         parser.error(str(error))
     for notebook in notebooks:  # every parameter known to every chapter, before anything runs

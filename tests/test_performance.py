@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from cla_lib.core.compute import training_flops_per_token
 from cla_lib.core.performance import matmul_ceiling, training_efficiency
 
@@ -166,8 +168,7 @@ def test_benchmark_timing_pairs_alternating_runs_and_reports_their_range(monkeyp
     assert (flipped["ratio"], flipped["ratio_low"], flipped["ratio_high"]) == (0.5, 1 / 3, 1)
 
 
-def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unknown_ones():
-    import subprocess
+def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unknown_ones(capsys):
     import sys
     from pathlib import Path
 
@@ -181,29 +182,37 @@ def test_the_chapter_benchmark_sets_parameters_as_papermill_does_and_refuses_unk
     parameters_cell, rest = script.split("\n\nseeds = ", 1)
     assert 'seeds = "0,1,2"' in parameters_cell  # the defaults first, the values after them, as papermill does
     assert rest.startswith("'0,1'\n\nbatch_size = 32\n\norganism_size = 'tiny'\n\ntransfer_data = None\n\n")
-    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "01", "-p",
-                              "colour=red"], capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "01_organism_plane has no parameter colour" in refused.stderr
-    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "09"],
-                             capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "no chapter '09'" in refused.stderr
+    for arguments, error in ((["--chapters", "01", "-p", "colour=red"], "01_organism_plane has no parameter colour"),
+                             (["--chapters", "09"], "no chapter '09'")):
+        with pytest.raises(SystemExit) as refused:
+            chapters.main(arguments)
+        assert refused.value.code == 2 and error in capsys.readouterr().err
 
 
-def test_the_chapter_benchmark_runs_a_chapter_and_counts_its_flops(tiny_organism_environment, tmp_path, monkeypatch):
+def test_the_chapter_benchmark_runs_a_chapter_and_counts_its_flops(tmp_path):
+    """On a chapter of known FLOPs (a few matrix products), in its own book folder: the count is exact."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    import nbformat
+
+    book = tmp_path / "book"
+    book.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("n = 8\nproducts = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import torch\nfor _ in range(products):\n    torch.ones(n, n) @ torch.ones(n, n)"),
+        nbformat.v4.new_code_cell("import json\nopen('ran.json', 'w').write(json.dumps({'n': n, 'products': products}))"),
+    ])
+    nbformat.write(notebook, book / "01_products.ipynb")
     output = tmp_path / "chapters.json"
-    monkeypatch.setenv("CLA_RESULTS", str(tmp_path / "results"))
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--chapters", "01", "--threads", "1",
-                    "-p", "organism_size=tiny", "-p", "language=ko", "-p", "seeds=0", "--json", str(output)],
+    subprocess.run([sys.executable, str(root / "benchmarks" / "chapters.py"), "--book", str(book), "--chapters", "01",
+                    "--threads", "1", "-p", "n=64", "-p", "products=3", "--json", str(output)],
                    check=True, capture_output=True, text=True, timeout=600)
     (row,) = json.loads(output.read_text())["chapters"]
-    assert row["chapter"] == "01_organism_plane" and row["gflop"] > 0 and row["seconds"] > 0
+    assert row["chapter"] == "01_products" and row["gflop"] == 3 * 2 * 64 ** 3 / 1e9 and row["seconds"] > 0
     assert row["floor_seconds"] == row["gflop"] / row["ceiling_gflops"]
     assert row["floor_seconds"] < row["seconds"]  # nothing runs faster than the ceiling
-    provenance = json.loads((tmp_path / "results" / "01_organism_plane" / "provenance.json").read_text())
-    assert provenance["parameters"]["organism_size"] == "tiny" and provenance["parameters"]["language"] == "ko"
+    assert json.loads((book / "ran.json").read_text()) == {"n": 64, "products": 3}  # run from its folder, set as -p

@@ -1,7 +1,8 @@
 """Real-model code paths on tiny random Llama, Qwen2 and Gemma 3 text models built from configs (conftest): every
 step a chapter takes (load, score, extract vectors, steer, sweep, align) per architecture, the remote path through
 nnsight's serialization round trip, the plane's items for non-organism models (the embedded world, real data, chat
-templates), and the chapters themselves run with papermill on the tiny models."""
+templates), what a chapter's set-up adds (placement, adapters as a model), and chapters 1 and 5 run with papermill on
+the tiny models (chapters 1-4 run end to end on the pretrained model: tests/test_pretrained.py)."""
 
 from __future__ import annotations
 
@@ -187,15 +188,10 @@ def test_plane_items_of_a_chat_preset_go_through_the_chat_template_prompts_and_p
 
 # -- the chapters, run with papermill on the tiny models ---------------------------------------------------------
 
-# Each chapter runs once, each architecture carrying at least one chapter (their layers, scoring, steering and
-# alignment are checked per architecture above and in test_models / test_scoring / test_steering); chapter 1 on
-# Llama runs below on real-layout data, locally and through the remote round trip.
-CHAPTERS = {
-    "01_organism_plane": ("gemma3", {"device": "cpu", "dtype": "bfloat16"}),  # the placement parameters reach it
-    "02_baseline_erasure": ("qwen2", {"methods": "midalign", "include_replay": False}),
-    "03_layer_dissociation": ("llama", {"alphas": "2"}),  # an aligned real model given as its LoRA adapters
-    "04_surgical_steering": ("gemma3", {}),
-}
+# Each chapter runs end to end once on a real model's path: chapters 1-4 on the pretrained model with its LoRA
+# adapters and real-layout data (tests/test_pretrained.py, `cla rerun`), chapter 1 below on tiny Llama with the
+# Global-MMLU and BLEnD fixtures, locally and through the remote round trip, chapter 5 below; every step the chapters
+# take runs on each architecture above. What a chapter's set-up adds to those steps is checked here in-process.
 
 
 def _aligned_checkpoint(model_dir: Path, tmp_path: Path) -> Path:
@@ -221,29 +217,29 @@ def run_chapter(chapter: str, parameters: dict, output: Path):
     return nbformat.read(output, as_version=4)
 
 
-def outputs_of(notebook) -> list:
-    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+def test_a_chapter_places_a_real_model_where_its_parameters_say_and_loads_adapters_as_a_model(tiny_model_dirs,
+                                                                                                tmp_path, capsys):
+    from cla_lib.book.chapters import chapter_setup
+    from cla_lib.plane.loading import use_placement
 
-
-@pytest.mark.parametrize("chapter", list(CHAPTERS))
-def test_each_chapter_runs_on_a_tiny_architecture_for_one_language(chapter, tiny_model_dirs, tmp_path):
-    architecture, extra = CHAPTERS[chapter]
-    model_dir = tiny_model_dirs[architecture]
-    parameters = {"model": str(model_dir), "language": "ko", **extra}
-    if chapter == "02_baseline_erasure":
-        parameters["aligned_models"] = f"midalign={_aligned_checkpoint(model_dir, tmp_path)}"
-    elif chapter == "03_layer_dissociation":
-        adapters = _aligned_checkpoint(model_dir, tmp_path)
-        assert (adapters / "adapter_config.json").exists() and not (adapters / "config.json").exists()
-        parameters["model"] = str(adapters)
-    notebook = run_chapter(chapter, parameters, tmp_path / f"{chapter}.ipynb")
-    assert not [output for output in outputs_of(notebook) if output.output_type == "error"]
-    from cla_lib.book.rerun import glued_values
-
-    assert glued_values(notebook), "the chapter glued no numbers"
-    if "dtype" in parameters:
-        printed = "".join(output.get("text", "") for output in outputs_of(notebook) if output.output_type == "stream")
-        assert f"{model_dir}: " in printed and "parameters on cpu in bfloat16" in printed
+    # The placement parameters reach the model (chapter 1's `device` and `dtype`), and it says where it went.
+    try:
+        setup = chapter_setup(str(tiny_model_dirs["gemma3"]), "ko", device="cpu", dtype="bfloat16",
+                              embedded_world=True)
+        lm = setup.load()
+    finally:
+        use_placement(None, None)
+    printed = capsys.readouterr().out
+    assert f"{tiny_model_dirs['gemma3']}: " in printed and "parameters on cpu in bfloat16" in printed
+    assert next(lm.parameters()).dtype == torch.bfloat16
+    # An aligned real model given as its LoRA adapters (chapter 3's `model`) loads merged into its base and scores
+    # the chapter's items differently from the base.
+    adapters = _aligned_checkpoint(tiny_model_dirs["llama"], tmp_path)
+    assert (adapters / "adapter_config.json").exists() and not (adapters / "config.json").exists()
+    setup = chapter_setup(str(adapters), "ko", embedded_world=True)
+    items = [item for item in setup.items() if item.split == "test"][:8]
+    base = load_model(str(tiny_model_dirs["llama"]))
+    assert choice_logprobs(setup.load(), items) != choice_logprobs(base, items)
 
 
 def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir, tmp_path):
