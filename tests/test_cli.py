@@ -6,7 +6,10 @@ The acceptance check: rescoring the JSONL that `cla items` writes with plain tra
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +31,26 @@ def run(capsys, *arguments: str) -> tuple[int, str, str]:
     code = main(list(arguments))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def cla(*arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The `cla` command as a user runs it, in this process: its `main`, which the console script calls (the test
+    process runs on one thread, as `OMP_NUM_THREADS=1` would; the chapters `cla rerun` starts run in their own
+    kernels). A start-up of the library saved per command; what it prints is captured as a process's would be, and
+    what it sets in the environment (`--device`, `--dtype`) ends with it, as a process's would."""
+    out, err, environment = io.StringIO(), io.StringIO(), dict(os.environ)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(arguments))
+        except SystemExit as exited:  # argparse's refusals
+            code = exited.code
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
+    result = subprocess.CompletedProcess(["cla", *arguments], code, out.getvalue(), err.getvalue())
+    if check and result.returncode != 0:
+        raise AssertionError(f"cla {' '.join(arguments)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
 
 
 def json_lines(text: str) -> list[dict]:

@@ -20,6 +20,7 @@ from cla_lib.alignment.estimate import (
 from cla_lib.alignment.lora import LoraSettings, PROJECTIONS, add_adapters, frozen_reference
 from cla_lib.model.presets import PRESETS
 from test_alignment import data_files
+from test_cli import cla
 
 ADAPTERS = ("adapter_config.json", "adapter_model.safetensors", "training.json")
 
@@ -147,17 +148,20 @@ def test_a_run_that_cannot_fit_is_refused_with_its_estimate_before_loading_weigh
 
 
 def _launch(model_dir, method, dtype, tmp_path, name, processes: int | None) -> dict:
-    """`cla align` with LoRA, in one plain process or under `accelerate launch` (torchrun's processes; on this
+    """`cla align` with LoRA, in this process or under `accelerate launch` (torchrun's processes; on this
     machine without GPUs they run on the CPU and talk over gloo)."""
     files = data_files(tmp_path, method)
     arguments = ["align", "--model", str(model_dir), "--method", method, "--out", str(tmp_path / name),
                  "--steps", "4", "--learning-rate", "1e-2", "--batch-size", "4", "--sequence-length", "16",
                  "--lora-rank", "8", "--dtype", dtype, *[f"--data={kind}={path}" for kind, path in files.items()]]
-    launcher = [sys.executable, "-m", "cla_lib.cli"] if processes is None else [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "cla_lib.cli"]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, *arguments], capture_output=True, text=True, env=environment, timeout=600)
+    if processes is None:  # `cla align` in this process (one thread, as the launched processes)
+        done = cla(*arguments, check=False)
+    else:
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                    str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
+                    "cla_lib.cli"]
+        environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([*launcher, *arguments], capture_output=True, text=True, env=environment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == [str(tmp_path / name)]  # the first process prints where it wrote, the other nothing
     return {"weights": load_file(tmp_path / name / "adapter_model.safetensors"),

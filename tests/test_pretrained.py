@@ -13,8 +13,6 @@ import importlib.util
 import json
 import math
 import os
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from cla_lib.model import ModelNotFoundError, ModelRef, gguf, n_layers
 from cla_lib.scoring import choice_logprobs
 from cla_lib.scoring.encoding import encode_item
 from cla_lib.scoring.generative import generative_localization
+from test_cli import cla
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "smollm2-135m-instruct"
@@ -44,15 +43,6 @@ PER_SPLIT = {"extract": 2, "validation": 3, "test": 2}
 # Float32 rounding between two ways of computing one log-probability (other shapes, other summation orders):
 # measured at most 3e-5 on these items (`python -m pytest tests/test_pretrained.py -k rounding`).
 ROUNDING = 1e-4
-
-
-def cla(*arguments: str, check: bool = True, **environment: str) -> subprocess.CompletedProcess:
-    """The `cla` command of this environment, run as a user runs it (one thread, like every test process)."""
-    result = subprocess.run([sys.executable, "-m", "cla_lib.cli", *arguments], capture_output=True, text=True,
-                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", **environment}, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"cla {' '.join(arguments)} exited {result.returncode}:\n{result.stderr[-3000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -218,17 +218,18 @@ def run_chapter(chapter: str, parameters: dict, output: Path):
 
 
 def test_a_chapter_places_a_real_model_where_its_parameters_say_and_loads_adapters_as_a_model(tiny_model_dirs,
-                                                                                                tmp_path, capsys):
+                                                                                                tmp_path, capsys,
+                                                                                                monkeypatch):
     from cla_lib.book.chapters import chapter_setup
-    from cla_lib.plane.loading import use_placement
+    from cla_lib.plane import loading
 
-    # The placement parameters reach the model (chapter 1's `device` and `dtype`), and it says where it went.
-    try:
-        setup = chapter_setup(str(tiny_model_dirs["gemma3"]), "ko", device="cpu", dtype="bfloat16",
-                              embedded_world=True)
-        lm = setup.load()
-    finally:
-        use_placement(None, None)
+    # The placement parameters reach the model (chapter 1's `device` and `dtype`), and it says where it went. They
+    # are this process's defaults from then on (a kernel's): unset again after the test.
+    for variable in (loading.DEVICE_VARIABLE, loading.DTYPE_VARIABLE):
+        monkeypatch.setenv(variable, "")  # recorded, so that the test's end restores it (unset)
+        monkeypatch.delenv(variable)
+    setup = chapter_setup(str(tiny_model_dirs["gemma3"]), "ko", device="cpu", dtype="bfloat16", embedded_world=True)
+    lm = setup.load()
     printed = capsys.readouterr().out
     assert f"{tiny_model_dirs['gemma3']}: " in printed and "parameters on cpu in bfloat16" in printed
     assert next(lm.parameters()).dtype == torch.bfloat16

@@ -20,7 +20,7 @@ from cla_lib.book import rerun
 from cla_lib.plane.evaluation import MissingDataError, plane_items
 # `cla` in this process (`cla_lib.cli.main`, what the console script calls), for commands that start no chapter:
 # no process of their own imports the library again (~4 CPU-s each).
-from test_cli import run as in_process
+from test_cli import cla, run as in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "ndif-sentinel-fedcba9876543210"
@@ -291,14 +291,12 @@ def test_estimate_only_prints_the_cost_and_runs_nothing(tmp_path, tiny_llama_dir
     assert rows[0]["tokens"] > 0 and rows[0]["batch_size"] == 64 and rows[0]["model"] == str(tiny_llama_dir)
 
 
-def test_the_command_line_shows_each_chapters_cells_as_they_run_and_quiet_hides_them(tmp_path):
+def test_the_command_line_shows_each_chapters_cells_as_they_run_and_quiet_hides_them(tmp_path, monkeypatch):
     book = write_book(tmp_path / "book", {"01_fast": notebook('print("cell output as it runs")')})
-    common = CLA + ["rerun", "--model", "some-model", "--language", "ko", "--book", str(book)]
-    shown = subprocess.run(common + ["--out", str(tmp_path / "a")], env=environment(), capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
+    common = ["rerun", "--model", "some-model", "--language", "ko", "--book", str(book)]
+    monkeypatch.chdir(tmp_path)
+    shown = cla(*common, "--out", str(tmp_path / "a"))
     assert "Executing" in shown.stderr and "cell output as it runs" in shown.stderr  # papermill's bar, the output
     assert "01_fast: ok" in shown.stdout
-    quiet = subprocess.run(common + ["--out", str(tmp_path / "b"), "--quiet"], env=environment(), capture_output=True,
-                           text=True, timeout=300, cwd=tmp_path)
-    assert quiet.returncode == 0 and "Executing" not in quiet.stderr and "01_fast: ok" in quiet.stdout
+    quiet = cla(*common, "--out", str(tmp_path / "b"), "--quiet")
+    assert "Executing" not in quiet.stderr and "01_fast: ok" in quiet.stdout
