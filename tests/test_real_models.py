@@ -206,7 +206,7 @@ def _aligned_checkpoint(model_dir: Path, tmp_path: Path) -> Path:
 
 def run_chapter(chapter: str, parameters: dict, output: Path):
     """Execute a chapter; a tiny model has no real data, so chapters that score it are told to use the embedded world
-    (`embedded_world`; `test_a_chapter_refuses_a_real_model_without_its_data` runs one without)."""
+    (`embedded_world`; `test_a_chapter_refuses_a_real_model_without_its_data` sets one up without)."""
     import nbformat
     import papermill
 
@@ -243,12 +243,12 @@ def test_a_chapter_places_a_real_model_where_its_parameters_say_and_loads_adapte
     assert choice_logprobs(setup.load(), items) != choice_logprobs(base, items)
 
 
-def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir, tmp_path):
-    import papermill
+def test_a_chapter_refuses_a_real_model_without_its_data(tiny_llama_dir):
+    from cla_lib.book.chapters import chapter_setup
 
-    with pytest.raises(papermill.PapermillExecutionError, match="is a real model: give -p transfer_data"):
-        run_chapter("02_baseline_erasure", {"model": str(tiny_llama_dir), "language": "ko", "embedded_world": False},
-                    tmp_path / "refused.ipynb")
+    # Every chapter's set-up cell, before anything loads (a kernel would show this error in the chapter's first cell)
+    with pytest.raises(ValueError, match="is a real model: give -p transfer_data"):
+        chapter_setup(str(tiny_llama_dir), "ko", embedded_world=False)
 
 
 @pytest.fixture(scope="module")
