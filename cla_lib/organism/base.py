@@ -119,6 +119,12 @@ def size_of(config: OrganismConfig) -> str | None:
 # the default base ran at 0.58 s/step on one thread and 0.40 on two (one run), and two 1-thread trainings side by
 # side at 0.57 s/step each (`cla organism prepare`): 1.4x the throughput of one training on both cores. The thread
 # count does not change the bytes (those 60 steps gave identical weights on 1 and 2 threads).
+# Pinned numerics, measured (organism issue, item 5; `python benchmarks/numerics.py --steps 60 --repeats 3`, seed 0,
+# nothing else running, this 2-core AMD EPYC, torch 2.13.0 on AVX512): the weights are byte-identical on 1 and 2
+# threads both as torch dispatches by default and pinned (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2,
+# MKL_CBWR=COMPATIBLE); pinned gives other bytes than the default, and costs 0.272 / 0.138 s/step = 1.97x on one
+# thread (1.77x on two). Not adopted: the rule was to adopt at <= 1.3x, and twice the training time is the organisms'
+# whole budget in CI's hour. An organism's provenance records the pins where set (`performance.machine`).
 TRAINING_THREADS = 1
 
 
