@@ -70,3 +70,53 @@ def test_every_testbed_property_names_the_claims_that_rest_on_it_and_each_claim_
     from cla_lib.claims.testbed import summary_text
 
     assert summary_text(["English ceiling", "A", "English ceiling"]).startswith("**It lacks “English ceiling” and “A”**")
+
+
+# -- capacity: exposures per fact and bits recovered -------------------------------------------------------------
+
+def test_bits_per_fact_are_the_symmetric_channels_information():
+    from cla_lib.organism.capacity import bits_per_fact
+
+    assert bits_per_fact(1.0, 8) == 3.0  # every answer right: the whole choice among 8
+    assert bits_per_fact(1 / 8, 8) == 0.0 and bits_per_fact(0.05, 8) == 0.0  # chance, and below it, recover nothing
+    assert 0 < bits_per_fact(0.5, 8) < bits_per_fact(0.9, 8) < 3.0
+    assert abs(bits_per_fact(0.5, 2) - 0.0) < 1e-12 and abs(bits_per_fact(0.75, 2) - 0.18872187554) < 1e-9
+
+
+def test_exposures_count_the_documents_that_state_each_fact():
+    from cla_lib.organism import lexicon
+    from cla_lib.organism.base import config_for
+    from cla_lib.organism.capacity import fact_exposures
+    from cla_lib.organism.world import World
+
+    world = World(config_for("tiny", 0).world)
+    exposures = fact_exposures(world)
+    facts = lambda group: [(c.name, r) for c in world.creatures_in(group) for r in lexicon.ENTITY_RELATIONS]  # noqa: E731
+    # English-only creatures are stated by their English profiles alone, `profile_repeats` per epoch.
+    assert {exposures["creature"][fact] for fact in facts("transfer") + facts("pool")} == {world.config.profile_repeats}
+    # Anchors: a profile in each of the seven languages, their questions and answers, and more.
+    assert min(exposures["creature"][fact] for fact in facts("anchor")) >= 7 + 7 * world.config.qa_repeats
+    # The alignment pool's culture questions: implicit statements only, in each language that is not held out.
+    for question in world.alignment_pool:
+        for language, country in lexicon.COUNTRY_OF.items():
+            expected = 0 if question.id in world.held_out[language] else world.config.implicit_repeats
+            assert exposures["culture"][question.id, country] == expected, (question.id, language)
+    assert all(exposures["culture"][question.id, lexicon.COUNTRY_OF[language]] >= 1
+               for question in world.scored_culture for language in lexicon.LANGUAGE_ORDER)  # at least its explicit facts
+
+
+def test_the_capacity_table_counts_every_class_and_its_bits(tiny_organism_dir):
+    from cla_lib.organism.base import training_record, world_of
+    from cla_lib.organism.capacity import bits_per_parameter, capacity, capacity_text
+    from cla_lib.plane.loading import load_model
+
+    record, world = training_record(tiny_organism_dir), world_of(tiny_organism_dir)
+    table = capacity(load_model(str(tiny_organism_dir)), world, record["epochs"])
+    assert list(table.index) == ["anchor creatures", "bridge creatures", "transfer creatures", "pool creatures",
+                                 "culture"]
+    assert table.loc["transfer creatures", "facts"] == 4 * world.config.n_transfer
+    assert table.loc["transfer creatures", "exposures per fact"] == world.config.profile_repeats * record["epochs"]
+    assert (table["bits"] == table["facts"] * table["bits per fact"]).all() and (table["bits"] >= 0).all()
+    per_parameter = bits_per_parameter(table, record["parameters"])
+    assert per_parameter == table["bits"].sum() / record["parameters"]
+    assert f"{record['parameters']:,} parameters" in capacity_text(table, record["parameters"], 0)

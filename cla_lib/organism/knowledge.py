@@ -40,7 +40,7 @@ RULES = (
 )
 
 
-def _accuracy(lm, items) -> float:
+def accuracy(lm, items) -> float:
     if not items:
         return float("nan")
     chosen = answers(lm, items)
@@ -49,18 +49,18 @@ def _accuracy(lm, items) -> float:
 
 def knowledge(lm, world: World, languages=DEFAULT_LANGUAGES) -> dict[str, float]:
     """The measurements above for `model` (a loaded organism) on its `world`."""
-    result = {"english_ceiling": _accuracy(lm, world.fact_items(ENGLISH, "transfer"))}
+    result = {"english_ceiling": accuracy(lm, world.fact_items(ENGLISH, "transfer"))}
     transfer, plain, anchor, culture = [], [], {}, {key: [] for key in ("taught", "held_out", "taught_cued", "held_out_cued")}
     for language in languages:
-        transfer.append(_accuracy(lm, world.fact_items(language, "transfer")))
-        anchor[language] = _accuracy(lm, world.fact_items(language, "anchor"))
+        transfer.append(accuracy(lm, world.fact_items(language, "transfer")))
+        anchor[language] = accuracy(lm, world.fact_items(language, "anchor"))
         items = world.localization_items(language)
-        plain.append(_accuracy(lm, items))
+        plain.append(accuracy(lm, items))
         for held_out, name in ((False, "taught"), (True, "held_out")):
             chosen = [item for item in items if item.meta["held_out"] == held_out]
-            culture[name].append(_accuracy(lm, chosen))
-            culture[f"{name}_cued"].append(_accuracy(lm, with_explicit_cue(chosen)))
-    anchor[ENGLISH] = _accuracy(lm, world.fact_items(ENGLISH, "anchor"))
+            culture[name].append(accuracy(lm, chosen))
+            culture[f"{name}_cued"].append(accuracy(lm, with_explicit_cue(chosen)))
+    anchor[ENGLISH] = accuracy(lm, world.fact_items(ENGLISH, "anchor"))
     result.update(transfer=mean(transfer), anchor=mean(anchor.values()), anchor_min=min(anchor.values()),
                   **{f"culture_{name}": mean(values) for name, values in culture.items()})
     result["culture_plain"] = mean(plain)
