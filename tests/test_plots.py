@@ -98,6 +98,26 @@ def test_conditions_figure_has_a_panel_per_language_and_the_mean_and_a_legend_en
     assert points == {(0.2, 0.5), (0.4, 0.5), (0.3, 0.5)}
 
 
+def test_conditions_at_the_same_point_in_every_language_are_drawn_once_under_both_names():
+    from cla_lib.claims.plots import conditions_figure
+
+    # Surgical Steering chose LOC alone: the same model, so the same point in every language. EN alone meets it in
+    # one language only, and stays a condition of its own.
+    points = {"base": (0.2, 0.3), "LOC alone": (0.25, 0.6), "Surgical Steering": (0.25, 0.6), "EN alone": (0.25, 0.6)}
+    families = {"base": "base", "LOC alone": "steering", "Surgical Steering": "steering", "EN alone": "steering"}
+    frame = pd.DataFrame([{"condition": condition, "family": families[condition], "language": language,
+                           "transfer": transfer + (0.1 if condition == "EN alone" and language == "fa" else 0),
+                           "localization": localization}
+                          for language in ("ko", "fa") for condition, (transfer, localization) in points.items()])
+    figure = conditions_figure(frame, title="t")
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["base", "LOC alone = Surgical Steering",
+                                                                           "EN alone"]
+    korean = figure.axes[0]
+    drawn = [tuple(point) for collection in korean.collections if isinstance(collection, PathCollection)
+             for point in collection.get_offsets()]
+    assert sorted(drawn) == [(0.2, 0.3), (0.25, 0.6), (0.25, 0.6)]  # LOC alone once, EN alone beside it in Korean
+
+
 def test_per_layer_figure_draws_reference_levels():
     from cla_lib.claims.plots import per_layer_figure
 

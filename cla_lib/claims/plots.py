@@ -238,6 +238,19 @@ def per_layer_figure(frame: pd.DataFrame, *, y: str, hue: str, title: str, ylabe
     return ax
 
 
+def merged_identical(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (one row per condition and language) with the conditions whose transfer and localization are equal in
+    every language merged into one, labelled with their names joined by " = " (in order; the first one's family)."""
+    points = {condition: tuple(rows.sort_values("language")[["language", "transfer", "localization"]]
+                               .itertuples(index=False, name=None))
+              for condition, rows in frame.groupby("condition", sort=False)}
+    groups: dict[tuple, list[str]] = {}
+    for condition, point in points.items():
+        groups.setdefault(point, []).append(condition)
+    names = {condition: " = ".join(groups[point]) for condition, point in points.items()}
+    return frame.assign(condition=frame["condition"].map(names)).drop_duplicates(["condition", "language"])
+
+
 CONDITION_MARKERS = {"base": "o", "CLA method": "s", "steering": "^", "prompting": "D", "negative control": "X"}
 
 
@@ -250,8 +263,10 @@ def conditions_figure(frame: pd.DataFrame, *, title: str, chance: dict | None = 
         chance: ``{"transfer": ..., "localization": ...}`` levels drawn dotted.
 
     Returns:
-        The matplotlib figure.
+        The matplotlib figure. Conditions at the very same point in every language (Surgical Steering that chose one
+        component alone, a strength-0 configuration and the base) are drawn once, named "A = B".
     """
+    frame = merged_identical(frame)
     languages = list(dict.fromkeys(frame["language"]))
     means = frame.groupby(["condition", "family"], sort=False)[["transfer", "localization"]].mean().reset_index()
     panels = [(language_label(language), frame[frame["language"] == language]) for language in languages]
