@@ -1,6 +1,6 @@
 """Open every page of the built book in headless Chromium and check what a reader would trip over.
 
-    python scripts/check_site.py [_build/html] [--screenshots _build/screenshots] [--chromium /usr/bin/chromium]
+    python scripts/check_site.py [_build/html ...] [--screenshots _build/screenshots] [--chromium /usr/bin/chromium]
 
 Serves the site from a local HTTP server (as a reader's browser would load it, not from file://) and, per page:
 no JavaScript error in the console from the book's own assets, every image of the book loaded (natural width > 0),
@@ -181,45 +181,60 @@ def first_page(site: Path) -> Path:
     return (site / match.group(1)).resolve() if match else index.resolve()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("site", nargs="?", default="_build/html", type=Path)
-    parser.add_argument("--screenshots", default=None, type=Path,
-                        help="where full-page screenshots go (default: <site>/../screenshots)")
-    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable to drive")
-    args = parser.parse_args(argv)
-    site = args.site.resolve()
-    if not (site / "index.html").is_file():
-        print(f"error: no built site at {site} (build the book first: bash scripts/build-book.sh)", file=sys.stderr)
-        return 2
-    if not Path(args.chromium).is_file():
-        print(f"error: no Chromium at {args.chromium} (install it: bash scripts/check-browser.sh does, as root, "
-              "with apt-get install chromium)", file=sys.stderr)
-        return 2
-    screenshots = args.screenshots or site.parent / "screenshots"
-    from playwright.sync_api import sync_playwright
-
+def check_site(browser, site: Path, screenshots: Path) -> tuple[list[str], int, int]:
+    """Every page of one built site in `browser`: (failures, pages checked, requests to other hosts blocked)."""
     server, origin = serve(site)
     start = first_page(site).relative_to(site)
     failures, blocked = [], 0
     redirect = site / "index.html" if start != Path("index.html") else None  # it only redirects to the first page
     checked = [path for path in pages(site) if path != redirect]
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-            for path in checked:
-                found, tried = check_page(browser, site, origin, path, screenshots,
-                                          first=path.relative_to(site) == start)
-                failures += found
-                blocked += tried
-            browser.close()
+        for path in checked:
+            found, tried = check_page(browser, site, origin, path, screenshots, first=path.relative_to(site) == start)
+            failures += found
+            blocked += tried
     finally:
         server.shutdown()
-    for failure in failures:
-        print(failure)
-    print(f"checked {len(checked)} pages in Chromium ({len(failures)} failures; {blocked} requests to other hosts "
-          f"blocked); screenshots in {screenshots}")
-    return 1 if failures else 0
+    return failures, len(checked), blocked
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sites", nargs="*", default=[Path("_build/html")], type=Path, metavar="site",
+                        help="built sites (default: _build/html); several share one browser, each failure line "
+                             "then begins with its site")
+    parser.add_argument("--screenshots", default=None, type=Path,
+                        help="where full-page screenshots go (default: <site>/../screenshots)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable to drive")
+    args = parser.parse_args(argv)
+    sites = [site.resolve() for site in args.sites]
+    for site in sites:
+        if not (site / "index.html").is_file():
+            print(f"error: no built site at {site} (build the book first: bash scripts/build-book.sh)",
+                  file=sys.stderr)
+            return 2
+    if not Path(args.chromium).is_file():
+        print(f"error: no Chromium at {args.chromium} (install it: bash scripts/check-browser.sh does, as root, "
+              "with apt-get install chromium)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    failed = False
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+        for site in sites:
+            screenshots = args.screenshots or site.parent / "screenshots"
+            if args.screenshots and len(sites) > 1:
+                screenshots = screenshots / f"{sites.index(site) + 1}"
+            failures, checked, blocked = check_site(browser, site, screenshots)
+            prefix = f"{site}: " if len(sites) > 1 else ""
+            for failure in failures:
+                print(prefix + failure)
+            print(f"{prefix}checked {checked} pages in Chromium ({len(failures)} failures; {blocked} requests to "
+                  f"other hosts blocked); screenshots in {screenshots}")
+            failed = failed or bool(failures)
+        browser.close()
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

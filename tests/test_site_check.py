@@ -42,10 +42,10 @@ def write_site(directory: Path, *, verdict: str = "holds", image: bool = True, l
     return site
 
 
-def check(site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "check_site.py"), str(site), "--chromium",
-                           CHROMIUM, "--screenshots", str(site.parent / "shots")],
-                          capture_output=True, text=True, timeout=180)
+def check(*sites: Path, screenshots: bool = True) -> subprocess.CompletedProcess:
+    shots = ["--screenshots", str(sites[0].parent / "shots")] if screenshots else []
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "check_site.py"), *map(str, sites), "--chromium",
+                           CHROMIUM, *shots], capture_output=True, text=True, timeout=300)
 
 
 def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
@@ -57,7 +57,7 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
     assert all((tmp_path / "shots" / name).stat().st_size > 0 for name in shots)
 
 
-@pytest.mark.parametrize("broken, expected", [
+BROKEN = [
     ({"image": False}, "image not loaded"),
     ({"link": "missing.html"}, "broken internal link"),
     ({"link": "other.html#nowhere"}, "no id 'nowhere'"),
@@ -80,12 +80,25 @@ def test_a_sound_site_passes_and_every_page_gets_a_screenshot(tmp_path):
     ({"script": '<pre style="width: 300px; overflow-x: auto">papermill book/01_organism_plane.ipynb out.ipynb -p model '
                 'gemma-3-12b-it -p language ko -p transfer_data CohereForAI/Global-MMLU</pre>'},
      "a code block scrolls sideways: papermill book/01_organism_plane.ipynb"),
-], ids=["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math", "cut", "float-count",
-        "wide", "wide-in-article", "code"])
-def test_a_site_broken_on_purpose_fails(tmp_path, broken, expected):
-    result = check(write_site(tmp_path, **broken))
+]
+BROKEN_IDS = ["image", "link", "anchor", "javascript", "claims", "cramped", "stderr", "math", "cut", "float-count", "wide",
+              "wide-in-article", "code"]
+
+
+def test_each_site_broken_on_purpose_fails_with_its_own_failure(tmp_path):
+    """Every broken site, and a sound one, in one browser session (a Chromium start costs more than a page)."""
+    sound = write_site(tmp_path / "sound")
+    sites = [write_site(tmp_path / name, **broken) for name, (broken, _) in zip(BROKEN_IDS, BROKEN, strict=True)]
+    result = check(sound, *sites, screenshots=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert expected in result.stdout, result.stdout
+    lines = result.stdout.splitlines()
+    for site, (_, expected) in zip(sites, BROKEN, strict=True):
+        own = [line for line in lines if line.startswith(f"{site.resolve()}: ")]
+        assert any(expected in line for line in own), (site, own)
+        assert "checked 2 pages in Chromium (0 failures" not in own[-1], own[-1]
+    assert [line for line in lines if line.startswith(f"{sound.resolve()}: ")] == [
+        f"{sound.resolve()}: checked 2 pages in Chromium (0 failures; 0 requests to other hosts blocked); "
+        f"screenshots in {sound.parent / 'screenshots'}"]
 
 
 def test_math_typeset_by_a_copy_of_mathjax_in_the_site_passes(tmp_path):
