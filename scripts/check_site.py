@@ -222,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-        for site in sites:
+        for number, site in enumerate(sites, 1):
             screenshots = args.screenshots or site.parent / "screenshots"
             if args.screenshots and len(sites) > 1:
-                screenshots = screenshots / f"{sites.index(site) + 1}"
+                screenshots = screenshots / str(number)
             failures, checked, blocked = check_site(browser, site, screenshots)
             prefix = f"{site}: " if len(sites) > 1 else ""
             for failure in failures:

@@ -3,7 +3,7 @@
 Small transformers store about 2 bits of knowledge per parameter when every fact is seen ~1,000 times, and about 1
 bit at ~100 exposures (Allen-Zhu & Li, *Physics of Language Models* 3.3). This module counts how often the world's
 text states each kind of fact and how many bits the organism's answers recover, so that chapter 1 can set the
-organism beside that scale: an organism far below it is under-trained for its world, one near it is full.
+organism beside that scale: an organism far below it has room to spare, one near it is full.
 
 A fact's *exposures* are the training documents that state it (a profile states all of a creature's facts; a
 question-answer pair, a code-switched or a parallel document one), counted in one epoch's documents and multiplied
@@ -24,7 +24,7 @@ import pandas as pd
 from cla_lib.core.languages import DEFAULT_LANGUAGES, ENGLISH
 from cla_lib.organism import lexicon
 from cla_lib.organism.knowledge import accuracy
-from cla_lib.organism.world import World
+from cla_lib.organism.world import World, capitalize
 from cla_lib.plane.evaluation import with_explicit_cue
 
 # (class, creature group, what the row says)
@@ -36,13 +36,13 @@ CREATURE_CLASSES = (
 )
 
 
-def bits_per_fact(accuracy: float, candidates: float) -> float:
+def bits_per_fact(rate: float, candidates: float) -> float:
     """Mutual information (bits) between a fact and the answer to it, for `candidates` equally likely values
-    answered right at rate `accuracy` and wrongly spread evenly over the rest; 0 at or below chance."""
-    if candidates <= 1 or accuracy <= 1 / candidates:
+    answered right at `rate` and wrongly spread evenly over the rest; 0 at or below chance."""
+    if candidates <= 1 or rate <= 1 / candidates:
         return 0.0
-    wrong = 1 - accuracy
-    return math.log2(candidates) + accuracy * math.log2(accuracy) + (
+    wrong = 1 - rate
+    return math.log2(candidates) + rate * math.log2(rate) + (
         wrong * math.log2(wrong / (candidates - 1)) if wrong > 0 else 0.0)
 
 
@@ -51,17 +51,17 @@ def fact_exposures(world: World, epoch: int = 0) -> dict[str, Counter]:
     Counter((question id, country))}``. A creature fact is stated where the creature is named beside its value (in
     any language); a culture fact where the question's topic appears with the country named, or without a country in
     a document of the country's own language (its implicit statements and questions)."""
-    creatures = {creature.name: creature for creature in world.creatures}
+    names = {creature.name for creature in world.creatures}
     values = {(creature.name, relation): set(lexicon.RELATION_VALUES[relation][creature.facts[relation]].values())
               for creature in world.creatures for relation in lexicon.ENTITY_RELATIONS}
     topics = {form: (question.id, language) for question in world.culture for language, topic in question.topic.items()
-              for form in (topic, topic[:1].upper() + topic[1:])}  # a sentence may open with the topic
+              for form in (topic, capitalize(topic))}  # a sentence may open with the topic
     topic_pattern = re.compile("|".join(map(re.escape, sorted(topics, key=len, reverse=True))))
     cues = [(cue, country) for country, by_language in lexicon.IN_COUNTRY.items() for cue in by_language.values()]
     country_of = lexicon.COUNTRY_OF
     creature_counts, culture_counts = Counter(), Counter()
     for language, text in world.tagged_documents(epoch):
-        for name in {word for word in re.findall(r"\w+", text) if word in creatures}:
+        for name in {word for word in re.findall(r"\w+", text) if word in names}:
             creature_counts.update((name, relation) for relation in lexicon.ENTITY_RELATIONS
                                    if any(value in text for value in values[name, relation]))
         found = {topics[match.group(0)] for match in topic_pattern.finditer(text)}

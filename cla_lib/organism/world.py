@@ -76,7 +76,7 @@ class CultureQuestion:
     answers: dict  # country -> concept
 
 
-def _capitalize(text: str) -> str:
+def capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
@@ -219,7 +219,7 @@ class World:
                          value: str | None = None) -> str:
         topic = question.topic[language]
         cue = lexicon.IN_COUNTRY[country][language] if country else ""
-        return lexicon.CULTURE_FRAMES[frame][language].format(t=topic, T=_capitalize(topic), v=value or "", c=cue)
+        return lexicon.CULTURE_FRAMES[frame][language].format(t=topic, T=capitalize(topic), v=value or "", c=cue)
 
     @staticmethod
     def culture_answer(question: CultureQuestion, country: str, language: str) -> str:
